@@ -1,0 +1,81 @@
+"""keyturn: OAuth 2.0 sign-in and token refresh for Python apps.
+
+Apps use :class:`Keyturn` (blocking) or :class:`AsyncKeyturn`; provider plugins implement
+the hooks in :mod:`keyturn.hookspecs` with :data:`hookimpl`.
+"""
+
+from .client import AsyncKeyturn, Keyturn
+from .errors import (
+    AuthorizationDenied,
+    CallbackError,
+    ConfigurationError,
+    InvalidResponseError,
+    IssuerMismatchError,
+    KeyturnError,
+    MissingCodeError,
+    OAuthError,
+    PluginError,
+    ProviderError,
+    RefreshTokenUnusable,
+    StateMismatchError,
+    TransportError,
+    UnknownProviderError,
+)
+from .hookspecs import NAME, JwtTrigger, hookimpl, hookspec
+from .http import Flow, HttpRequest, HttpResponse
+from .idtoken import IdTokenError
+from .models import (
+    JWT,
+    REFRESH_ACCESS_TOKEN_ERROR,
+    REVEAL,
+    AuthorizationRequest,
+    ClientCredentials,
+    Profile,
+    ProviderSpec,
+    RefreshFailure,
+    Session,
+    TokenSet,
+)
+from .plugins import check_pending, for_provider, get_plugin_manager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "JWT",
+    "NAME",
+    "REFRESH_ACCESS_TOKEN_ERROR",
+    "REVEAL",
+    "AsyncKeyturn",
+    "AuthorizationDenied",
+    "AuthorizationRequest",
+    "CallbackError",
+    "ClientCredentials",
+    "ConfigurationError",
+    "Flow",
+    "HttpRequest",
+    "HttpResponse",
+    "IdTokenError",
+    "InvalidResponseError",
+    "IssuerMismatchError",
+    "JwtTrigger",
+    "Keyturn",
+    "KeyturnError",
+    "MissingCodeError",
+    "OAuthError",
+    "PluginError",
+    "Profile",
+    "ProviderError",
+    "ProviderSpec",
+    "RefreshFailure",
+    "RefreshTokenUnusable",
+    "Session",
+    "StateMismatchError",
+    "TokenSet",
+    "TransportError",
+    "UnknownProviderError",
+    "check_pending",
+    "for_provider",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspec",
+]

@@ -1,0 +1,569 @@
+"""``Keyturn`` and ``AsyncKeyturn``: the app's entry points.
+
+Every operation is written once, as a flow (see :mod:`keyturn.http`); the two classes differ
+only in how they drive flows: a blocking HTTP client or an async one. This mirrors
+``httpx.Client`` / ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from . import pkce as pkce_module
+from .errors import (
+    ConfigurationError,
+    PluginError,
+    ProviderError,
+    RefreshTokenUnusable,
+    TransportError,
+    UnknownProviderError,
+)
+from .hookspecs import JwtTrigger
+from .http import Flow
+from .idtoken import check_id_token
+from .models import (
+    JWT,
+    REFRESH_ACCESS_TOKEN_ERROR,
+    AuthorizationRequest,
+    ClientCredentials,
+    Profile,
+    ProviderSpec,
+    Session,
+    TokenSet,
+)
+from .plugins import KeyturnPluginManager, RegisteredProvider, collect_providers
+from .plugins import default_plugin_manager as _default_pm
+from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient, arun_flow, run_flow
+
+__all__ = ["AsyncKeyturn", "Keyturn"]
+
+T = TypeVar("T")
+CredentialsArg = ClientCredentials | tuple[str, str | None] | Mapping[str, str]
+
+#: Parameters keyturn sets itself; callers cannot pass them as extras.
+_RESERVED_PARAMS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+    }
+)
+DEFAULT_TIMEOUT = 10.0
+
+
+def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentials:
+    if isinstance(value, ClientCredentials):
+        return value
+    if isinstance(value, tuple):
+        client_id, secret = value
+        return ClientCredentials(client_id=client_id, client_secret=secret)
+    if isinstance(value, Mapping):
+        return ClientCredentials.model_validate(dict(value))
+    raise ConfigurationError(
+        f"credentials for {provider!r} must be ClientCredentials, (client_id, client_secret) "
+        "or a mapping"
+    )
+
+
+class _KeyturnBase:
+    """Everything except driving flows."""
+
+    def __init__(
+        self,
+        credentials: Mapping[str, CredentialsArg] | None = None,
+        *,
+        leeway: float = 60,
+        clock: Callable[[], float] = time.time,
+        plugin_manager: KeyturnPluginManager | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if leeway < 0:
+            raise ConfigurationError("leeway must be zero or more seconds")
+        self.leeway = leeway
+        self.clock = clock
+        self.plugin_manager = plugin_manager or _default_pm()
+        self._registered = collect_providers(self.plugin_manager)
+        self._environ = os.environ if environ is None else environ
+        self._credentials = {
+            name: _coerce_credentials(name, value) for name, value in (credentials or {}).items()
+        }
+
+    # -- providers and credentials -------------------------------------------------------
+
+    @property
+    def providers(self) -> dict[str, ProviderSpec]:
+        """The installed providers by id."""
+        return {pid: reg.spec for pid, reg in self._registered.items()}
+
+    @property
+    def registered_providers(self) -> dict[str, RegisteredProvider]:
+        """The installed providers by id, with the plugin and distribution of each."""
+        return dict(self._registered)
+
+    def provider(self, provider: str | ProviderSpec) -> ProviderSpec:
+        """The spec of an installed provider.
+
+        :raises UnknownProviderError: no plugin registers that id.
+        """
+        if isinstance(provider, ProviderSpec):
+            return provider
+        registered = self._registered.get(provider)
+        if registered is None:
+            raise UnknownProviderError(provider, list(self._registered))
+        return registered.spec
+
+    def credentials(self, provider: str | ProviderSpec) -> ClientCredentials:
+        """The app's credentials at ``provider``: given to the constructor, or from the env.
+
+        :raises ConfigurationError: neither is set.
+        """
+        spec = self.provider(provider)
+        given = self._credentials.get(spec.id)
+        if given is not None:
+            return given
+        client_id = self._environ.get(spec.env_prefix + "CLIENT_ID")
+        if not client_id:
+            raise ConfigurationError(
+                f"no client credentials for {spec.id!r}: pass credentials={{{spec.id!r}: "
+                f"(client_id, client_secret)}} or set {spec.env_prefix}CLIENT_ID and "
+                f"{spec.env_prefix}CLIENT_SECRET"
+            )
+        secret = self._environ.get(spec.env_prefix + "CLIENT_SECRET") or None
+        return ClientCredentials(client_id=client_id, client_secret=secret)
+
+    # -- authorize (no I/O) ---------------------------------------------------------------
+
+    def authorize_url(
+        self,
+        provider: str | ProviderSpec,
+        redirect_uri: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        state: str | None = None,
+        pkce: bool = True,
+        nonce: str | None = None,
+        **params: str,
+    ) -> AuthorizationRequest:
+        """Build the URL that sends the user to the provider, and what to check on return.
+
+        :param provider: provider id or spec.
+        :param redirect_uri: where the provider sends the user back; the same value is sent
+            again with the code exchange.
+        :param scopes: scopes to request; the provider's ``default_scopes`` when omitted.
+        :param state: your own ``state``; a 256-bit random value by default.
+        :param pkce: use PKCE when the provider supports it (default on).
+        :param nonce: your own OpenID Connect nonce; random by default when ``openid`` is
+            among the scopes.
+        :param params: provider-specific parameters (``login_hint``, ``prompt``...): only
+            names the provider's spec lists in ``authorize_params`` or
+            ``extra_authorize_params``; each overrides the spec's default.
+        :raises ConfigurationError: an unknown or reserved parameter, or a bad redirect URI.
+        """
+        spec = self.provider(provider)
+        credentials = self.credentials(spec)
+        if not redirect_uri.startswith(("https://", "http://")) or "#" in redirect_uri:
+            raise ConfigurationError(
+                f"redirect_uri must be an absolute http(s) URL without a fragment: {redirect_uri!r}"
+            )
+        allowed = spec.extra_authorize_params | set(spec.authorize_params)
+        for name in params:
+            if name in _RESERVED_PARAMS:
+                raise ConfigurationError(
+                    f"{name!r} is set by keyturn; use the authorize_url() argument instead"
+                )
+            if name not in allowed:
+                shown = ", ".join(sorted(allowed)) or "none"
+                raise ConfigurationError(
+                    f"{spec.id} does not accept the authorize parameter {name!r} "
+                    f"(accepted: {shown})"
+                )
+        chosen = tuple(spec.default_scopes if scopes is None else scopes)
+        state_value = state or pkce_module.random_token()
+        query: dict[str, str] = {
+            "response_type": "code",
+            "client_id": credentials.client_id,
+            "redirect_uri": redirect_uri,
+        }
+        if chosen:
+            query["scope"] = " ".join(chosen)
+        query["state"] = state_value
+        verifier = None
+        if pkce and spec.pkce_method is not None:
+            verifier = pkce_module.new_code_verifier()
+            query["code_challenge"] = pkce_module.code_challenge(verifier, spec.pkce_method)
+            query["code_challenge_method"] = spec.pkce_method
+        nonce_value = nonce
+        if nonce_value is None and "openid" in chosen:
+            nonce_value = pkce_module.random_token()
+        if nonce_value is not None:
+            query["nonce"] = nonce_value
+        query.update(spec.authorize_params)
+        query.update(params)
+        url = self.plugin_manager.hook.keyturn_authorize_url(
+            provider=spec, credentials=credentials, params=dict(query)
+        )
+        return AuthorizationRequest.model_validate(
+            {
+                "provider": spec.id,
+                "url": url,
+                "redirect_uri": redirect_uri,
+                "state": state_value,
+                "code_verifier": verifier,
+                "nonce": nonce_value,
+                "scopes": chosen,
+                "issuer": spec.issuer,
+                "created_at": int(self.clock()),
+            }
+        )
+
+    # -- flows: every I/O operation, written once -----------------------------------------
+
+    def _hook_flow(self, hook: str, spec: ProviderSpec, operation: str, **kwargs: Any) -> Flow[Any]:
+        flow = getattr(self.plugin_manager.hook, hook)(provider=spec, **kwargs)
+        if not inspect.isgenerator(flow):
+            raise PluginError(
+                f"{hook} for {spec.id!r} returned {type(flow).__name__}, not a flow "
+                "(return a generator object from a plain function; no async def hooks)"
+            )
+        try:
+            return (yield from flow)
+        except NetworkFailure as failure:
+            raise TransportError(
+                provider=spec.id,
+                operation=operation,
+                error=failure.code,
+                description=failure.detail,
+                permanent=False,
+            ) from None
+
+    def _exchange_flow(
+        self,
+        provider: str | ProviderSpec | AuthorizationRequest,
+        code: str,
+        redirect_uri: str | None,
+        code_verifier: str | None,
+    ) -> Flow[TokenSet]:
+        request = provider if isinstance(provider, AuthorizationRequest) else None
+        if request is not None:
+            if redirect_uri is not None and redirect_uri != request.redirect_uri:
+                raise ConfigurationError(
+                    "redirect_uri differs from the one in the authorization request"
+                )
+            redirect_uri = request.redirect_uri
+            if request.code_verifier is not None:
+                code_verifier = request.code_verifier.get_secret_value()
+        if not redirect_uri:
+            raise ConfigurationError("exchange_code needs the redirect_uri of the authorize URL")
+        if not code:
+            raise ConfigurationError("exchange_code needs a non-empty code")
+        spec = self.provider(request.provider if request is not None else provider)  # type: ignore[arg-type]
+        credentials = self.credentials(spec)
+        tokens: TokenSet = yield from self._hook_flow(
+            "keyturn_exchange_code",
+            spec,
+            "exchange_code",
+            credentials=credentials,
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            clock=self.clock,
+        )
+        if request is not None and tokens.id_token is not None:
+            check_id_token(
+                tokens.id_token.get_secret_value(),
+                nonce=request.nonce.get_secret_value() if request.nonce else None,
+                client_id=credentials.client_id,
+                issuer=spec.issuer,
+            )
+        return tokens
+
+    def _refresh_flow(self, tokens: TokenSet) -> Flow[TokenSet]:
+        spec = self.provider(tokens.provider)
+        if tokens.refresh_token is None:
+            raise RefreshTokenUnusable(
+                provider=spec.id,
+                operation="refresh",
+                error="no_refresh_token",
+                description="the tokens carry no refresh token",
+                permanent=True,
+            )
+        if tokens.refresh_token_expired(self.clock()):
+            raise RefreshTokenUnusable(
+                provider=spec.id,
+                operation="refresh",
+                error="refresh_token_expired",
+                description="the refresh token is past its own expiry",
+                permanent=True,
+            )
+        result: TokenSet = yield from self._hook_flow(
+            "keyturn_refresh",
+            spec,
+            "refresh",
+            credentials=self.credentials(spec),
+            tokens=tokens,
+            clock=self.clock,
+        )
+        return result
+
+    def _userinfo_flow(self, tokens: TokenSet) -> Flow[Profile]:
+        spec = self.provider(tokens.provider)
+        result: Profile = yield from self._hook_flow("keyturn_userinfo", spec, "userinfo",
+                                                     tokens=tokens)
+        return result
+
+    def _revoke_flow(self, tokens: TokenSet) -> Flow[None]:
+        spec = self.provider(tokens.provider)
+        yield from self._hook_flow(
+            "keyturn_revoke", spec, "revoke", credentials=self.credentials(spec), tokens=tokens
+        )
+
+    def _call_jwt(
+        self,
+        token: JWT | None,
+        trigger: JwtTrigger,
+        *,
+        tokens: TokenSet | None = None,
+        profile: Profile | None = None,
+        error: ProviderError | None = None,
+    ) -> JWT:
+        result = self.plugin_manager.hook.keyturn_jwt(
+            token=token,
+            trigger=trigger,
+            tokens=tokens,
+            profile=profile,
+            error=error,
+            now=int(self.clock()),
+        )
+        return cast(JWT, result)
+
+    def _jwt_flow(
+        self, token: JWT | None, tokens: TokenSet | None, profile: Profile | None
+    ) -> Flow[JWT]:
+        if tokens is not None:
+            return self._call_jwt(token, "signIn", tokens=tokens, profile=profile)
+        if token is None:
+            raise ConfigurationError("jwt() needs the current token, or tokens on sign-in")
+        due = token.tokens.expires_within(self.leeway, self.clock())
+        if not due or token.error == REFRESH_ACCESS_TOKEN_ERROR:
+            return self._call_jwt(token, "read")
+        try:
+            refreshed = yield from self._refresh_flow(token.tokens)
+        except ProviderError as exc:
+            return self._call_jwt(token, "refreshError", error=exc)
+        return self._call_jwt(token, "refresh", tokens=refreshed)
+
+    def _sign_in_flow(
+        self, request: AuthorizationRequest, query: Mapping[str, str], fetch_profile: bool
+    ) -> Flow[JWT]:
+        code = request.verify_callback(query)
+        tokens = yield from self._exchange_flow(request, code, None, None)
+        profile = None
+        if fetch_profile and self.provider(request.provider).userinfo_endpoint is not None:
+            profile = yield from self._userinfo_flow(tokens)
+        return self._call_jwt(None, "signIn", tokens=tokens, profile=profile)
+
+    # -- no I/O ---------------------------------------------------------------------------
+
+    def session(self, token: JWT) -> Session:
+        """What the app shows: runs the ``keyturn_session`` callback. No I/O."""
+        return cast(Session, self.plugin_manager.hook.keyturn_session(token=token))
+
+
+
+class Keyturn(_KeyturnBase):
+    """The blocking client.
+
+    :param credentials: ``{"google": (client_id, client_secret)}``; providers not given here
+        are read from ``KEYTURN_<PROVIDER>_CLIENT_ID`` / ``KEYTURN_<PROVIDER>_CLIENT_SECRET``.
+    :param http_client: an ``httpx.Client`` or ``httpx2.Client`` (keyturn makes its own
+        with a 10 s timeout otherwise, and closes only that one).
+    :param leeway: seconds before ``expires_at`` at which a token counts as expired (60).
+    :param clock: returns epoch seconds; inject a fake one in tests.
+    :param plugin_manager: a manager from :func:`keyturn.get_plugin_manager`; the
+        process-wide default otherwise.
+    """
+
+    def __init__(
+        self,
+        credentials: Mapping[str, CredentialsArg] | None = None,
+        *,
+        http_client: SyncHttpClient | None = None,
+        leeway: float = 60,
+        clock: Callable[[], float] = time.time,
+        plugin_manager: KeyturnPluginManager | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            credentials, leeway=leeway, clock=clock, plugin_manager=plugin_manager, environ=environ
+        )
+        self._owns_client = http_client is None
+        self.http_client: SyncHttpClient = http_client or httpx.Client(timeout=DEFAULT_TIMEOUT)
+
+    def close(self) -> None:
+        """Close the HTTP client if keyturn created it."""
+        if self._owns_client:
+            cast(httpx.Client, self.http_client).close()
+
+    def __enter__(self) -> Keyturn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self, flow: Flow[T]) -> T:
+        return run_flow(flow, self.http_client)
+
+    def exchange_code(
+        self,
+        provider: str | ProviderSpec | AuthorizationRequest,
+        code: str,
+        *,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+    ) -> TokenSet:
+        """Exchange the callback's code for tokens.
+
+        Pass the stored :class:`AuthorizationRequest` as ``provider`` and keyturn sends its
+        redirect URI and PKCE verifier, and checks the ID token's nonce, audience and issuer.
+
+        :raises ProviderError: the provider refused or could not be reached.
+        """
+        return self._run(self._exchange_flow(provider, code, redirect_uri, code_verifier))
+
+    def refresh(self, tokens: TokenSet) -> TokenSet:
+        """Refresh the access token; the result keeps the old refresh token unless rotated.
+
+        :raises RefreshTokenUnusable: no refresh token, or it has expired (nothing is sent).
+        :raises ProviderError: the refresh failed; see ``permanent``.
+        """
+        return self._run(self._refresh_flow(tokens))
+
+    def userinfo(self, tokens: TokenSet) -> Profile:
+        """Fetch the user's normalised profile."""
+        return self._run(self._userinfo_flow(tokens))
+
+    def revoke(self, tokens: TokenSet) -> None:
+        """Revoke the grant at the provider (already-dead tokens count as revoked)."""
+        self._run(self._revoke_flow(tokens))
+
+    def jwt(
+        self,
+        token: JWT | None = None,
+        *,
+        tokens: TokenSet | None = None,
+        profile: Profile | None = None,
+    ) -> JWT:
+        """Run the ``jwt`` callback: sign-in when ``tokens`` is given, else read or refresh.
+
+        Refresh failures never raise here: they are recorded in the returned JWT.
+        """
+        return self._run(self._jwt_flow(token, tokens, profile))
+
+    def sign_in(
+        self,
+        request: AuthorizationRequest,
+        query: Mapping[str, str],
+        *,
+        fetch_profile: bool = True,
+    ) -> JWT:
+        """Finish a sign-in: verify the callback, exchange the code, fetch the profile, run jwt.
+
+        :raises CallbackError: the callback is forged, stale or carries an error.
+        :raises ProviderError: the exchange or the profile request failed.
+        """
+        return self._run(self._sign_in_flow(request, query, fetch_profile))
+
+
+class AsyncKeyturn(_KeyturnBase):
+    """The async client: the same methods as :class:`Keyturn`, as coroutines.
+
+    :param http_client: an ``httpx.AsyncClient`` or ``httpx2.AsyncClient``.
+
+    Other parameters as for :class:`Keyturn`.
+    """
+
+    def __init__(
+        self,
+        credentials: Mapping[str, CredentialsArg] | None = None,
+        *,
+        http_client: AsyncHttpClient | None = None,
+        leeway: float = 60,
+        clock: Callable[[], float] = time.time,
+        plugin_manager: KeyturnPluginManager | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            credentials, leeway=leeway, clock=clock, plugin_manager=plugin_manager, environ=environ
+        )
+        self._owns_client = http_client is None
+        self.http_client: AsyncHttpClient = http_client or httpx.AsyncClient(
+            timeout=DEFAULT_TIMEOUT
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if keyturn created it."""
+        if self._owns_client:
+            await cast(httpx.AsyncClient, self.http_client).aclose()
+
+    async def __aenter__(self) -> AsyncKeyturn:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self, flow: Flow[T]) -> T:
+        return await arun_flow(flow, self.http_client)
+
+    async def exchange_code(
+        self,
+        provider: str | ProviderSpec | AuthorizationRequest,
+        code: str,
+        *,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+    ) -> TokenSet:
+        """See :meth:`Keyturn.exchange_code`."""
+        return await self._run(self._exchange_flow(provider, code, redirect_uri, code_verifier))
+
+    async def refresh(self, tokens: TokenSet) -> TokenSet:
+        """See :meth:`Keyturn.refresh`."""
+        return await self._run(self._refresh_flow(tokens))
+
+    async def userinfo(self, tokens: TokenSet) -> Profile:
+        """See :meth:`Keyturn.userinfo`."""
+        return await self._run(self._userinfo_flow(tokens))
+
+    async def revoke(self, tokens: TokenSet) -> None:
+        """See :meth:`Keyturn.revoke`."""
+        await self._run(self._revoke_flow(tokens))
+
+    async def jwt(
+        self,
+        token: JWT | None = None,
+        *,
+        tokens: TokenSet | None = None,
+        profile: Profile | None = None,
+    ) -> JWT:
+        """See :meth:`Keyturn.jwt`."""
+        return await self._run(self._jwt_flow(token, tokens, profile))
+
+    async def sign_in(
+        self,
+        request: AuthorizationRequest,
+        query: Mapping[str, str],
+        *,
+        fetch_profile: bool = True,
+    ) -> JWT:
+        """See :meth:`Keyturn.sign_in`."""
+        return await self._run(self._sign_in_flow(request, query, fetch_profile))

@@ -1,0 +1,55 @@
+"""keyturn's own implementations of the provider hooks: plain RFC 6749, 7009 and OIDC.
+
+Registered before any plugin, so they run last: a provider plugin's implementation wins when
+it returns something, and these serve every provider that needs nothing special.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import flows
+from .hookspecs import hookimpl
+from .http import Flow
+from .models import ClientCredentials, Profile, ProviderSpec, TokenSet
+
+
+@hookimpl
+def keyturn_authorize_url(
+    provider: ProviderSpec, credentials: ClientCredentials, params: dict[str, str]
+) -> str:
+    return flows.authorize_url(provider, params)
+
+
+@hookimpl
+def keyturn_exchange_code(
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None,
+    clock: Callable[[], float],
+) -> Flow[TokenSet]:
+    return flows.exchange_code_flow(provider, credentials, code, redirect_uri, code_verifier, clock)
+
+
+@hookimpl
+def keyturn_refresh(
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    tokens: TokenSet,
+    clock: Callable[[], float],
+) -> Flow[TokenSet]:
+    return flows.refresh_flow(provider, credentials, tokens, clock)
+
+
+@hookimpl
+def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile]:
+    return flows.userinfo_flow(provider, tokens)
+
+
+@hookimpl
+def keyturn_revoke(
+    provider: ProviderSpec, credentials: ClientCredentials, tokens: TokenSet
+) -> Flow[None]:
+    return flows.revoke_flow(provider, credentials, tokens)

@@ -1,0 +1,399 @@
+"""RFC 6749 as sans-IO building blocks: request builders, response parsers, error rules.
+
+keyturn's default hook implementations are made of these, and provider plugins reuse them to
+override one quirk without rewriting the rest. Nothing here sends a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .errors import ConfigurationError, InvalidResponseError, OAuthError, ProviderError
+from .http import Flow, HttpRequest, HttpResponse
+from .models import ClientCredentials, Profile, ProviderSpec, TokenSet
+
+__all__ = [
+    "PERMANENT_ERRORS",
+    "TRANSIENT_ERRORS",
+    "TRANSIENT_STATUSES",
+    "authorize_url",
+    "bearer_request",
+    "error_from_response",
+    "exchange_code_flow",
+    "is_permanent",
+    "parse_expires_in",
+    "parse_token_response",
+    "profile_from_oidc",
+    "refresh_flow",
+    "revoke_flow",
+    "token_request",
+    "userinfo_flow",
+]
+
+log = logging.getLogger("keyturn")
+
+#: OAuth error codes after which retrying cannot help (RFC 6749 §5.2 and §4.1.2.1).
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_grant",
+        "invalid_client",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_request",
+        "invalid_scope",
+        "access_denied",
+        "invalid_token",
+    }
+)
+#: OAuth error codes that describe a passing condition.
+TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
+#: HTTP statuses that describe a passing condition.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+_KNOWN_TOKEN_FIELDS = frozenset(
+    {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_token_expires_in",
+        "scope",
+        "id_token",
+    }
+)
+
+
+def is_permanent(provider: ProviderSpec, status: int | None, error: str | None) -> bool:
+    """Decide whether a failure is permanent (sign in again) or transient (retry later).
+
+    The provider's own lists win, then RFC 6749's codes, then the HTTP status: 5xx, 429,
+    425 and 408 are transient, any other status is permanent.
+    """
+    if error is not None:
+        if error in provider.transient_errors:
+            return False
+        if error in provider.permanent_errors:
+            return True
+        if error in TRANSIENT_ERRORS:
+            return False
+        if error in PERMANENT_ERRORS:
+            return True
+    if status is None:
+        return False
+    return not (status in TRANSIENT_STATUSES or status >= 500)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def error_from_response(
+    provider: ProviderSpec,
+    operation: str,
+    response: HttpResponse,
+    data: Mapping[str, Any] | None,
+) -> ProviderError | None:
+    """The error a response carries, or ``None`` if it is a success.
+
+    An ``error`` field is an OAuth error whatever the status (some providers send errors
+    with HTTP 200). A non-2xx response without one is an :class:`InvalidResponseError`.
+    """
+    if data is not None and _text(data.get("error")):
+        code = str(data["error"])
+        return OAuthError(
+            provider=provider.id,
+            operation=operation,
+            error=code,
+            status=response.status,
+            description=_text(data.get("error_description")),
+            permanent=is_permanent(provider, response.status, code),
+        )
+    if not response.ok:
+        return InvalidResponseError(
+            provider=provider.id,
+            operation=operation,
+            error="http_error",
+            status=response.status,
+            description=f"HTTP {response.status} with a {response.content_type or 'typeless'} "
+            "body and no OAuth error",
+            permanent=is_permanent(provider, response.status, None),
+        )
+    return None
+
+
+def parse_expires_in(value: Any) -> int | None:
+    """Read a lifetime in seconds as providers really send it.
+
+    Integers, floats and numeric strings are accepted (some servers send strings); a negative
+    value means "already expired" and reads as 0. ``None`` means the field was absent. Any
+    other value raises :class:`ValueError`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a lifetime")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise ValueError("an empty string is not a lifetime")
+        number = float(value)
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        raise ValueError(f"a {type(value).__name__} is not a lifetime")
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError("a lifetime must be finite")
+    return max(0, int(number))
+
+
+def _lifetime(provider: ProviderSpec, name: str, value: Any) -> tuple[int | None, bool]:
+    """(seconds, ok); ok is False when the field was present but unreadable."""
+    try:
+        return parse_expires_in(value), True
+    except (ValueError, OverflowError):
+        log.warning("%s sent an unreadable %s; treating the token as expired", provider.id, name)
+        return 0, False
+
+
+def parse_token_response(
+    provider: ProviderSpec,
+    operation: str,
+    response: HttpResponse,
+    now: float,
+    previous: TokenSet | None = None,
+) -> TokenSet:
+    """Turn a token endpoint's response into a :class:`TokenSet`, or raise.
+
+    * JSON and form-encoded bodies are read by their content type.
+    * An ``error`` field raises :class:`OAuthError`, whatever the status.
+    * No ``access_token`` raises :class:`InvalidResponseError`.
+    * ``expires_in`` becomes ``expires_at = now + expires_in``; an unreadable value makes the
+      token due at once instead of discarding the response (it may carry a rotated refresh
+      token that must not be lost).
+    * With ``previous`` (a refresh): the refresh token, its expiry, the scope and the id token
+      are kept when the response does not replace them.
+    * ``token_type`` is case-insensitive (RFC 6749 §5.1): ``bearer`` reads as ``Bearer``.
+    * Fields keyturn does not know go to ``extra``.
+    """
+    data = response.data()
+    error = error_from_response(provider, operation, response, data)
+    if error is not None:
+        raise error
+    if data is None:
+        raise InvalidResponseError(
+            provider=provider.id,
+            operation=operation,
+            error="invalid_response",
+            status=response.status,
+            description=f"the token response is not JSON or form data "
+            f"({response.content_type or 'no content type'})",
+            permanent=False,
+        )
+    access_token = _text(data.get("access_token"))
+    if access_token is None:
+        raise InvalidResponseError(
+            provider=provider.id,
+            operation=operation,
+            error="invalid_response",
+            status=response.status,
+            description="the token response has no access_token",
+            permanent=False,
+        )
+    issued = int(now)
+    expires_in, _ = _lifetime(provider, "expires_in", data.get("expires_in"))
+    refresh_token = _text(data.get("refresh_token"))
+    refresh_expires_in, _ = _lifetime(
+        provider, "refresh_token_expires_in", data.get("refresh_token_expires_in")
+    )
+    refresh_expires_at = None if refresh_expires_in is None else issued + refresh_expires_in
+
+    scope: tuple[str, ...] | None = None
+    raw_scope = data.get("scope")
+    if isinstance(raw_scope, str):
+        scope = tuple(s.strip() for s in raw_scope.split(provider.scope_separator) if s.strip())
+
+    token_type = _text(data.get("token_type")) or "Bearer"
+    if token_type.lower() == "bearer":
+        token_type = "Bearer"
+
+    id_token = _text(data.get("id_token"))
+    extra = {k: v for k, v in data.items() if k not in _KNOWN_TOKEN_FIELDS}
+
+    if previous is not None:
+        if refresh_token is None:
+            # Not rotated: the old refresh token stays valid, and so does its expiry.
+            refresh_token = _secret(previous.refresh_token)
+            refresh_expires_at = (
+                previous.refresh_token_expires_at
+                if refresh_expires_at is None
+                else refresh_expires_at
+            )
+        if scope is None:
+            scope = previous.scope
+        if id_token is None:
+            id_token = _secret(previous.id_token)
+
+    return TokenSet.model_validate(
+        {
+            "provider": provider.id,
+            "access_token": access_token,
+            "token_type": token_type,
+            "expires_at": None if expires_in is None else issued + expires_in,
+            "refresh_token": refresh_token,
+            "refresh_token_expires_at": refresh_expires_at,
+            "scope": scope,
+            "id_token": id_token,
+            "extra": extra,
+        }
+    )
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else str(value.get_secret_value())
+
+
+def basic_auth(credentials: ClientCredentials) -> str:
+    """The ``Authorization: Basic`` value for the client (RFC 6749 §2.3.1 form-encodes both)."""
+    secret = _secret(credentials.client_secret) or ""
+    pair = f"{quote(credentials.client_id, safe='')}:{quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+def token_request(
+    provider: ProviderSpec, credentials: ClientCredentials, form: Mapping[str, str]
+) -> HttpRequest:
+    """A POST to the token endpoint, authenticating the client as the spec says."""
+    body = dict(form)
+    headers = dict(provider.token_request_headers)
+    if provider.client_auth == "client_secret_basic" and credentials.client_secret is not None:
+        headers["Authorization"] = basic_auth(credentials)
+    else:
+        body["client_id"] = credentials.client_id
+        secret = _secret(credentials.client_secret)
+        if provider.client_auth == "client_secret_post" and secret:
+            body["client_secret"] = secret
+    return HttpRequest.form("POST", provider.token_endpoint, body, headers)
+
+
+def authorize_url(provider: ProviderSpec, params: Mapping[str, str]) -> str:
+    """Join ``params`` onto the authorization endpoint, keeping any query it already has."""
+    joiner = "&" if "?" in provider.authorization_endpoint else "?"
+    return provider.authorization_endpoint + joiner + urlencode(dict(params), quote_via=quote)
+
+
+def exchange_code_flow(
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None,
+    clock: Callable[[], float],
+) -> Flow[TokenSet]:
+    """RFC 6749 §4.1.3: ``grant_type=authorization_code``."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier is not None:
+        form["code_verifier"] = code_verifier
+    response = yield token_request(provider, credentials, form)
+    return parse_token_response(provider, "exchange_code", response, clock())
+
+
+def refresh_flow(
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    tokens: TokenSet,
+    clock: Callable[[], float],
+) -> Flow[TokenSet]:
+    """RFC 6749 §6: ``grant_type=refresh_token``, keeping what the response does not replace."""
+    assert tokens.refresh_token is not None, "keyturn checks this before calling the hook"
+    form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()}
+    response = yield token_request(provider, credentials, form)
+    return parse_token_response(provider, "refresh", response, clock(), previous=tokens)
+
+
+def bearer_request(method: str, url: str, tokens: TokenSet) -> HttpRequest:
+    """A request authorised with the access token."""
+    headers = {
+        "Accept": "application/json",
+        "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
+    }
+    return HttpRequest(method, url, headers)
+
+
+def read_json(provider: ProviderSpec, operation: str, response: HttpResponse) -> dict[str, Any]:
+    """The JSON object of a successful API response, or the error it carries."""
+    data = response.data()
+    error = error_from_response(provider, operation, response, data)
+    if error is not None:
+        raise error
+    if data is None:
+        raise InvalidResponseError(
+            provider=provider.id,
+            operation=operation,
+            error="invalid_response",
+            status=response.status,
+            description=f"expected a JSON object, got {response.content_type or 'no content type'}",
+            permanent=False,
+        )
+    return data
+
+
+def profile_from_oidc(data: Mapping[str, Any]) -> Profile:
+    """A :class:`Profile` from OpenID Connect standard claims."""
+    verified = data.get("email_verified")
+    if isinstance(verified, str):  # some servers send "true"/"false"
+        verified = verified.lower() == "true"
+    return Profile(
+        id=data["sub"],
+        name=_text(data.get("name")),
+        email=_text(data.get("email")),
+        email_verified=verified if isinstance(verified, bool) else None,
+        image=_text(data.get("picture")),
+        raw=dict(data),
+    )
+
+
+def userinfo_flow(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile]:
+    """GET the OpenID Connect userinfo endpoint and read the standard claims."""
+    if provider.userinfo_endpoint is None:
+        raise _unsupported(provider, "userinfo")
+    response = yield bearer_request("GET", provider.userinfo_endpoint, tokens)
+    data = read_json(provider, "userinfo", response)
+    if not isinstance(data.get("sub"), str | int):
+        raise InvalidResponseError(
+            provider=provider.id,
+            operation="userinfo",
+            error="invalid_response",
+            status=response.status,
+            description="the userinfo response has no 'sub'",
+            permanent=False,
+        )
+    return profile_from_oidc(data)
+
+
+def revoke_flow(
+    provider: ProviderSpec, credentials: ClientCredentials, tokens: TokenSet
+) -> Flow[None]:
+    """RFC 7009: POST the refresh token (or the access token) to the revocation endpoint."""
+    if provider.revocation_endpoint is None:
+        raise _unsupported(provider, "revoke")
+    if tokens.refresh_token is not None:
+        form = {"token": tokens.refresh_token.get_secret_value(), "token_type_hint": "refresh_token"}
+    else:
+        form = {"token": tokens.access_token.get_secret_value(), "token_type_hint": "access_token"}
+    request = token_request(provider, credentials, form)
+    response = yield HttpRequest(request.method, provider.revocation_endpoint, request.headers,
+                                 request.body)
+    data = response.data()
+    error = error_from_response(provider, "revoke", response, data)
+    if error is not None and not (isinstance(error, OAuthError) and error.error == "invalid_token"):
+        raise error
+    return None
+
+
+def _unsupported(provider: ProviderSpec, operation: str) -> ConfigurationError:
+    return ConfigurationError(f"{provider.id} declares no {operation} endpoint")

@@ -1,0 +1,197 @@
+"""The plugin author's contract: every hook keyturn calls, with its exact signature.
+
+A provider plugin is a module with ``@keyturn.hookimpl`` functions, published under the
+``keyturn`` entry-point group. It always implements :func:`keyturn_register_providers`; it
+implements the others only where its provider departs from RFC 6749, because keyturn's own
+default implementations (registered first, so they run last) already speak the RFC.
+
+Rules that hold for every hook:
+
+* Hooks are plain synchronous functions. They never do I/O: a hook that needs the provider
+  returns a *flow* (a generator yielding :class:`~keyturn.http.HttpRequest` and receiving
+  :class:`~keyturn.http.HttpResponse`, see :mod:`keyturn.http`). Do not write ``async def``
+  hooks or generator-function hooks: pluggy would take the coroutine or generator object as a
+  result and never fall through to the next implementation. Instead, return a generator
+  object from a plain function, or ``None``.
+* "firstresult" hooks stop at the first implementation that returns something other than
+  ``None``. Plugins run before keyturn's defaults. A provider plugin returns ``None`` for
+  providers that are not its own; :func:`keyturn.for_provider` does that check for you.
+* pluggy passes arguments by name, and an implementation may accept any subset of them.
+* ``keyturn_jwt`` and ``keyturn_session`` are meant to be wrapped by apps
+  (``@keyturn.hookimpl(wrapper=True)``: ``result = yield``, then return a changed copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .errors import ProviderError
+    from .http import Flow
+    from .models import JWT, ClientCredentials, Profile, ProviderSpec, Session, TokenSet
+
+__all__ = ["NAME", "JwtTrigger", "hookimpl", "hookspec"]
+
+#: One name for the entry-point group, the hook markers and the plugin manager's project.
+NAME = "keyturn"
+
+hookspec = pluggy.HookspecMarker(NAME)
+hookimpl = pluggy.HookimplMarker(NAME)
+
+#: Why ``keyturn_jwt`` is being called.
+#:
+#: * ``signIn``: first sign-in; ``tokens`` (and maybe ``profile``) are fresh from the exchange.
+#: * ``read``: the access token is still valid; nothing changed.
+#: * ``refresh``: the access token was due and was refreshed; ``tokens`` holds the new set.
+#: * ``refreshError``: the refresh failed; ``error`` says how; ``token`` keeps the old tokens.
+JwtTrigger = Literal["signIn", "read", "refresh", "refreshError"]
+
+
+@hookspec
+def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None:
+    """Register the providers this plugin supplies.
+
+    Call ``register(spec)`` once for each :class:`~keyturn.ProviderSpec`. Registering an id
+    that another plugin already registered raises :class:`~keyturn.PluginError`.
+
+    :param register: the function that records one provider spec.
+    :return: nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_authorize_url(
+    provider: ProviderSpec, credentials: ClientCredentials, params: dict[str, str]
+) -> str | None:
+    """Build the URL that sends the user to the provider's consent screen. First result wins.
+
+    keyturn has already assembled and checked ``params``: ``response_type``, ``client_id``,
+    ``redirect_uri``, ``scope`` (space-delimited), ``state``, the PKCE challenge when the spec
+    declares PKCE, ``nonce`` when ``openid`` is requested, the spec's ``authorize_params`` and
+    the caller's extras. The default joins them onto ``authorization_endpoint``. Override to
+    rename, drop or add parameters your provider treats differently.
+
+    :param provider: the spec of the provider the user signs in with.
+    :param credentials: the app's client credentials at that provider.
+    :param params: the query parameters, ready to encode; change a copy, not this dict.
+    :return: the full URL, or ``None`` to leave it to the next implementation.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_exchange_code(
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None,
+    clock: Callable[[], float],
+) -> Flow[TokenSet] | None:
+    """Exchange an authorization code for tokens (RFC 6749 §4.1.3). First result wins.
+
+    :param provider: the provider's spec.
+    :param credentials: the app's client credentials.
+    :param code: the code from the callback.
+    :param redirect_uri: the same redirect URI the authorize URL carried.
+    :param code_verifier: the PKCE verifier, or ``None`` when PKCE was not used.
+    :param clock: returns the current time in epoch seconds; use it to turn ``expires_in``
+        into ``expires_at`` when the response arrives.
+    :return: a flow returning the new :class:`~keyturn.TokenSet` (raising a
+        :class:`~keyturn.ProviderError` on failure), or ``None`` for the next implementation.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_refresh(
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    tokens: TokenSet,
+    clock: Callable[[], float],
+) -> Flow[TokenSet] | None:
+    """Refresh an access token (RFC 6749 §6). First result wins.
+
+    keyturn calls this only with a refresh token that exists and has not expired. The flow
+    must return a complete :class:`~keyturn.TokenSet`: when the provider sends no new refresh
+    token, keep the old one (``tokens.refresh_token``); when it rotates, use the new one.
+    Failures raise :class:`~keyturn.ProviderError` with ``permanent`` set truthfully.
+
+    :param provider: the provider's spec.
+    :param credentials: the app's client credentials.
+    :param tokens: the current tokens, refresh token included.
+    :param clock: returns the current time in epoch seconds.
+    :return: a flow returning the refreshed tokens, or ``None`` for the next implementation.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile] | None:
+    """Fetch the signed-in user's profile and normalise it. First result wins.
+
+    The default GETs ``userinfo_endpoint`` with the access token and reads the OpenID
+    Connect claims (``sub``, ``name``, ``email``, ``email_verified``, ``picture``).
+
+    :param provider: the provider's spec.
+    :param tokens: the user's tokens.
+    :return: a flow returning a :class:`~keyturn.Profile`, or ``None`` for the next
+        implementation.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_revoke(
+    provider: ProviderSpec, credentials: ClientCredentials, tokens: TokenSet
+) -> Flow[None] | None:
+    """Revoke the user's grant (RFC 7009 by default). First result wins.
+
+    Revoking a token the provider already considers dead is success: the goal is reached.
+
+    :param provider: the provider's spec.
+    :param credentials: the app's client credentials.
+    :param tokens: the tokens to revoke; revoke the refresh token where there is one.
+    :return: a flow returning ``None``, or ``None`` for the next implementation.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_jwt(
+    token: JWT | None,
+    trigger: JwtTrigger,
+    tokens: TokenSet | None,
+    profile: Profile | None,
+    error: ProviderError | None,
+    now: int,
+) -> JWT | None:
+    """Compute the JWT state after a sign-in, a read, a refresh or a failed refresh.
+
+    NextAuth's ``callbacks.jwt``. keyturn's default implements the refresh-token-rotation
+    logic: on ``signIn`` it stores ``tokens`` and ``profile``; on ``read`` it returns
+    ``token`` as is; on ``refresh`` it stores the new tokens and clears any error; on
+    ``refreshError`` it keeps every old token, records the failure, and sets
+    ``error = "RefreshAccessTokenError"`` when the failure is permanent. The client, not this
+    hook, decides when a refresh is due and performs it.
+
+    Apps wrap it (``@keyturn.hookimpl(wrapper=True)``) to add ``claims``.
+
+    :param token: the current state; ``None`` on ``signIn``.
+    :param trigger: why the hook is called, see :data:`JwtTrigger`.
+    :param tokens: fresh tokens on ``signIn`` and ``refresh``, else ``None``.
+    :param profile: the user's profile on ``signIn`` when it was fetched, else ``None``.
+    :param error: the refresh failure on ``refreshError``, else ``None``.
+    :param now: the current time in epoch seconds.
+    :return: the new :class:`~keyturn.JWT` (first result wins).
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_session(token: JWT) -> Session | None:
+    """Compute what the app shows from the JWT state: NextAuth's ``callbacks.session``.
+
+    The default copies the provider, user, access token, its expiry, ``error`` and ``claims``,
+    and never the refresh token or the id token. Wrap it to expose more, or less.
+
+    :param token: the JWT state after ``keyturn_jwt``.
+    :return: the :class:`~keyturn.Session` (first result wins).
+    """

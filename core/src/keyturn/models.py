@@ -1,0 +1,293 @@
+"""The data keyturn passes around: provider specs, credentials, tokens, JWT state, sessions.
+
+All models are immutable pydantic models. Every token, code verifier and client secret is a
+:class:`pydantic.SecretStr`, so ``repr``, ``str`` and ordinary serialisation never show it.
+To persist a model with its secrets (a database row, an encrypted cookie), ask for them::
+
+    data = tokens.model_dump(mode="json", context=REVEAL)
+    tokens = TokenSet.model_validate(data)
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    field_serializer,
+    field_validator,
+)
+
+from .errors import (
+    AuthorizationDenied,
+    IssuerMismatchError,
+    MissingCodeError,
+    StateMismatchError,
+)
+
+__all__ = [
+    "JWT",
+    "REVEAL",
+    "REFRESH_ACCESS_TOKEN_ERROR",
+    "AuthorizationRequest",
+    "ClientCredentials",
+    "Profile",
+    "ProviderSpec",
+    "RefreshFailure",
+    "Session",
+    "TokenSet",
+]
+
+#: Serialisation context that writes secrets in clear: ``model_dump(context=REVEAL)``.
+REVEAL: dict[str, bool] = {"reveal_secrets": True}
+
+#: The value of ``Session.error`` after a permanent refresh failure, as in the NextAuth guide.
+REFRESH_ACCESS_TOKEN_ERROR = "RefreshAccessTokenError"
+
+
+def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None:
+    if value is None:
+        return None
+    context = info.context
+    if isinstance(context, Mapping) and context.get("reveal_secrets"):
+        return value.get_secret_value()
+    return "**********"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
+
+
+class ProviderSpec(_Model):
+    """What a provider plugin tells keyturn about one OAuth 2.0 provider.
+
+    Plain data: endpoints and the documented behaviour the default flows need. Anything the
+    data cannot express goes into a hook override in the plugin.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Short id: 'google'.")
+    name: str = Field(description="Display name: 'Google'.")
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    issuer: str | None = Field(
+        default=None, description="Expected `iss` on the callback (RFC 9207), if the provider sends it."
+    )
+    default_scopes: tuple[str, ...] = ()
+    authorize_params: dict[str, str] = Field(
+        default_factory=dict, description="Sent on every authorize URL unless overridden per call."
+    )
+    extra_authorize_params: frozenset[str] = Field(
+        default_factory=frozenset,
+        description="Provider-specific authorize parameter names a caller may pass.",
+    )
+    client_auth: ClientAuthMethod = "client_secret_post"
+    pkce_method: Literal["S256", "plain"] | None = Field(
+        default="S256", description="PKCE method to use, or None if the provider has no PKCE."
+    )
+    rotates_refresh_tokens: bool = Field(
+        default=False, description="Whether each refresh returns a new refresh token."
+    )
+    scope_separator: str = Field(default=" ", description="How `scope` is joined in responses.")
+    token_request_headers: dict[str, str] = Field(
+        default_factory=lambda: {"Accept": "application/json"}
+    )
+    permanent_errors: frozenset[str] = Field(
+        default_factory=frozenset,
+        description="Provider error codes that mean 'sign in again', beyond RFC 6749's.",
+    )
+    transient_errors: frozenset[str] = Field(
+        default_factory=frozenset,
+        description="Provider error codes worth retrying, beyond RFC 6749's.",
+    )
+
+    @property
+    def env_prefix(self) -> str:
+        """``KEYTURN_<ID>_``: where credentials are looked up in the environment."""
+        return "KEYTURN_" + self.id.upper().replace("-", "_") + "_"
+
+
+class ClientCredentials(_Model):
+    """The app's registration at one provider."""
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+
+    @field_serializer("client_secret")
+    def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(value, info)
+
+
+class TokenSet(_Model):
+    """Tokens from one provider, as returned by a code exchange or a refresh.
+
+    Times are epoch seconds. ``expires_at`` is ``None`` when the provider gave no lifetime
+    (such a token is treated as never expiring and is never refreshed).
+    """
+
+    provider: str
+    access_token: SecretStr
+    token_type: str = "Bearer"
+    expires_at: int | None = None
+    refresh_token: SecretStr | None = None
+    refresh_token_expires_at: int | None = None
+    scope: tuple[str, ...] | None = None
+    id_token: SecretStr | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("access_token", "refresh_token", "id_token")
+    def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(value, info)
+
+    def expires_within(self, seconds: float, now: float | None = None) -> bool:
+        """Whether the access token expires within ``seconds`` from ``now``.
+
+        A token without ``expires_at`` never does.
+        """
+        if self.expires_at is None:
+            return False
+        current = time.time() if now is None else now
+        return self.expires_at - seconds <= current
+
+    def refresh_token_expired(self, now: float | None = None) -> bool:
+        """Whether the refresh token is past its own expiry (``False`` if unknown)."""
+        if self.refresh_token_expires_at is None:
+            return False
+        current = time.time() if now is None else now
+        return self.refresh_token_expires_at <= current
+
+    def __repr_args__(self) -> Any:
+        # Keep repr short: 'extra' may hold provider fields we know nothing about.
+        for name, value in super().__repr_args__():
+            yield (name, sorted(value) if name == "extra" else value)
+
+
+class AuthorizationRequest(_Model):
+    """One authorize redirect: what to send the user to, and what to check when they return.
+
+    Store it server-side (or in a signed, short-lived cookie) until the callback, then call
+    :meth:`verify_callback` with the callback's query parameters.
+    """
+
+    provider: str
+    url: str
+    redirect_uri: str
+    state: SecretStr
+    code_verifier: SecretStr | None = None
+    nonce: SecretStr | None = None
+    scopes: tuple[str, ...] = ()
+    issuer: str | None = None
+    created_at: int
+
+    @field_serializer("state", "code_verifier", "nonce")
+    def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(value, info)
+
+    def verify_callback(self, query: Mapping[str, str]) -> str:
+        """Check the callback's query and return the authorization code.
+
+        :param query: the query parameters of the request to ``redirect_uri``.
+        :raises AuthorizationDenied: the provider sent ``error=...`` (checked after state,
+            so a forged error cannot be planted either).
+        :raises StateMismatchError: ``state`` is missing or not ours.
+        :raises IssuerMismatchError: ``iss`` is present and is not the provider's issuer.
+        :raises MissingCodeError: no ``code``.
+        """
+        state = query.get("state")
+        expected = self.state.get_secret_value()
+        if not state or not hmac.compare_digest(state.encode(), expected.encode()):
+            raise StateMismatchError(
+                f"{self.provider}: the callback's state does not match the authorization "
+                "request (expired sign-in attempt, second tab, or forged callback)"
+            )
+        issuer = query.get("iss")
+        if issuer is not None and self.issuer is not None and issuer != self.issuer:
+            raise IssuerMismatchError(
+                f"{self.provider}: the callback names issuer {issuer!r}, expected {self.issuer!r}"
+            )
+        error = query.get("error")
+        if error:
+            raise AuthorizationDenied(self.provider, error, query.get("error_description"))
+        code = query.get("code")
+        if not code:
+            raise MissingCodeError(f"{self.provider}: the callback carries no code and no error")
+        return code
+
+
+class Profile(_Model):
+    """The signed-in user, normalised across providers. ``raw`` keeps what the provider sent."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    email_verified: bool | None = None
+    image: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # GitHub's user ids are integers; ids are compared as text everywhere.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name != "raw":
+                yield (name, value)
+
+
+class RefreshFailure(_Model):
+    """The last failed refresh, as kept in the JWT (no secrets; safe to show)."""
+
+    error: str
+    status: int | None = None
+    description: str | None = None
+    permanent: bool
+    at: int
+
+
+class JWT(_Model):
+    """What the ``jwt`` callback keeps between requests: NextAuth's ``token``.
+
+    It holds the refresh token, so it lives server-side or encrypted; the app shows users a
+    :class:`Session` instead. ``error`` becomes ``"RefreshAccessTokenError"`` after a
+    permanent refresh failure; ``refresh_failure`` records the last failure of either kind.
+    ``claims`` is free space for the app's own data (wrap the ``keyturn_jwt`` hook to fill it).
+    """
+
+    tokens: TokenSet
+    user: Profile | None = None
+    error: str | None = None
+    refresh_failure: RefreshFailure | None = None
+    claims: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        """The provider id of the tokens."""
+        return self.tokens.provider
+
+
+class Session(_Model):
+    """What the app and its pages see. Never carries the refresh token or the id token."""
+
+    provider: str
+    user: Profile | None = None
+    access_token: SecretStr | None = None
+    expires_at: int | None = None
+    error: str | None = None
+    claims: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("access_token")
+    def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(value, info)

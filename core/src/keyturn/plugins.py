@@ -1,0 +1,208 @@
+"""Finding plugins, checking them, and collecting the providers they register.
+
+Plugins are found through the ``keyturn`` entry-point group::
+
+    [project.entry-points.keyturn]
+    google = "keyturn_google"
+
+``KEYTURN_DISABLE_PLUGINS`` (comma-separated entry-point names, or ``*`` for all) keeps
+installed plugins from loading: useful in tests and to rule a plugin out when debugging.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pluggy
+
+from . import callbacks, defaults, hookspecs
+from .errors import PluginError
+from .hookspecs import NAME
+from .models import ProviderSpec
+
+__all__ = [
+    "DISABLE_ENV",
+    "KeyturnPluginManager",
+    "RegisteredProvider",
+    "check_pending",
+    "collect_providers",
+    "default_plugin_manager",
+    "for_provider",
+    "get_plugin_manager",
+]
+
+#: Environment variable listing entry-point names not to load (``*`` for all).
+DISABLE_ENV = "KEYTURN_DISABLE_PLUGINS"
+
+#: Plugin names of keyturn's own default implementations.
+BUILTIN_PLUGINS = ("keyturn.defaults", "keyturn.callbacks")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class KeyturnPluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers which distribution each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(NAME)
+        #: plugin name -> (distribution name, version), for plugins loaded from entry points.
+        self.distributions: dict[str, tuple[str, str]] = {}
+
+
+@dataclass(frozen=True)
+class RegisteredProvider:
+    """A provider spec with where it came from."""
+
+    spec: ProviderSpec
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
+def _disabled_names(environ: Mapping[str, str]) -> set[str]:
+    raw = environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def get_plugin_manager(
+    *,
+    entry_points: bool = True,
+    plugins: Iterable[object] = (),
+    environ: Mapping[str, str] | None = None,
+) -> KeyturnPluginManager:
+    """A fresh plugin manager: keyturn's defaults, then entry-point plugins, then ``plugins``.
+
+    :param entry_points: load plugins from the ``keyturn`` entry-point group.
+    :param plugins: extra plugin objects (modules or instances with hookimpls) to register
+        last, so they run first.
+    :param environ: where to read ``KEYTURN_DISABLE_PLUGINS`` (default ``os.environ``).
+    :raises PluginError: a plugin fails to import or breaks the hook contract.
+    """
+    pm = KeyturnPluginManager()
+    pm.add_hookspecs(hookspecs)
+    pm.register(defaults, name=BUILTIN_PLUGINS[0])
+    pm.register(callbacks, name=BUILTIN_PLUGINS[1])
+    if entry_points:
+        _load_entry_points(pm, _disabled_names(os.environ if environ is None else environ))
+    for plugin in plugins:
+        _register(pm, plugin, None)
+    check_pending(pm)
+    return pm
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {exc.plugin!r} breaks the hook contract: {exc}") from exc
+    except ValueError as exc:  # registered twice under one name
+        raise PluginError(str(exc)) from exc
+
+
+def _load_entry_points(pm: KeyturnPluginManager, disabled: set[str]) -> None:
+    if "*" in disabled:
+        return
+    for ep in importlib.metadata.entry_points(group=NAME):
+        if ep.name in disabled or pm.has_plugin(ep.name):
+            continue
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else "unknown distribution"
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} from {dist} failed to load ({ep.value}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        _register(pm, plugin, ep.name)
+        if ep.dist is not None:
+            pm.distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
+
+
+def check_pending(pm: pluggy.PluginManager) -> None:
+    """Fail if a plugin implements a hook that does not exist (usually a misspelt name).
+
+    :raises PluginError: naming the plugin and the unknown hook.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin {pm.get_name(exc.plugin)!r} implements a hook keyturn does not have: {exc}"
+        ) from exc
+
+
+def collect_providers(pm: KeyturnPluginManager) -> dict[str, RegisteredProvider]:
+    """Ask every plugin for its providers.
+
+    :raises PluginError: two plugins register the same id, or a plugin registers something
+        that is not a :class:`ProviderSpec`.
+    """
+    found: dict[str, RegisteredProvider] = {}
+    for impl in reversed(pm.hook.keyturn_register_providers.get_hookimpls()):
+        plugin_name = impl.plugin_name
+        dist = pm.distributions.get(plugin_name)
+
+        def register(spec: ProviderSpec, _plugin: str = plugin_name, _dist: Any = dist) -> None:
+            if not isinstance(spec, ProviderSpec):
+                raise PluginError(
+                    f"plugin {_plugin!r} registered a {type(spec).__name__}, not a ProviderSpec"
+                )
+            if spec.id in found:
+                raise PluginError(
+                    f"provider id {spec.id!r} is registered twice: by plugin "
+                    f"{found[spec.id].plugin!r} and by plugin {_plugin!r}"
+                )
+            found[spec.id] = RegisteredProvider(
+                spec, _plugin, _dist[0] if _dist else None, _dist[1] if _dist else None
+            )
+
+        arguments = {"register": register}
+        impl.function(*(arguments[name] for name in impl.argnames))
+    return found
+
+
+@functools.cache
+def default_plugin_manager() -> KeyturnPluginManager:
+    """The process-wide plugin manager the clients use when given none (loaded once)."""
+    return get_plugin_manager()
+
+
+def for_provider(*provider_ids: str) -> Callable[[F], F]:
+    """Make a hook implementation answer only for the given provider ids.
+
+    For any other provider the wrapped function is not called and ``None`` is returned, so a
+    firstresult hook falls through to the next implementation::
+
+        @keyturn.hookimpl
+        @keyturn.for_provider("github")
+        def keyturn_refresh(provider, credentials, tokens, clock):
+            return my_refresh_flow(provider, credentials, tokens, clock)
+
+    The function must take a ``provider`` argument.
+    """
+    if not provider_ids:
+        raise TypeError("for_provider() needs at least one provider id")
+    wanted = frozenset(provider_ids)
+
+    def decorate(func: F) -> F:
+        names = list(inspect.signature(func).parameters)
+        if "provider" not in names:
+            raise TypeError(f"{func.__qualname__} has no 'provider' argument to check")
+        index = names.index("provider")
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            provider = args[index] if len(args) > index else kwargs["provider"]
+            if provider.id not in wanted:
+                return None
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
