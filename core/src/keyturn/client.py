@@ -232,6 +232,9 @@ class _KeyturnBase:
     def _hook_flow(self, hook: str, spec: ProviderSpec, operation: str, **kwargs: Any) -> Flow[Any]:
         flow = getattr(self.plugin_manager.hook, hook)(provider=spec, **kwargs)
         if not inspect.isgenerator(flow):
+            close = getattr(flow, "close", None)
+            if callable(close):  # a coroutine from an async def hook: silence "never awaited"
+                close()
             raise PluginError(
                 f"{hook} for {spec.id!r} returned {type(flow).__name__}, not a flow "
                 "(return a generator object from a plain function; no async def hooks)"
@@ -318,8 +321,9 @@ class _KeyturnBase:
 
     def _userinfo_flow(self, tokens: TokenSet) -> Flow[Profile]:
         spec = self.provider(tokens.provider)
-        result: Profile = yield from self._hook_flow("keyturn_userinfo", spec, "userinfo",
-                                                     tokens=tokens)
+        result: Profile = yield from self._hook_flow(
+            "keyturn_userinfo", spec, "userinfo", tokens=tokens
+        )
         return result
 
     def _revoke_flow(self, tokens: TokenSet) -> Flow[None]:
@@ -378,7 +382,6 @@ class _KeyturnBase:
     def session(self, token: JWT) -> Session:
         """What the app shows: runs the ``keyturn_session`` callback. No I/O."""
         return cast(Session, self.plugin_manager.hook.keyturn_session(token=token))
-
 
 
 class Keyturn(_KeyturnBase):

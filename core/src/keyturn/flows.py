@@ -382,12 +382,16 @@ def revoke_flow(
     if provider.revocation_endpoint is None:
         raise _unsupported(provider, "revoke")
     if tokens.refresh_token is not None:
-        form = {"token": tokens.refresh_token.get_secret_value(), "token_type_hint": "refresh_token"}
+        form = {
+            "token": tokens.refresh_token.get_secret_value(),
+            "token_type_hint": "refresh_token",
+        }
     else:
         form = {"token": tokens.access_token.get_secret_value(), "token_type_hint": "access_token"}
     request = token_request(provider, credentials, form)
-    response = yield HttpRequest(request.method, provider.revocation_endpoint, request.headers,
-                                 request.body)
+    response = yield HttpRequest(
+        request.method, provider.revocation_endpoint, request.headers, request.body
+    )
     data = response.data()
     error = error_from_response(provider, "revoke", response, data)
     if error is not None and not (isinstance(error, OAuthError) and error.error == "invalid_token"):

@@ -131,5 +131,7 @@ class HttpResponse:
         return None
 
     def __repr__(self) -> str:
-        return f"HttpResponse({self.status}, {self.content_type or 'no content-type'}, " \
+        return (
+            f"HttpResponse({self.status}, {self.content_type or 'no content-type'}, "
             f"<{len(self.body)} bytes>)"
+        )

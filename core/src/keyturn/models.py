@@ -34,8 +34,8 @@ from .errors import (
 
 __all__ = [
     "JWT",
-    "REVEAL",
     "REFRESH_ACCESS_TOKEN_ERROR",
+    "REVEAL",
     "AuthorizationRequest",
     "ClientCredentials",
     "Profile",
@@ -82,7 +82,8 @@ class ProviderSpec(_Model):
     userinfo_endpoint: str | None = None
     revocation_endpoint: str | None = None
     issuer: str | None = Field(
-        default=None, description="Expected `iss` on the callback (RFC 9207), if the provider sends it."
+        default=None,
+        description="Expected `iss` on the callback (RFC 9207), if the provider sends it.",
     )
     default_scopes: tuple[str, ...] = ()
     authorize_params: dict[str, str] = Field(

@@ -88,7 +88,9 @@ def run_flow(flow: Flow[T], client: SyncHttpClient) -> T:
         while True:
             try:
                 raw = client.request(
-                    request.method, request.url, headers=dict(request.headers),
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
                     content=request.body or None,
                 )
             except errors as exc:
@@ -111,7 +113,9 @@ async def arun_flow(flow: Flow[T], client: AsyncHttpClient) -> T:
         while True:
             try:
                 raw = await client.request(
-                    request.method, request.url, headers=dict(request.headers),
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
                     content=request.body or None,
                 )
             except errors as exc:

@@ -1,0 +1,1 @@
+"""Test support for keyturn and its provider plugins: cassette settings and scrubbing."""

@@ -1,0 +1,165 @@
+"""The ``keyturn`` command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from keyturn.cli import main
+from keyturn.pkce import code_challenge
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_providers_lists_google_with_its_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "providers")
+    assert code == 0
+    assert out.startswith("google: Google (keyturn-google ")
+    assert "https://oauth2.googleapis.com/token" in out
+
+
+def test_providers_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "providers", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 0
+    assert rows["google"]["distribution"] == "keyturn-google"
+    assert rows["google"]["rotates_refresh_tokens"] is False
+
+
+def test_providers_with_plugins_disabled(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEYTURN_DISABLE_PLUGINS", "*")
+    from keyturn.plugins import default_plugin_manager
+
+    default_plugin_manager.cache_clear()
+    try:
+        code, out, _ = run(capsys, "providers")
+    finally:
+        default_plugin_manager.cache_clear()
+    assert code == 0
+    assert "no provider plugins installed" in out
+
+
+def test_authorize_url_prints_url_state_and_verifier(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEYTURN_GOOGLE_CLIENT_ID", "cli-client")
+    code, out, _ = run(
+        capsys,
+        "authorize-url",
+        "google",
+        "--redirect-uri",
+        "http://127.0.0.1:8000/cb",
+        "--param",
+        "login_hint=a@example.com",
+        "--json",
+    )
+    data = json.loads(out)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(data["url"]).query).items()}
+    assert code == 0
+    assert query["client_id"] == "cli-client"
+    assert query["state"] == data["state"]
+    assert query["login_hint"] == "a@example.com"
+    assert query["code_challenge"] == code_challenge(data["code_verifier"])
+
+
+def test_authorize_url_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "authorize-url",
+        "google",
+        "--client-id",
+        "x",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+        "--scope",
+        "openid",
+    )
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("https://accounts.google.com/o/oauth2/v2/auth?")
+    assert lines[1].startswith("state:")
+    assert lines[2].startswith("code_verifier:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["authorize-url", "nope", "--redirect-uri", "http://l/cb", "--client-id", "x"],
+            "unknown provider 'nope'",
+        ),
+        (["authorize-url", "google", "--redirect-uri", "http://l/cb"], "KEYTURN_GOOGLE_CLIENT_ID"),
+        (
+            [
+                "authorize-url",
+                "google",
+                "--redirect-uri",
+                "http://l/cb",
+                "--client-id",
+                "x",
+                "--param",
+                "allow_signup=false",
+            ],
+            "does not accept the authorize parameter",
+        ),
+        (
+            [
+                "authorize-url",
+                "google",
+                "--redirect-uri",
+                "http://l/cb",
+                "--client-id",
+                "x",
+                "--param",
+                "novalue",
+            ],
+            "NAME=VALUE",
+        ),
+        (
+            ["authorize-url", "google", "--redirect-uri", "relative", "--client-id", "x"],
+            "redirect_uri",
+        ),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.delenv("KEYTURN_GOOGLE_CLIENT_ID", raising=False)
+    code, out, err = run(capsys, *argv)
+    assert code == 1
+    assert out == ""
+    assert err.startswith("keyturn: error: ") and message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_the_installed_console_script_runs() -> None:
+    script = Path(sys.executable).parent / "keyturn"
+    result = subprocess.run(
+        [str(script), "providers"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("google: Google")
+    bad = subprocess.run(
+        [str(script), "authorize-url", "nope", "--redirect-uri", "http://l/cb", "--client-id", "x"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr and "unknown provider" in bad.stderr
