@@ -1,0 +1,65 @@
+"""The README's promises: two quick-start commands, CI runs the same test command, real names."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import keyturn
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+CI = (ROOT / ".ci" / "run").read_text()
+
+
+def quick_start_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None, "the quick start has no sh block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_quick_start_is_exactly_two_commands() -> None:
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    assert "keyturn providers" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    test_command = quick_start_commands()[1]
+    ci_commands = [line.strip() for line in CI.splitlines() if line.strip()]
+    assert test_command in ci_commands
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_readme_python_parses_and_names_only_real_public_api() -> None:
+    blocks = python_blocks()
+    assert blocks
+    names: set[str] = set()
+    for block in blocks:
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "keyturn":
+                names.update(alias.name for alias in node.names)
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "keyturn"
+            ):
+                names.add(node.attr)
+    assert names
+    missing = sorted(name for name in names if not hasattr(keyturn, name))
+    assert not missing, f"README uses names keyturn does not export: {missing}"
+
+
+def test_readme_method_calls_exist_on_both_clients() -> None:
+    methods = set(re.findall(r"\bkt\.(\w+)\(", README))
+    assert {"authorize_url", "sign_in", "jwt", "session"} <= methods
+    for method in methods:
+        assert hasattr(keyturn.Keyturn, method), method
+        assert hasattr(keyturn.AsyncKeyturn, method), method
