@@ -266,11 +266,13 @@ class _KeyturnBase:
             redirect_uri = request.redirect_uri
             if request.code_verifier is not None:
                 code_verifier = request.code_verifier.get_secret_value()
+            spec = self.provider(request.provider)
+        else:
+            spec = self.provider(cast(str | ProviderSpec, provider))
         if not redirect_uri:
             raise ConfigurationError("exchange_code needs the redirect_uri of the authorize URL")
         if not code:
             raise ConfigurationError("exchange_code needs a non-empty code")
-        spec = self.provider(request.provider if request is not None else provider)  # type: ignore[arg-type]
         credentials = self.credentials(spec)
         tokens: TokenSet = yield from self._hook_flow(
             "keyturn_exchange_code",

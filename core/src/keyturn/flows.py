@@ -151,13 +151,13 @@ def parse_expires_in(value: Any) -> int | None:
     return max(0, int(number))
 
 
-def _lifetime(provider: ProviderSpec, name: str, value: Any) -> tuple[int | None, bool]:
-    """(seconds, ok); ok is False when the field was present but unreadable."""
+def _lifetime(provider: ProviderSpec, name: str, value: Any) -> int | None:
+    """Seconds from ``value``; an unreadable value counts as 0 (due now) and is logged."""
     try:
-        return parse_expires_in(value), True
+        return parse_expires_in(value)
     except (ValueError, OverflowError):
         log.warning("%s sent an unreadable %s; treating the token as expired", provider.id, name)
-        return 0, False
+        return 0
 
 
 def parse_token_response(
@@ -205,9 +205,9 @@ def parse_token_response(
             permanent=False,
         )
     issued = int(now)
-    expires_in, _ = _lifetime(provider, "expires_in", data.get("expires_in"))
+    expires_in = _lifetime(provider, "expires_in", data.get("expires_in"))
     refresh_token = _text(data.get("refresh_token"))
-    refresh_expires_in, _ = _lifetime(
+    refresh_expires_in = _lifetime(
         provider, "refresh_token_expires_in", data.get("refresh_token_expires_in")
     )
     refresh_expires_at = None if refresh_expires_in is None else issued + refresh_expires_in
@@ -265,9 +265,12 @@ def basic_auth(credentials: ClientCredentials) -> str:
 
 
 def token_request(
-    provider: ProviderSpec, credentials: ClientCredentials, form: Mapping[str, str]
+    provider: ProviderSpec,
+    credentials: ClientCredentials,
+    form: Mapping[str, str],
+    url: str | None = None,
 ) -> HttpRequest:
-    """A POST to the token endpoint, authenticating the client as the spec says."""
+    """A POST to the token endpoint (or ``url``), authenticating the client as the spec says."""
     body = dict(form)
     headers = dict(provider.token_request_headers)
     if provider.client_auth == "client_secret_basic" and credentials.client_secret is not None:
@@ -277,7 +280,7 @@ def token_request(
         secret = _secret(credentials.client_secret)
         if provider.client_auth == "client_secret_post" and secret:
             body["client_secret"] = secret
-    return HttpRequest.form("POST", provider.token_endpoint, body, headers)
+    return HttpRequest.form("POST", url or provider.token_endpoint, body, headers)
 
 
 def authorize_url(provider: ProviderSpec, params: Mapping[str, str]) -> str:
@@ -388,10 +391,7 @@ def revoke_flow(
         }
     else:
         form = {"token": tokens.access_token.get_secret_value(), "token_type_hint": "access_token"}
-    request = token_request(provider, credentials, form)
-    response = yield HttpRequest(
-        request.method, provider.revocation_endpoint, request.headers, request.body
-    )
+    response = yield token_request(provider, credentials, form, provider.revocation_endpoint)
     data = response.data()
     error = error_from_response(provider, "revoke", response, data)
     if error is not None and not (isinstance(error, OAuthError) and error.error == "invalid_token"):
