@@ -233,3 +233,23 @@ def test_userinfo_is_normalised(kt: keyturn.Keyturn, http: Recorder) -> None:
     )
     assert profile.raw["hd"] == "bar.com"
     assert http.requests[-1].headers["authorization"] == "Bearer at"
+
+
+def test_rapt_subtype_reaches_the_app_through_the_jwt(kt: keyturn.Keyturn, http: Recorder) -> None:
+    """Workspace re-authentication is told apart from a revoked grant by its subtype."""
+    tokens = keyturn.TokenSet(
+        provider="google", access_token="at", refresh_token="rt", expires_at=0
+    )
+    token = kt.jwt(tokens=tokens)
+    http.queue(400, {"error": "invalid_grant", "error_subtype": "rapt_required"})
+    result = kt.jwt(token)
+    assert result.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+    assert result.refresh_failure is not None
+    assert result.refresh_failure.details == {"error_subtype": "rapt_required"}
+    http.queue(
+        400,
+        {"error": "invalid_grant", "error_subtype": "rapt_required", "refresh_token": "never-kept"},
+    )
+    with pytest.raises(keyturn.OAuthError) as caught:
+        kt.refresh(tokens)
+    assert caught.value.details == {"error_subtype": "rapt_required"}

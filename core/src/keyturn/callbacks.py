@@ -43,6 +43,7 @@ def keyturn_jwt(
             error=error.error,
             status=error.status,
             description=error.description,
+            details=error.details,
             permanent=error.permanent,
             at=now,
         )

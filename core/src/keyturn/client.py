@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -172,7 +173,8 @@ class _KeyturnBase:
         """
         spec = self.provider(provider)
         credentials = self.credentials(spec)
-        if not redirect_uri.startswith(("https://", "http://")) or "#" in redirect_uri:
+        target = urlsplit(redirect_uri)
+        if target.scheme not in ("https", "http") or not target.hostname or "#" in redirect_uri:
             raise ConfigurationError(
                 f"redirect_uri must be an absolute http(s) URL without a fragment: {redirect_uri!r}"
             )

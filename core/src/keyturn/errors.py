@@ -49,6 +49,20 @@ __all__ = [
 class KeyturnError(Exception):
     """Base class of every error keyturn raises."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other arguments than their message; pickle (multiprocessing,
+        # caches) rebuilds them from their attributes instead of calling __init__ again.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
+
+def _rebuild(
+    cls: type[KeyturnError], args: tuple[object, ...], state: dict[str, object]
+) -> KeyturnError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigurationError(KeyturnError):
     """Bad arguments or missing settings: the calling code or its environment must change."""
@@ -112,6 +126,8 @@ class ProviderError(KeyturnError):
         (``network_error``, ``invalid_response``, ``refresh_token_expired``...).
     :ivar description: the provider's ``error_description``, if any.
     :ivar permanent: ``True`` when retrying cannot help and the user must sign in again.
+    :ivar details: other short text fields of the error body (``error_uri``, Google's
+        ``error_subtype`` such as ``rapt_required``); never part of the message.
     """
 
     def __init__(
@@ -123,6 +139,7 @@ class ProviderError(KeyturnError):
         permanent: bool,
         status: int | None = None,
         description: str | None = None,
+        details: dict[str, str] | None = None,
     ) -> None:
         self.provider = provider
         self.operation = operation
@@ -130,6 +147,7 @@ class ProviderError(KeyturnError):
         self.permanent = permanent
         self.status = status
         self.description = description
+        self.details = dict(details or {})
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -137,17 +155,6 @@ class ProviderError(KeyturnError):
         detail = f": {self.description}" if self.description else ""
         kind = "permanent" if self.permanent else "transient"
         return f"{self.provider} {self.operation} failed{status}, {kind}: {self.error}{detail}"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Keyword-only __init__ needs help to survive pickling (multiprocessing, caches).
-        return (_rebuild, (type(self), self.__dict__.copy()))
-
-
-def _rebuild(cls: type[ProviderError], state: dict[str, object]) -> ProviderError:
-    error = cls.__new__(cls)
-    error.__dict__.update(state)
-    Exception.__init__(error, error._message())
-    return error
 
 
 class TransportError(ProviderError):

@@ -112,6 +112,7 @@ def error_from_response(
             status=response.status,
             description=_text(data.get("error_description")),
             permanent=is_permanent(provider, response.status, code),
+            details=_error_details(data),
         )
     if not response.ok:
         return InvalidResponseError(
@@ -124,6 +125,21 @@ def error_from_response(
             permanent=is_permanent(provider, response.status, None),
         )
     return None
+
+
+_SECRET_FIELDS = frozenset({"access_token", "refresh_token", "id_token", "code", "client_secret"})
+
+
+def _error_details(data: Mapping[str, Any]) -> dict[str, str]:
+    """Short text fields of an error body besides ``error`` and its description."""
+    return {
+        key: value
+        for key, value in data.items()
+        if key not in {"error", "error_description"}
+        and key not in _SECRET_FIELDS
+        and isinstance(value, str)
+        and len(value) <= 200
+    }
 
 
 def parse_expires_in(value: Any) -> int | None:
@@ -151,13 +167,13 @@ def parse_expires_in(value: Any) -> int | None:
     return max(0, int(number))
 
 
-def _lifetime(provider: ProviderSpec, name: str, value: Any) -> int | None:
-    """Seconds from ``value``; an unreadable value counts as 0 (due now) and is logged."""
+def _lifetime(provider: ProviderSpec, name: str, value: Any, unreadable: int | None) -> int | None:
+    """Seconds from ``value``; an unreadable value gives ``unreadable`` and is logged."""
     try:
         return parse_expires_in(value)
     except (ValueError, OverflowError):
-        log.warning("%s sent an unreadable %s; treating the token as expired", provider.id, name)
-        return 0
+        log.warning("%s sent an unreadable %s; ignoring it", provider.id, name)
+        return unreadable
 
 
 def parse_token_response(
@@ -174,7 +190,7 @@ def parse_token_response(
     * No ``access_token`` raises :class:`InvalidResponseError`.
     * ``expires_in`` becomes ``expires_at = now + expires_in``; an unreadable value makes the
       token due at once instead of discarding the response (it may carry a rotated refresh
-      token that must not be lost).
+      token that must not be lost); an unreadable ``refresh_token_expires_in`` is ignored.
     * With ``previous`` (a refresh): the refresh token, its expiry, the scope and the id token
       are kept when the response does not replace them.
     * ``token_type`` is case-insensitive (RFC 6749 §5.1): ``bearer`` reads as ``Bearer``.
@@ -205,10 +221,13 @@ def parse_token_response(
             permanent=False,
         )
     issued = int(now)
-    expires_in = _lifetime(provider, "expires_in", data.get("expires_in"))
+    # An unreadable access-token lifetime makes the token due now (refreshed early, never
+    # used stale); an unreadable refresh-token lifetime counts as unknown, so the refresh
+    # token is still tried rather than thrown away.
+    expires_in = _lifetime(provider, "expires_in", data.get("expires_in"), 0)
     refresh_token = _text(data.get("refresh_token"))
     refresh_expires_in = _lifetime(
-        provider, "refresh_token_expires_in", data.get("refresh_token_expires_in")
+        provider, "refresh_token_expires_in", data.get("refresh_token_expires_in"), None
     )
     refresh_expires_at = None if refresh_expires_in is None else issued + refresh_expires_in
 

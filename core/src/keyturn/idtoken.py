@@ -55,10 +55,11 @@ def check_id_token(
             raise IdTokenError("the ID token's nonce does not match the authorization request")
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
-    if client_id not in audiences:
+    if not any(isinstance(aud, str) and aud == client_id for aud in audiences):
         raise IdTokenError("the ID token was issued to another client (aud)")
     if issuer is not None:
         accepted = {issuer, issuer.removeprefix("https://")}
-        if claims.get("iss") not in accepted:
+        sent_issuer = claims.get("iss")
+        if not isinstance(sent_issuer, str) or sent_issuer not in accepted:
             raise IdTokenError("the ID token comes from another issuer (iss)")
     return claims

@@ -11,6 +11,7 @@ To persist a model with its secrets (a database row, an encrypted cookie), ask f
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -50,6 +51,9 @@ REVEAL: dict[str, bool] = {"reveal_secrets": True}
 
 #: The value of ``Session.error`` after a permanent refresh failure, as in the NextAuth guide.
 REFRESH_ACCESS_TOKEN_ERROR = "RefreshAccessTokenError"
+
+
+_MASK_QUERY = re.compile(r"([?&](?:state|nonce)=)[^&#]*")
 
 
 def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None:
@@ -182,7 +186,7 @@ class AuthorizationRequest(_Model):
     """
 
     provider: str
-    url: str
+    url: str = Field(repr=False)  # carries state and nonce in its query
     redirect_uri: str
     state: SecretStr
     code_verifier: SecretStr | None = None
@@ -194,6 +198,13 @@ class AuthorizationRequest(_Model):
     @field_serializer("state", "code_verifier", "nonce")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
+
+    @field_serializer("url")
+    def _ser_url(self, value: str, info: SerializationInfo) -> str:
+        context = info.context
+        if isinstance(context, Mapping) and context.get("reveal_secrets"):
+            return value
+        return _MASK_QUERY.sub(r"\1**********", value)
 
     def verify_callback(self, query: Mapping[str, str]) -> str:
         """Check the callback's query and return the authorization code.
@@ -254,6 +265,7 @@ class RefreshFailure(_Model):
     error: str
     status: int | None = None
     description: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
     permanent: bool
     at: int
 

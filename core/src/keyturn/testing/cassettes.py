@@ -19,6 +19,10 @@ Bodies match by their fields: secret fields must be present on both sides, whate
 values; every other field must be equal. Hand-written cassettes can therefore use any
 placeholder, and tests may send any token.
 
+An ID token keeps its claims segment (``REDACTED-<8 hex>.<claims>.REDACTED``): keyturn checks
+its nonce, audience and issuer on exchange, and vcrpy runs the response filter again when it
+loads a cassette. Claims are personal data: check a new recording by eye before committing it.
+
 Needs the ``testing`` extra: ``pip install keyturn[testing]``.
 """
 
@@ -84,7 +88,13 @@ def redact(name: str, value: Any) -> Any:
         return value
     if name == "client_secret":
         return REDACTED
-    return f"{REDACTED}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+    digest = f"{REDACTED}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+    parts = value.split(".")
+    if name == "id_token" and len(parts) == 3:
+        # Keep the claims readable (nonce, aud, iss are checked on exchange); drop the
+        # header and the signature, which are what make the token usable elsewhere.
+        return f"{digest}.{parts[1]}.{REDACTED}"
+    return digest
 
 
 def _scrub_form(body: str, fields: Iterable[str]) -> str:
@@ -160,6 +170,13 @@ def _fields(body: bytes | str | None, content_type: str) -> Any:
     raw = body.encode() if isinstance(body, str) else (body or b"")
     kind = content_type.split(";", 1)[0].strip().lower()
     text = raw.decode("utf-8", "replace")
+    if not kind and text:  # a hand-written request without a content type: guess
+        stripped = text.lstrip()
+        kind = (
+            "application/json"
+            if stripped.startswith(("{", "["))
+            else ("application/x-www-form-urlencoded" if "=" in text else "")
+        )
     if kind == "application/x-www-form-urlencoded":
         pairs = sorted(parse_qsl(text, keep_blank_values=True))
         return [(k, "<secret>" if k in REQUEST_SECRET_FIELDS else v) for k, v in pairs]
