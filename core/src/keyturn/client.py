@@ -243,14 +243,17 @@ class _KeyturnBase:
             )
         try:
             return (yield from flow)
-        except NetworkFailure as failure:
-            raise TransportError(
-                provider=spec.id,
-                operation=operation,
-                error=failure.code,
-                description=failure.detail,
-                permanent=False,
-            ) from None
+        except NetworkFailure as exc:
+            failure = exc
+        # Raised outside the except block: the HTTP library's exception (which holds the
+        # request, form body included) must not ride along as __context__.
+        raise TransportError(
+            provider=spec.id,
+            operation=operation,
+            error=failure.code,
+            description=failure.detail,
+            permanent=False,
+        )
 
     def _exchange_flow(
         self,
@@ -267,7 +270,12 @@ class _KeyturnBase:
                 )
             redirect_uri = request.redirect_uri
             if request.code_verifier is not None:
-                code_verifier = request.code_verifier.get_secret_value()
+                stored = request.code_verifier.get_secret_value()
+                if code_verifier is not None and code_verifier != stored:
+                    raise ConfigurationError(
+                        "code_verifier differs from the one in the authorization request"
+                    )
+                code_verifier = stored
             spec = self.provider(request.provider)
         else:
             spec = self.provider(cast(str | ProviderSpec, provider))

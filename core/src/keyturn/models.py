@@ -53,6 +53,7 @@ REVEAL: dict[str, bool] = {"reveal_secrets": True}
 REFRESH_ACCESS_TOKEN_ERROR = "RefreshAccessTokenError"
 
 
+_MASK = "**********"
 _MASK_QUERY = re.compile(r"([?&](?:state|nonce)=)[^&#]*")
 
 
@@ -62,11 +63,20 @@ def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None
     context = info.context
     if isinstance(context, Mapping) and context.get("reveal_secrets"):
         return value.get_secret_value()
-    return "**********"
+    return _MASK
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_masked_secret(cls, value: Any) -> Any:
+        # A model dumped without REVEAL and loaded back would silently hold the mask as its
+        # token; refuse it so the mistake shows where it is made.
+        if isinstance(value, SecretStr) and value.get_secret_value() == _MASK:
+            raise ValueError("a masked secret; dump with context=keyturn.REVEAL to keep secrets")
+        return value
 
 
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
@@ -204,7 +214,7 @@ class AuthorizationRequest(_Model):
         context = info.context
         if isinstance(context, Mapping) and context.get("reveal_secrets"):
             return value
-        return _MASK_QUERY.sub(r"\1**********", value)
+        return _MASK_QUERY.sub(r"\1" + _MASK, value)
 
     def verify_callback(self, query: Mapping[str, str]) -> str:
         """Check the callback's query and return the authorization code.

@@ -95,11 +95,14 @@ def run_flow(flow: Flow[T], client: SyncHttpClient) -> T:
                 )
             except errors as exc:
                 _log(request, None)
-                request = flow.throw(_failure(exc, request))
+                failure = _failure(exc, request)
+            else:
+                response = _response(raw)
+                _log(request, response)
+                request = flow.send(response)
                 continue
-            response = _response(raw)
-            _log(request, response)
-            request = flow.send(response)
+            # Thrown outside the except block, so the HTTP library's exception is not chained.
+            request = flow.throw(failure)
     except StopIteration as stop:
         result: T = stop.value
         return result
@@ -120,11 +123,14 @@ async def arun_flow(flow: Flow[T], client: AsyncHttpClient) -> T:
                 )
             except errors as exc:
                 _log(request, None)
-                request = flow.throw(_failure(exc, request))
+                failure = _failure(exc, request)
+            else:
+                response = _response(raw)
+                _log(request, response)
+                request = flow.send(response)
                 continue
-            response = _response(raw)
-            _log(request, response)
-            request = flow.send(response)
+            # Thrown outside the except block, so the HTTP library's exception is not chained.
+            request = flow.throw(failure)
     except StopIteration as stop:
         result: T = stop.value
         return result
