@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,21 @@ def credentials() -> dict[str, tuple[str, str]]:
     return {"google": (CLIENT_ID, CLIENT_SECRET)}
 
 
-Handler = Callable[[httpx.Request], httpx.Response]
+class Both:
+    """Runs a client method the same way for Keyturn and AsyncKeyturn."""
+
+    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn) -> None:
+        self.client = client
+
+    async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.client, method)(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request: pytest.FixtureRequest, kt: keyturn.Keyturn, akt: keyturn.AsyncKeyturn) -> Both:
+    """The sync and the async client in turn, both talking to the ``http`` recorder."""
+    return Both(kt if request.param == "sync" else akt)
 
 
 class Recorder:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import json
 import re
 from collections.abc import Iterator
@@ -24,28 +23,11 @@ from keyturn.models import AuthorizationRequest
 from keyturn.plugins import KeyturnPluginManager
 from keyturn_google import GOOGLE
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, START, Recorder
+from .conftest import CLIENT_ID, CLIENT_SECRET, START, Both, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
 ISSUER = "https://accounts.google.com"
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-class Both:
-    """Runs a client method the same way for Keyturn and AsyncKeyturn."""
-
-    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn) -> None:
-        self.client = client
-
-    async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-
-@pytest.fixture(params=["sync", "async"])
-def client(request: pytest.FixtureRequest, kt: keyturn.Keyturn, akt: keyturn.AsyncKeyturn) -> Both:
-    """The sync and the async client in turn, both talking to the ``http`` recorder."""
-    return Both(kt if request.param == "sync" else akt)
 
 
 @pytest.fixture

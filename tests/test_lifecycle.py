@@ -7,7 +7,6 @@ Sign in, read while valid, refresh when due (with leeway), survive a transient f
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ import keyturn
 from keyturn import REFRESH_ACCESS_TOKEN_ERROR, REVEAL, hookimpl
 from keyturn.plugins import get_plugin_manager
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, Recorder
+from .conftest import CLIENT_ID, CLIENT_SECRET, Both, FakeClock, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
 
@@ -30,17 +29,6 @@ def id_token(nonce: str, aud: str = CLIENT_ID) -> str:
 
     claims = {"iss": "https://accounts.google.com", "aud": aud, "sub": "42", "nonce": nonce}
     return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
-
-
-class Both:
-    """Runs a client method the same way for Keyturn and AsyncKeyturn."""
-
-    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn) -> None:
-        self.client = client
-
-    async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
 
 
 @pytest.fixture(params=["sync", "async"])

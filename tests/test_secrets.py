@@ -7,7 +7,6 @@ Errors keep their context (provider, status, code, permanence) across pickling.
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import logging
 import pickle
@@ -31,7 +30,7 @@ from keyturn.models import (
     TokenSet,
 )
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, START, FakeClock, Recorder
+from .conftest import CLIENT_ID, CLIENT_SECRET, START, Both, FakeClock, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
 ACCESS = "ya29.ACCESS-SECRET-a1b2c3d4"
@@ -54,23 +53,6 @@ def make_id_token(nonce: str, aud: str = CLIENT_ID) -> str:
 
 
 ID_TOKEN = make_id_token(NONCE)
-
-
-class Both:
-    """Runs a client method the same way for Keyturn and AsyncKeyturn."""
-
-    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn) -> None:
-        self.client = client
-
-    async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-
-@pytest.fixture(params=["sync", "async"])
-def client(request: pytest.FixtureRequest, kt: keyturn.Keyturn, akt: keyturn.AsyncKeyturn) -> Both:
-    """The sync and the async client in turn, both talking to the ``http`` recorder."""
-    return Both(kt if request.param == "sync" else akt)
 
 
 def renderings(obj: object) -> dict[str, str]:

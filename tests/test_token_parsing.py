@@ -7,7 +7,6 @@ the old refresh token is never lost.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from typing import Any
@@ -21,29 +20,12 @@ from keyturn.http import HttpResponse
 from keyturn.models import ProviderSpec, TokenSet
 from keyturn_google import GOOGLE
 
-from .conftest import START, FakeClock, Recorder
+from .conftest import START, Both, FakeClock, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
 HTML_502 = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
 HTML_404 = b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>"
 FORM = "application/x-www-form-urlencoded"
-
-
-class Both:
-    """Runs a client method the same way for Keyturn and AsyncKeyturn."""
-
-    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn) -> None:
-        self.client = client
-
-    async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-
-@pytest.fixture(params=["sync", "async"])
-def client(request: pytest.FixtureRequest, kt: keyturn.Keyturn, akt: keyturn.AsyncKeyturn) -> Both:
-    """The sync and the async client in turn, both talking to the ``http`` recorder."""
-    return Both(kt if request.param == "sync" else akt)
 
 
 async def run_operation(client: Both, operation: str) -> TokenSet:
