@@ -23,6 +23,7 @@ __all__ = [
     "TRANSIENT_STATUSES",
     "authorize_url",
     "bearer_request",
+    "check_revoke_response",
     "error_from_response",
     "exchange_code_flow",
     "is_permanent",
@@ -411,11 +412,18 @@ def revoke_flow(
     else:
         form = {"token": tokens.access_token.get_secret_value(), "token_type_hint": "access_token"}
     response = yield token_request(provider, credentials, form, provider.revocation_endpoint)
-    data = response.data()
-    error = error_from_response(provider, "revoke", response, data)
+    check_revoke_response(provider, response)
+
+
+def check_revoke_response(provider: ProviderSpec, response: HttpResponse) -> None:
+    """Raise the error a revocation response carries; ``invalid_token`` counts as revoked.
+
+    RFC 7009 answers 200 for a token that is already invalid; some providers answer
+    ``invalid_token`` instead. Either way the token no longer works, which was the goal.
+    """
+    error = error_from_response(provider, "revoke", response, response.data())
     if error is not None and not (isinstance(error, OAuthError) and error.error == "invalid_token"):
         raise error
-    return None
 
 
 def _unsupported(provider: ProviderSpec, operation: str) -> ConfigurationError:

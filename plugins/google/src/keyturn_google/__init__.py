@@ -58,11 +58,7 @@ def _revoke(provider: ProviderSpec, tokens: TokenSet) -> Flow[None]:
     secret = tokens.refresh_token or tokens.access_token
     endpoint = provider.revocation_endpoint or GOOGLE.revocation_endpoint or ""
     response = yield HttpRequest.form("POST", endpoint, {"token": secret.get_secret_value()})
-    error = flows.error_from_response(provider, "revoke", response, response.data())
-    if error is not None and not (
-        isinstance(error, keyturn.OAuthError) and error.error == "invalid_token"
-    ):
-        raise error
+    flows.check_revoke_response(provider, response)
 
 
 @keyturn.hookimpl
