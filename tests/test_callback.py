@@ -645,3 +645,14 @@ def test_new_verifiers_are_valid_and_fresh() -> None:
     for verifier in verifiers:
         assert 43 <= len(verifier) <= 128
         assert pkce.code_challenge(verifier) == s256(verifier)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [("", "secret"), ("id",), {"client_id": ""}, {"client_id": "id", "unknown": "x"}, "id:secret"],
+    ids=["empty-id", "one-tuple", "empty-mapping-id", "unknown-field", "string"],
+)
+def test_unusable_constructor_credentials_are_a_configuration_error(value: Any) -> None:
+    with pytest.raises(keyturn.ConfigurationError, match="google") as caught:
+        keyturn.Keyturn({"google": value}, environ={})
+    assert "secret" not in str(caught.value).replace("client_secret", "")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
 from . import pkce as pkce_module
 from .errors import (
@@ -66,11 +67,16 @@ DEFAULT_TIMEOUT = 10.0
 def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentials:
     if isinstance(value, ClientCredentials):
         return value
-    if isinstance(value, tuple):
-        client_id, secret = value
-        return ClientCredentials(client_id=client_id, client_secret=secret)
-    if isinstance(value, Mapping):
-        return ClientCredentials.model_validate(dict(value))
+    try:
+        if isinstance(value, tuple) and len(value) == 2:
+            return ClientCredentials(client_id=value[0], client_secret=value[1])
+        if isinstance(value, Mapping):
+            return ClientCredentials.model_validate(dict(value))
+    except ValidationError as exc:
+        fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+        raise ConfigurationError(
+            f"credentials for {provider!r} are not usable (check {fields or 'their values'})"
+        ) from None
     raise ConfigurationError(
         f"credentials for {provider!r} must be ClientCredentials, (client_id, client_secret) "
         "or a mapping"
