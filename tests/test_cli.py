@@ -163,3 +163,24 @@ def test_the_installed_console_script_runs() -> None:
     )
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "unknown provider" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["authorize-url", "google"], "--redirect-uri"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert caught.value.code == 2
+    assert out == ""
+    assert err.startswith("keyturn") and "error: " in err and message in err
+    assert err.count("\n") == 1
+    assert "--help" in err

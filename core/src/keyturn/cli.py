@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .client import Keyturn
@@ -25,8 +25,15 @@ from .models import REVEAL
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line like every other keyturn error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"keyturn: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keyturn",
         description="OAuth 2.0 sign-in and token refresh, with provider plugins.",
     )
