@@ -33,8 +33,8 @@ from keyturn.models import (
 from .conftest import CLIENT_ID, CLIENT_SECRET, START, Both, FakeClock, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
-ACCESS = "ya29.ACCESS-SECRET-a1b2c3d4"
-ACCESS_2 = "ya29.ACCESS-SECRET-e5f6a7b8"
+ACCESS = "ya29.FAKE-ACCESS-SECRET-a1b2c3d4"
+ACCESS_2 = "ya29.FAKE-ACCESS-SECRET-e5f6a7b8"
 REFRESH = "1//REFRESH-SECRET-0c9d8e7f"
 REFRESH_2 = "1//REFRESH-SECRET-6a5b4c3d"
 CODE = "4/CODE-SECRET-0A1B2C3D"
