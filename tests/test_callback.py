@@ -436,7 +436,20 @@ def test_check_id_token_returns_the_claims() -> None:
 @pytest.mark.parametrize("iss", [ISSUER, "accounts.google.com"])
 def test_both_google_issuer_spellings_are_accepted(iss: str) -> None:
     token = id_token(iss=iss)
-    assert check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER)["iss"] == iss
+    claims = check_id_token(
+        token,
+        nonce=None,
+        client_id=CLIENT_ID,
+        issuer=GOOGLE.issuer,
+        issuer_aliases=GOOGLE.issuer_aliases,
+    )
+    assert claims["iss"] == iss
+
+
+def test_an_issuer_alias_is_accepted_only_where_the_spec_declares_it() -> None:
+    token = id_token(iss="accounts.google.com")
+    with pytest.raises(IdTokenError, match="iss"):
+        check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER)
 
 
 @pytest.mark.parametrize(

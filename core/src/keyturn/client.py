@@ -306,6 +306,7 @@ class _KeyturnBase:
                 nonce=request.nonce.get_secret_value() if request.nonce else None,
                 client_id=credentials.client_id,
                 issuer=spec.issuer,
+                issuer_aliases=spec.issuer_aliases,
             )
         return tokens
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+from collections.abc import Collection
 from typing import Any
 
 from .errors import CallbackError
@@ -42,10 +43,17 @@ def unverified_claims(id_token: str) -> dict[str, Any]:
 
 
 def check_id_token(
-    id_token: str, *, nonce: str | None, client_id: str, issuer: str | None
+    id_token: str,
+    *,
+    nonce: str | None,
+    client_id: str,
+    issuer: str | None,
+    issuer_aliases: Collection[str] = (),
 ) -> dict[str, Any]:
     """Check ``nonce``, ``aud`` and ``iss`` and return the claims.
 
+    :param issuer_aliases: other spellings of ``issuer`` the provider uses (its spec's
+        ``issuer_aliases``).
     :raises IdTokenError: naming the claim that does not match (never its value).
     """
     claims = unverified_claims(id_token)
@@ -58,7 +66,7 @@ def check_id_token(
     if not any(isinstance(aud, str) and aud == client_id for aud in audiences):
         raise IdTokenError("the ID token was issued to another client (aud)")
     if issuer is not None:
-        accepted = {issuer, issuer.removeprefix("https://")}
+        accepted = {issuer, *issuer_aliases}
         sent_issuer = claims.get("iss")
         if not isinstance(sent_issuer, str) or sent_issuer not in accepted:
             raise IdTokenError("the ID token comes from another issuer (iss)")

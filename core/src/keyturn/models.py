@@ -97,7 +97,11 @@ class ProviderSpec(_Model):
     revocation_endpoint: str | None = None
     issuer: str | None = Field(
         default=None,
-        description="Expected `iss` on the callback (RFC 9207), if the provider sends it.",
+        description="Expected `iss` on the callback (RFC 9207) and in ID tokens.",
+    )
+    issuer_aliases: frozenset[str] = Field(
+        default_factory=frozenset,
+        description="Other spellings of `issuer` the provider puts in ID tokens.",
     )
     default_scopes: tuple[str, ...] = ()
     authorize_params: dict[str, str] = Field(

@@ -35,6 +35,9 @@ GOOGLE = ProviderSpec(
     userinfo_endpoint="https://openidconnect.googleapis.com/v1/userinfo",
     revocation_endpoint="https://oauth2.googleapis.com/revoke",
     issuer="https://accounts.google.com",
+    # "The modern value is https://accounts.google.com; however, accounts.google.com is
+    # also returned for legacy implementations" (Google's OpenID Connect reference).
+    issuer_aliases=frozenset({"accounts.google.com"}),
     default_scopes=("openid", "email", "profile"),
     authorize_params={"access_type": "offline", "prompt": "consent"},
     extra_authorize_params=frozenset({"include_granted_scopes", "login_hint", "hd"}),
