@@ -83,6 +83,30 @@ def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentia
     )
 
 
+def _local_providers(
+    specs: Sequence[ProviderSpec], installed: Mapping[str, RegisteredProvider]
+) -> dict[str, RegisteredProvider]:
+    """Specs given to the constructor: new providers, or replacements for installed ones.
+
+    A replacement keeps the installed plugin's hooks (they match on the provider id), so
+    ``providers=[spec.model_copy(update={"token_endpoint": ...})]`` points a shipped plugin
+    at another server (the emulator, a staging tenant) and changes nothing else.
+    """
+    local: dict[str, RegisteredProvider] = {}
+    for spec in specs:
+        if not isinstance(spec, ProviderSpec):
+            raise ConfigurationError(f"providers= takes ProviderSpec objects, not {spec!r}")
+        if spec.id in local:
+            raise ConfigurationError(f"providers= lists {spec.id!r} twice")
+        base = installed.get(spec.id)
+        local[spec.id] = (
+            RegisteredProvider(spec, base.plugin, base.distribution, base.version, base.hooks)
+            if base is not None
+            else RegisteredProvider(spec, "app", None, None)
+        )
+    return local
+
+
 class _KeyturnBase:
     """Everything except driving flows."""
 
@@ -94,6 +118,7 @@ class _KeyturnBase:
         clock: Callable[[], float] = time.time,
         plugin_manager: KeyturnPluginManager | None = None,
         environ: Mapping[str, str] | None = None,
+        providers: Sequence[ProviderSpec] = (),
     ) -> None:
         if leeway < 0:
             raise ConfigurationError("leeway must be zero or more seconds")
@@ -101,6 +126,7 @@ class _KeyturnBase:
         self.clock = clock
         self.plugin_manager = plugin_manager or _default_pm()
         self._registered = collect_providers(self.plugin_manager)
+        self._registered.update(_local_providers(providers, self._registered))
         self._environ = os.environ if environ is None else environ
         self._credentials = {
             name: _coerce_credentials(name, value) for name, value in (credentials or {}).items()
@@ -414,6 +440,10 @@ class Keyturn(_KeyturnBase):
     :param clock: returns epoch seconds; inject a fake one in tests.
     :param plugin_manager: a manager from :func:`keyturn.get_plugin_manager`; the
         process-wide default otherwise.
+    :param providers: provider specs of the app's own. A spec whose id is installed
+        replaces that provider's spec and keeps its plugin's hooks: the supported way to
+        point a provider at other endpoints (the emulator, a staging server). Any other id
+        adds a provider served by keyturn's RFC 6749 defaults.
     """
 
     def __init__(
@@ -425,9 +455,15 @@ class Keyturn(_KeyturnBase):
         clock: Callable[[], float] = time.time,
         plugin_manager: KeyturnPluginManager | None = None,
         environ: Mapping[str, str] | None = None,
+        providers: Sequence[ProviderSpec] = (),
     ) -> None:
         super().__init__(
-            credentials, leeway=leeway, clock=clock, plugin_manager=plugin_manager, environ=environ
+            credentials,
+            leeway=leeway,
+            clock=clock,
+            plugin_manager=plugin_manager,
+            environ=environ,
+            providers=providers,
         )
         self._owns_client = http_client is None
         self.http_client: SyncHttpClient = http_client or httpx.Client(timeout=DEFAULT_TIMEOUT)
@@ -524,9 +560,15 @@ class AsyncKeyturn(_KeyturnBase):
         clock: Callable[[], float] = time.time,
         plugin_manager: KeyturnPluginManager | None = None,
         environ: Mapping[str, str] | None = None,
+        providers: Sequence[ProviderSpec] = (),
     ) -> None:
         super().__init__(
-            credentials, leeway=leeway, clock=clock, plugin_manager=plugin_manager, environ=environ
+            credentials,
+            leeway=leeway,
+            clock=clock,
+            plugin_manager=plugin_manager,
+            environ=environ,
+            providers=providers,
         )
         self._owns_client = http_client is None
         self.http_client: AsyncHttpClient = http_client or httpx.AsyncClient(

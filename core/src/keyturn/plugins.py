@@ -63,6 +63,8 @@ class RegisteredProvider:
     plugin: str
     distribution: str | None
     version: str | None
+    #: The provider hooks its plugin implements for it (keyturn's defaults serve the rest).
+    hooks: tuple[str, ...] = ()
 
 
 def _disabled_names(environ: Mapping[str, str]) -> set[str]:
@@ -159,12 +161,33 @@ def collect_providers(pm: KeyturnPluginManager) -> dict[str, RegisteredProvider]
                     f"{found[spec.id].plugin!r} and by plugin {_plugin!r}"
                 )
             found[spec.id] = RegisteredProvider(
-                spec, _plugin, _dist[0] if _dist else None, _dist[1] if _dist else None
+                spec,
+                _plugin,
+                _dist[0] if _dist else None,
+                _dist[1] if _dist else None,
+                _hooks_for(pm, _plugin, spec.id),
             )
 
         arguments = {"register": register}
         impl.function(*(arguments[name] for name in impl.argnames))
     return found
+
+
+def _hooks_for(pm: pluggy.PluginManager, plugin_name: str, provider_id: str) -> tuple[str, ...]:
+    """The hooks ``plugin_name`` implements that can answer for ``provider_id``."""
+    plugin = pm.get_plugin(plugin_name)
+    names: list[str] = []
+    for caller in pm.get_hookcallers(plugin) or ():
+        if caller.name == "keyturn_register_providers":
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            only = getattr(impl.function, "__keyturn_providers__", None)
+            if only is None or provider_id in only:
+                names.append(caller.name)
+                break
+    return tuple(sorted(names))
 
 
 @functools.cache
@@ -203,6 +226,8 @@ def for_provider(*provider_ids: str) -> Callable[[F], F]:
                 return None
             return func(*args, **kwargs)
 
+        # Lets `keyturn providers` tell which provider each hook answers for.
+        wrapper.__dict__["__keyturn_providers__"] = wanted
         return cast(F, wrapper)
 
     return decorate

@@ -1,0 +1,64 @@
+"""``keyturn authorize-url PROVIDER --redirect-uri URL``: an authorize URL with its secrets.
+
+Prints the URL, its state, PKCE verifier and nonce (keep the verifier: the code exchange
+needs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from keyturn.client import Keyturn
+from keyturn.errors import KeyturnError
+from keyturn.models import REVEAL
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "authorize-url",
+        help="print an authorize URL, its state and its PKCE verifier",
+        description="Credentials come from KEYTURN_<PROVIDER>_CLIENT_ID, or --client-id.",
+    )
+    parser.add_argument("provider", help="provider id, e.g. google")
+    parser.add_argument("--redirect-uri", required=True, help="your registered callback URL")
+    parser.add_argument("--client-id", help="overrides KEYTURN_<PROVIDER>_CLIENT_ID")
+    parser.add_argument(
+        "--scope", action="append", metavar="SCOPE", help="a scope (repeat); default: provider's"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a provider-specific parameter, e.g. login_hint=user@example.com (repeat)",
+    )
+    parser.add_argument("--no-pkce", action="store_true", help="do not use PKCE")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    params: dict[str, str] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise KeyturnError(f"--param takes NAME=VALUE, got {item!r}")
+        params[name] = value
+    credentials = {args.provider: (args.client_id, None)} if args.client_id else None
+    with Keyturn(credentials) as client:
+        request = client.authorize_url(
+            args.provider, args.redirect_uri, scopes=args.scope, pkce=not args.no_pkce, **params
+        )
+    data = request.model_dump(mode="json", context=REVEAL)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(data["url"])
+    print(f"state:         {data['state']}")
+    if data["code_verifier"]:
+        print(f"code_verifier: {data['code_verifier']}")
+    if data["nonce"]:
+        print(f"nonce:         {data['nonce']}")
+    return 0

@@ -1,0 +1,1 @@
+"""keyturn's pytest plugin (registered under ``pytest11``)."""
