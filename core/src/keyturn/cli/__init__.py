@@ -1,9 +1,10 @@
 """The ``keyturn`` command.
 
-Each sub-command lives in its own module of this package and exposes ``add_parser(commands)``,
-which adds its parser and sets ``handler`` to a function taking the parsed arguments and
-returning the exit status. Heavy imports (the emulator, vcrpy) happen inside handlers, so
-``keyturn providers`` stays quick.
+Each sub-command lives in its own module of this package (found by listing the package, so
+adding a command is adding a module) and exposes ``add_parser(commands)``, which adds its
+parser and sets ``handler`` to a function taking the parsed arguments and returning the exit
+status. ``ORDER`` (an int, default 100) places the command in ``--help``. Heavy imports
+(the emulator, vcrpy) happen inside handlers, so ``keyturn providers`` stays quick.
 
 Errors print one line on stderr and exit non-zero, with no traceback: status 1 for a keyturn
 error, 2 for a usage error.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -20,10 +22,7 @@ from typing import NoReturn
 from keyturn import __version__
 from keyturn.errors import KeyturnError
 
-__all__ = ["COMMANDS", "main"]
-
-#: Modules of this package that define a sub-command, in the order ``--help`` lists them.
-COMMANDS = ("providers", "authorize_url")
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").add_parser(commands)
+    modules = [
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_")
+    ]
+    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
+        module.add_parser(commands)
     return parser
 
 

@@ -14,6 +14,8 @@ from keyturn.client import Keyturn
 from keyturn.errors import KeyturnError
 from keyturn.models import REVEAL
 
+ORDER = 20
+
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(

@@ -10,6 +10,8 @@ from keyturn.client import Keyturn
 
 ENDPOINTS = ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "revocation_endpoint")
 
+ORDER = 10
+
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("providers", help="list installed provider plugins")
