@@ -23,8 +23,31 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_providers_lists_google_with_its_distribution(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "providers")
     assert code == 0
-    assert out.startswith("google: Google (keyturn-google ")
+    assert "\ngoogle: Google (keyturn-google " in "\n" + out
     assert "https://oauth2.googleapis.com/token" in out
+    assert "  overrides     keyturn_revoke" in out
+
+
+def test_providers_lists_every_installed_plugin_in_id_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "providers")
+    heads = [line.split(":", 1)[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert code == 0
+    assert heads == sorted(heads)
+    assert {"google", "github", "gitlab"} <= set(heads)
+
+
+def test_providers_shows_the_hooks_each_plugin_overrides(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "providers", "--json")
+    hooks = {row["id"]: row["hooks"] for row in json.loads(out)}
+    assert code == 0
+    assert hooks["google"] == ["keyturn_revoke"]
+    assert hooks["github"] == ["keyturn_authorize_url", "keyturn_revoke", "keyturn_userinfo"]
+    # The example plugin is only a ProviderSpec: keyturn's defaults serve every hook.
+    assert hooks["gitlab"] == []
 
 
 def test_providers_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +176,7 @@ def test_the_installed_console_script_runs() -> None:
         [str(script), "providers"], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("google: Google")
+    assert "\ngoogle: Google (keyturn-google " in "\n" + result.stdout
     bad = subprocess.run(
         [str(script), "authorize-url", "nope", "--redirect-uri", "http://l/cb", "--client-id", "x"],
         capture_output=True,

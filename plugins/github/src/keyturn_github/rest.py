@@ -1,0 +1,93 @@
+"""Requests to GitHub's REST API (``api.github.com``) and reading its errors.
+
+The token endpoint under ``github.com/login`` speaks OAuth; the REST API does not. It reports
+a failure through the HTTP status and a JSON body with a ``message`` (``"Bad credentials"``),
+never an OAuth ``error`` field. :func:`api_error` keeps that message as the error's
+description, where keyturn's OAuth reader could only say "HTTP 401".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from keyturn import flows
+from keyturn.errors import InvalidResponseError, ProviderError
+from keyturn.http import HttpRequest, HttpResponse
+from keyturn.models import ProviderSpec, TokenSet
+
+__all__ = ["MEDIA_TYPE", "api_error", "api_request", "json_body"]
+
+#: The media type GitHub's REST API asks clients to accept.
+MEDIA_TYPE = "application/vnd.github+json"
+
+_MESSAGE_LIMIT = 200
+
+
+def api_request(method: str, url: str, tokens: TokenSet) -> HttpRequest:
+    """A REST API request authorised with the user's access token.
+
+    :param method: ``GET``, ``DELETE``...
+    :param url: the full URL.
+    :param tokens: the user's tokens; the access token goes into ``Authorization``.
+    :return: the request, with GitHub's media type in ``Accept``.
+    """
+    headers = {
+        "Accept": MEDIA_TYPE,
+        "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
+    }
+    return HttpRequest(method, url, headers)
+
+
+def json_body(response: HttpResponse) -> Any:
+    """The decoded JSON body (object, array or scalar), or ``None`` if it is not JSON.
+
+    The REST API answers some calls with arrays (``/user/emails``), which
+    :meth:`HttpResponse.data` does not return.
+    """
+    kind = response.content_type
+    if kind not in ("", "application/json") and not kind.endswith("+json"):
+        return None
+    try:
+        return json.loads(response.body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def api_error(
+    provider: ProviderSpec,
+    operation: str,
+    response: HttpResponse,
+    *,
+    permanent: bool | None = None,
+) -> ProviderError:
+    """The error for a REST API response that is not a success.
+
+    :param provider: the provider's spec (its id names the error; its lists classify it).
+    :param operation: ``userinfo`` or ``revoke``.
+    :param response: the failed response.
+    :param permanent: force the classification; by default the status decides as for any
+        provider (5xx, 429, 425 and 408 transient, other statuses permanent).
+    :return: an :class:`~keyturn.InvalidResponseError` with ``error="http_error"``, the
+        status, and GitHub's ``message`` as the description when the body has one.
+    """
+    body = json_body(response)
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str) and message and len(message) <= _MESSAGE_LIMIT:
+        description = message
+    else:
+        description = f"HTTP {response.status} from GitHub's REST API"
+    details: dict[str, str] = {}
+    if isinstance(body, dict) and isinstance(body.get("documentation_url"), str):
+        details["documentation_url"] = body["documentation_url"][:_MESSAGE_LIMIT]
+    return InvalidResponseError(
+        provider=provider.id,
+        operation=operation,
+        error="http_error",
+        status=response.status,
+        description=description,
+        permanent=(
+            flows.is_permanent(provider, response.status, None) if permanent is None else permanent
+        ),
+        details=details,
+    )
