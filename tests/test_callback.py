@@ -608,14 +608,14 @@ def test_a_public_client_from_the_environment_has_no_secret(pm: KeyturnPluginMan
 
 async def test_an_unknown_provider_lists_the_installed_ones(client: Both) -> None:
     with pytest.raises(keyturn.UnknownProviderError) as caught:
-        client.client.authorize_url("gitlab", REDIRECT)
+        client.client.authorize_url("bitbucket", REDIRECT)
     error = caught.value
     assert isinstance(error, keyturn.ConfigurationError)
-    assert error.provider == "gitlab"
+    assert error.provider == "bitbucket"
     assert "google" in error.known
-    assert "'gitlab'" in str(error) and "google" in str(error)
+    assert "'bitbucket'" in str(error) and "google" in str(error)
     with pytest.raises(keyturn.UnknownProviderError):
-        await client("exchange_code", "gitlab", "4/code", redirect_uri=REDIRECT)
+        await client("exchange_code", "bitbucket", "4/code", redirect_uri=REDIRECT)
 
 
 # -- PKCE helper -------------------------------------------------------------------------

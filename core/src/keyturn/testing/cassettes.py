@@ -21,22 +21,32 @@ placeholder, and tests may send any token.
 
 An ID token keeps its claims segment (``REDACTED-<8 hex>.<claims>.REDACTED``): keyturn checks
 its nonce, audience and issuer on exchange, and vcrpy runs the response filter again when it
-loads a cassette. Claims are personal data: check a new recording by eye before committing it.
+loads a cassette.
+
+Personal data (names, emails, logins, avatars: :data:`PERSONAL_FIELDS`) is replaced when a
+cassette is *saved* (vcrpy's ``before_save_interaction``), in JSON response bodies at any depth
+and in the claims segment of an ID token; see :func:`scrub_personal_data`. Ids, ``sub``,
+booleans and the shape of the body stay, as do the claims keyturn checks (``nonce``, ``aud``,
+``iss``). Replay is left alone: a hand-written cassette is played back exactly as written.
 
 Needs the ``testing`` extra: ``pip install keyturn[testing]``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = [
+    "EMAIL_FIELDS",
+    "PERSONAL_FIELDS",
     "REDACTED",
     "REQUEST_SECRET_FIELDS",
     "RESPONSE_SECRET_FIELDS",
@@ -45,6 +55,10 @@ __all__ = [
     "find_secrets",
     "make_vcr",
     "redact",
+    "scrub_interaction",
+    "scrub_personal_body",
+    "scrub_personal_data",
+    "scrub_personal_json",
     "scrub_request",
     "scrub_response",
     "vcr_config",
@@ -200,13 +214,17 @@ def body_matcher(r1: Any, r2: Any) -> None:
 
 
 def vcr_config(cassette_dir: str | Path, *, record_mode: str = "none") -> dict[str, Any]:
-    """Keyword arguments for ``vcr.VCR(**...)``; :func:`make_vcr` adds the body matcher."""
+    """Keyword arguments for ``vcr.VCR(**...)``; :func:`make_vcr` adds the body matcher.
+
+    Needs a vcrpy with ``before_save_interaction`` (which :func:`make_vcr` checks for).
+    """
     return {
         "cassette_library_dir": str(cassette_dir),
         "record_mode": record_mode,
         "match_on": ["method", "uri", "keyturn_body"],
         "before_record_request": scrub_request,
         "before_record_response": scrub_response,
+        "before_save_interaction": scrub_interaction,
         "decode_compressed_response": True,
     }
 
@@ -217,9 +235,217 @@ def make_vcr(cassette_dir: str | Path, *, record_mode: str = "none") -> Any:
     Requests match on method, full URI and body fields, so a cassette also proves what
     keyturn *sends*. ``record_mode="none"`` (the default) replays only and fails on any
     request the cassette does not hold.
+
+    With a vcrpy too old to have ``before_save_interaction``, personal data is scrubbed by
+    the response hook instead, which vcrpy also runs on replay.
     """
     import vcr
 
-    recorder = vcr.VCR(**vcr_config(cassette_dir, record_mode=record_mode))
+    config = vcr_config(cassette_dir, record_mode=record_mode)
+    if "before_save_interaction" not in inspect.signature(vcr.VCR).parameters:
+        del config["before_save_interaction"]
+        config["before_record_response"] = _scrub_response_and_personal_data
+    recorder = vcr.VCR(**config)
     recorder.register_matcher("keyturn_body", body_matcher)
     return recorder
+
+
+def _scrub_response_and_personal_data(response: dict[str, Any]) -> dict[str, Any]:
+    return scrub_personal_data(scrub_response(response))
+
+
+# -- personal data ------------------------------------------------------------------------
+
+_AVATAR = "https://example.com/avatar.png"
+_HANDLE = "example-user"
+
+#: Response fields holding personal data, and the placeholder each one gets (``name`` only in
+#: an object that identifies someone: one with ``sub``, ``id``, ``login``, ``email``...). Emails
+#: (``email`` and :data:`EMAIL_FIELDS`) are numbered instead: ``user@example.com``,
+#: ``user2@example.com``... in the order they appear, so distinct addresses stay distinct.
+PERSONAL_FIELDS: dict[str, str] = {
+    "name": "Example User",
+    "given_name": "Example",
+    "family_name": "User",
+    "middle_name": "Example",
+    "nickname": _HANDLE,
+    "preferred_username": _HANDLE,
+    "login": _HANDLE,
+    "username": _HANDLE,
+    "twitter_username": _HANDLE,
+    "picture": _AVATAR,
+    "avatar_url": _AVATAR,
+    "profile": "https://example.com/example-user",
+    "website": "https://example.com/",
+    "blog": "https://example.com/",
+    "gravatar_id": "",
+    "bio": "Example bio",
+    "company": "Example Org",
+    "location": "Example City",
+    "phone_number": "+1 555 0100",
+    "birthdate": "2000-01-01",
+    "hd": "example.com",
+}
+#: Fields holding an email address.
+EMAIL_FIELDS = ("email", "notification_email")
+#: Fields whose value can also appear as a path segment of the body's URLs (GitHub's
+#: ``https://api.github.com/users/<login>/repos``).
+_HANDLE_FIELDS = ("login", "username", "preferred_username", "nickname")
+#: ``name`` is personal only next to one of these (GitHub's ``plan.name`` is not).
+_IDENTITY_FIELDS = frozenset({"sub", "id", "login", "username", "email", "given_name"})
+_RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+_RESERVED_TLDS = ("example", "test", "invalid", "localhost")
+
+
+def _reserved(host: str) -> bool:
+    """Whether ``host`` is a domain reserved for documentation (RFC 2606, RFC 6761)."""
+    host = host.lower().rstrip(".")
+    if host in _RESERVED_DOMAINS or any(host.endswith("." + d) for d in _RESERVED_DOMAINS):
+        return True
+    return host.rsplit(".", 1)[-1] in _RESERVED_TLDS
+
+
+def _is_placeholder(value: str) -> bool:
+    """Already harmless: an address or URL on a reserved domain."""
+    if "@" in value and "://" not in value:
+        return _reserved(value.rsplit("@", 1)[1])
+    if "://" in value:
+        return _reserved(urlsplit(value).hostname or "")
+    return False
+
+
+class _PersonalScrubber:
+    """One body's worth of state: the emails seen so far and the handles to hide in URLs."""
+
+    def __init__(self, handles: Iterable[str]) -> None:
+        self.emails: dict[str, str] = {}
+        self.handles = [h for h in handles if h and h != _HANDLE]
+
+    def email(self, value: str) -> str:
+        if _is_placeholder(value):
+            return value
+        if value not in self.emails:
+            number = len(self.emails) + 1
+            self.emails[value] = "user@example.com" if number == 1 else f"user{number}@example.com"
+        return self.emails[value]
+
+    def text(self, value: str) -> str:
+        for handle in self.handles:
+            value = re.sub(rf"(?<=/){re.escape(handle)}(?=[/?#{{]|$)", _HANDLE, value)
+        return value
+
+    def walk(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            person = not _IDENTITY_FIELDS.isdisjoint(value)
+            return {key: self.field(key, item, person) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.walk(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def field(self, key: str, value: Any, person: bool) -> Any:
+        if not isinstance(value, str):
+            return self.walk(value)
+        if key in EMAIL_FIELDS:
+            return self.email(value)
+        if key == "id_token":
+            return _scrub_id_token(value)
+        if key in PERSONAL_FIELDS and (person or key != "name"):
+            if not value or _is_placeholder(value):
+                return value
+            return PERSONAL_FIELDS[key]
+        return self.text(value)
+
+
+def _handles(value: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _HANDLE_FIELDS and isinstance(item, str) and item:
+                found.append(item)
+            else:
+                found.extend(_handles(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_handles(item))
+    return found
+
+
+def scrub_personal_json(value: Any) -> Any:
+    """Replace personal data in decoded JSON (see :data:`PERSONAL_FIELDS`).
+
+    Keys, ids, ``sub``, numbers, booleans and ``null`` are kept; so are emails and URLs on a
+    reserved example domain, which makes the function idempotent. An ``id_token`` field has
+    its claims segment scrubbed the same way.
+
+    :param value: a decoded JSON document (object, list or scalar).
+    :return: a scrubbed copy; ``value`` itself is not changed.
+    """
+    return _PersonalScrubber(_handles(value)).walk(value)
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _scrub_id_token(value: str) -> str:
+    """Scrub an ID token's claims segment; the header and signature segments are kept."""
+    parts = value.split(".")
+    if len(parts) != 3:
+        return value
+    try:
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, TypeError):
+        return value
+    scrubbed = scrub_personal_json(claims)
+    if scrubbed == claims:
+        return value  # unchanged: keep the exact bytes, so a second pass is a no-op
+    payload = json.dumps(scrubbed, separators=(",", ":")).encode()
+    parts[1] = base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+    return ".".join(parts)
+
+
+def scrub_personal_body(body: bytes | str | None, content_type: str) -> bytes | None:
+    """Replace personal data in a JSON body; any other body passes unchanged.
+
+    :param body: the body as stored in a cassette.
+    :param content_type: the body's ``content-type`` header (may be empty).
+    :return: the body, re-written compactly only when something was replaced.
+    """
+    if body is None:
+        return None
+    raw = body.encode() if isinstance(body, str) else body
+    kind = content_type.split(";", 1)[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    if not (kind.endswith("json") or (not kind and text.lstrip().startswith(("{", "[")))):
+        return raw
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return raw
+    scrubbed = scrub_personal_json(data)
+    if scrubbed == data:
+        return raw
+    return json.dumps(scrubbed, separators=(",", ":")).encode()
+
+
+def scrub_personal_data(response: dict[str, Any]) -> dict[str, Any]:
+    """Replace personal data in a recorded response (a vcrpy response dict), in place.
+
+    :param response: the response as vcrpy stores it.
+    :return: the same dict.
+    """
+    body = response.get("body", {})
+    if isinstance(body, dict) and body.get("string") is not None:
+        content_type = _header(response.get("headers", {}), "content-type")
+        body["string"] = scrub_personal_body(body["string"], content_type)
+    return response
+
+
+def scrub_interaction(request: Any, response: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """vcrpy ``before_save_interaction``: scrub personal data as a cassette is written."""
+    return request, scrub_personal_data(response)

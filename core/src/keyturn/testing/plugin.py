@@ -1,1 +1,94 @@
-"""keyturn's pytest plugin (registered under ``pytest11``)."""
+"""keyturn's pytest plugin, loaded through the ``pytest11`` entry point wherever keyturn is.
+
+It only adds fixtures, all named ``keyturn_*``, and imports nothing heavy: vcrpy is imported
+when a cassette fixture is first used, so a project that has keyturn without its ``testing``
+extra keeps a working pytest.
+
+* :func:`keyturn_clock`: a :class:`FakeClock` fixed at :data:`START`, moved by hand.
+* :func:`keyturn_vcr`: a factory ``keyturn_vcr(folder)`` returning a ``vcr.VCR`` configured
+  with keyturn's scrubbing and matching (:func:`keyturn.testing.cassettes.make_vcr`).
+
+The conformance suite (:class:`keyturn.testing.ProviderConformance`) uses both; your own
+tests may too::
+
+    def test_refresh(keyturn_vcr, keyturn_clock):
+        with keyturn_vcr(CASSETTES).use_cassette("refresh_ok.yaml"):
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["START", "FakeClock", "VcrFactory", "keyturn_clock", "keyturn_vcr"]
+
+#: The fixed "now" of :func:`keyturn_clock`, in epoch seconds (2027-01-15).
+START = 1_800_000_000
+
+#: ``keyturn_vcr(folder, record_mode="none")`` returns a configured ``vcr.VCR``.
+VcrFactory = Callable[..., Any]
+
+_MISSING_VCR = (
+    "keyturn's cassette fixtures need vcrpy, which is not installed. "
+    "Install the testing extra: pip install keyturn[testing]"
+)
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it; pass it as ``clock=`` to a client.
+
+    :param now: the starting time in epoch seconds.
+    """
+
+    def __init__(self, now: float = START) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        """The current fake time in epoch seconds."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds``."""
+        self.now += seconds
+
+    def set(self, now: float) -> None:
+        """Jump to ``now`` (epoch seconds)."""
+        self.now = float(now)
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self.now!r})"
+
+
+@pytest.fixture
+def keyturn_clock() -> FakeClock:
+    """A fresh :class:`FakeClock` at :data:`START` for each test."""
+    return FakeClock()
+
+
+@pytest.fixture
+def keyturn_vcr() -> VcrFactory:
+    """A factory of ``vcr.VCR`` objects with keyturn's scrubbing and matching.
+
+    Call it with the folder of one provider's cassettes; ``record_mode`` defaults to
+    ``"none"`` (replay only; a request the cassette does not hold fails).
+
+    Fails the test with an install hint when vcrpy is missing.
+    """
+    try:
+        import vcr  # noqa: F401
+    except ImportError:
+        missing = True
+    else:
+        missing = False
+    if missing:  # failed outside the except block, so the ImportError is not chained
+        pytest.fail(_MISSING_VCR, pytrace=False)
+    from .cassettes import make_vcr
+
+    def factory(folder: str | Path, *, record_mode: str = "none") -> Any:
+        return make_vcr(folder, record_mode=record_mode)
+
+    return factory
