@@ -168,20 +168,57 @@ def test_readme_lists_exactly_the_cassettes_that_exist() -> None:
 
 
 PROVENANCES = ("Written from documentation", "**Models a generic condition, not provider evidence")
+#: How a cassette made by `keyturn record` is labelled, in the README and on its first line.
+RECORDED = "Recorded against"
 
 
-def test_readme_gives_every_cassette_a_provenance_and_none_claims_a_recording() -> None:
+def _provenance_rows(text: str) -> dict[str, str]:
     rows = {}
-    for line in README.read_text("utf-8").splitlines():
+    for line in text.splitlines():
         if line.startswith("| `"):
             name, _, provenance = (cell.strip() for cell in line.strip("| ").split(" | "))
             rows[name.strip("`")] = provenance
+    return rows
+
+
+def check_provenance(name: str, provenance: str, first_line: str) -> None:
+    """A README row and the file's first line must tell the same story."""
+    if provenance.startswith(RECORDED):
+        assert first_line.startswith("# Recorded against"), (
+            f"{name}: the README says recorded, the file does not"
+        )
+        return
+    assert provenance.startswith(PROVENANCES), f"{name}: unknown provenance {provenance!r}"
+    # Not recorded: the file must say so too, not only the README.
+    assert first_line.startswith("# Written by hand") and "NOT recorded" in first_line, name
+
+
+def test_readme_gives_every_cassette_a_provenance_that_matches_the_file() -> None:
+    rows = _provenance_rows(README.read_text("utf-8"))
     assert set(rows) == set(_ids(CASSETTE_FILES))
     for name, provenance in rows.items():
-        assert provenance.startswith(PROVENANCES), f"{name}: unknown provenance {provenance!r}"
-        # Nothing here was recorded: the file must say so too, not only the README.
         first_line = (CASSETTES / name).read_text("utf-8").splitlines()[0]
-        assert first_line.startswith("# Written by hand") and "NOT recorded" in first_line
+        check_provenance(name, provenance, first_line)
+
+
+@pytest.mark.parametrize(
+    ("provenance", "first_line", "ok"),
+    [
+        ("Written from documentation. A5.", "# Written by hand from docs, NOT recorded", True),
+        ("Recorded against Google on 2026-11-27.", "# Recorded against Google on 2026-11-27", True),
+        ("Recorded against Google on 2026-11-27.", "# Written by hand, NOT recorded", False),
+        ("Written from documentation.", "# Recorded against Google on 2026-11-27", False),
+        ("Made up.", "# Written by hand, NOT recorded", False),
+    ],
+)
+def test_the_provenance_check_tells_recorded_from_written(
+    provenance: str, first_line: str, ok: bool
+) -> None:
+    if ok:
+        check_provenance("x.yaml", provenance, first_line)
+    else:
+        with pytest.raises(AssertionError):
+            check_provenance("x.yaml", provenance, first_line)
 
 
 # -- (c) the scrubber, on real traffic ----------------------------------------------------
