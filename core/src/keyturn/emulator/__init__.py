@@ -1,0 +1,69 @@
+"""A real OAuth 2.0 provider on loopback: sign-in, refresh and revocation with no credentials
+and no internet.
+
+It serves three profiles from one server, each under its own path prefix: ``google`` and
+``github`` behave as ``reference/providers.md`` (sections A, B and D) documents the real
+providers, and ``strict`` is plain RFC 6749 with PKCE required and refresh-token rotation
+with reuse detection. See :mod:`keyturn.emulator.profiles` for every difference.
+
+Pointing a shipped plugin at it
+-------------------------------
+
+``Keyturn(providers=[...])`` is the one supported way. A spec whose id is installed replaces
+that provider's spec *and keeps its plugin's hooks*, so the real keyturn-google or
+keyturn-github code runs against the emulator::
+
+    import keyturn
+    from keyturn.emulator import Emulator
+
+    with Emulator(access_token_lifetime=3600) as emu:
+        installed = keyturn.Keyturn(environ={}).provider("google")
+        kt = keyturn.Keyturn(
+            {"google": emu.credentials}, providers=[emu.point(installed)]
+        )
+        request = kt.authorize_url("google", "http://127.0.0.1:8000/callback")
+        token = kt.sign_in(request, emu.authorize(request.url))   # the browser, played
+        tokens = kt.refresh(token.tokens)
+
+:meth:`Emulator.point` copies the spec with every endpoint and the issuer moved to the
+emulator's profile of the same name. Apps that need no plugin use :meth:`Emulator.spec`
+(``emu.spec("strict")``), a plain spec keyturn's RFC 6749 defaults serve.
+
+Knobs
+-----
+
+Lifetimes, ``fault_rate`` (503 answers with an HTML body), ``drop_rate`` (connections
+closed before a complete answer; such a request is never processed, so a dropped refresh
+leaves the refresh token valid), ``latency`` and ``seed``; change them while running with
+:meth:`Emulator.configure`. Everything is counted (:meth:`Emulator.counters`), also over
+HTTP at ``GET /_emulator/state``; ``POST /_emulator/revoke`` revokes grants from outside.
+
+``keyturn emulator`` runs the same server from the command line. Installing the extra:
+``pip install keyturn[emulator]`` (Starlette and uvicorn).
+"""
+
+from __future__ import annotations
+
+try:
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess
+    raise ImportError(
+        "keyturn's emulator needs Starlette and uvicorn: pip install keyturn[emulator]"
+    ) from exc
+
+from .controller import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, AuthorizeRefused, Emulator
+from .faults import Knobs
+from .profiles import PROFILES, Behaviour
+from .state import COUNTERS
+
+__all__ = [
+    "COUNTERS",
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "PROFILES",
+    "AuthorizeRefused",
+    "Behaviour",
+    "Emulator",
+    "Knobs",
+]

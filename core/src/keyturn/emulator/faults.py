@@ -1,0 +1,118 @@
+"""The emulator's knobs, and the dice that decide which token requests fail.
+
+Faults hit the token endpoint only (exchange and refresh), where a client's retry logic
+lives:
+
+* ``fault_rate``: that fraction of token requests is answered ``503`` with an HTML body, as a
+  load balancer in front of a real provider does. keyturn reads it as a transient
+  :class:`~keyturn.InvalidResponseError`.
+* ``drop_rate``: that fraction has its connection closed in the middle of the response: the
+  client sees a network error (:class:`~keyturn.TransportError`). The emulator decides to drop
+  a request *before* looking at it, so a dropped refresh is never processed: the refresh token
+  is not rotated behind the client's back and stays valid. (A real provider may well process
+  a request whose answer is lost; that harder case is not what this knob simulates.)
+* ``latency``: seconds added to every provider request (an ``asyncio`` sleep, so other
+  requests proceed meanwhile).
+
+Drops are decided first, then faults, from one random generator seeded with ``seed``, so a
+seeded run fails the same requests in the same order.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+__all__ = ["Dice", "Knobs"]
+
+Consent = Literal["auto", "page"]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Run-time settings of the emulator; change them with ``Emulator.configure``.
+
+    :ivar access_token_lifetime: seconds an access token lives (``expires_in``); ``None``
+        for tokens that never expire (no ``expires_in``; GitHub then issues no refresh token).
+    :ivar refresh_token_lifetime: seconds a refresh token lives, sent as
+        ``refresh_token_expires_in``; ``None`` for refresh tokens without expiry.
+    :ivar code_lifetime: seconds an authorization code stays usable (GitHub: 10 minutes).
+    :ivar fault_rate: fraction of token requests answered 503.
+    :ivar drop_rate: fraction of token requests whose connection is closed unprocessed.
+    :ivar latency: seconds added to every provider request.
+    :ivar seed: seed of the fault dice; ``None`` for a random one.
+    :ivar consent: ``auto`` approves at once; ``page`` shows an Allow/Deny page.
+    """
+
+    access_token_lifetime: int | None = 3600
+    refresh_token_lifetime: int | None = None
+    code_lifetime: int = 600
+    fault_rate: float = 0.0
+    drop_rate: float = 0.0
+    latency: float = 0.0
+    seed: int | None = None
+    consent: Consent = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("fault_rate", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        if self.latency < 0:
+            raise ValueError(f"latency must be zero or more seconds, got {self.latency!r}")
+        for name in ("access_token_lifetime", "refresh_token_lifetime"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be zero or more seconds, or None")
+        if self.code_lifetime <= 0:
+            raise ValueError("code_lifetime must be positive")
+        if self.consent not in ("auto", "page"):
+            raise ValueError(f"consent must be 'auto' or 'page', got {self.consent!r}")
+
+    def changed(self, **knobs: Any) -> Knobs:
+        """A copy with ``knobs`` changed.
+
+        :raises TypeError: an unknown knob name.
+        :raises ValueError: a value out of range.
+        """
+        unknown = set(knobs) - set(asdict(self))
+        if unknown:
+            raise TypeError(f"unknown emulator knob(s): {', '.join(sorted(unknown))}")
+        return replace(self, **knobs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The knobs as a JSON-ready mapping."""
+        return asdict(self)
+
+
+Verdict = Literal["pass", "fault", "drop"]
+
+
+class Dice:
+    """Thread-safe, seedable fault decisions."""
+
+    def __init__(self, seed: int | None) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
+
+    def reseed(self, seed: int | None) -> None:
+        """Start the sequence of decisions again from ``seed``."""
+        with self._lock:
+            self._random = random.Random(seed)  # noqa: S311
+
+    def roll(self, knobs: Knobs) -> Verdict:
+        """The fate of one token request.
+
+        Always draws two numbers, so the sequence of decisions for a seed does not depend on
+        which rates are zero.
+        """
+        with self._lock:
+            drop = self._random.random()
+            fault = self._random.random()
+        if drop < knobs.drop_rate:
+            return "drop"
+        if fault < knobs.fault_rate:
+            return "fault"
+        return "pass"

@@ -1,0 +1,366 @@
+"""How each emulated provider behaves: paths, token shapes, rotation and error answers.
+
+Three profiles, each one a :class:`Behaviour` (plain data; the server reads it):
+
+* ``google``: Google's web-server flow as ``reference/providers.md`` section A describes it.
+  Errors at 400/401 with JSON bodies (A5), refresh tokens that never rotate (A4), a refresh
+  token only for ``access_type=offline`` on a first or ``prompt=consent`` authorization (A2),
+  ``ya29.`` / ``1//`` token prefixes (A3), space-separated scope, ``Bearer``, an ID token when
+  ``openid`` is asked for, revocation as a POST of ``token=...`` (A8).
+* ``github``: GitHub's OAuth and GitHub App flow, section B. Every token-endpoint error at
+  HTTP 200 (B4), form-encoded answers unless ``Accept: application/json`` (B2), rotation where
+  the old refresh token and the old access token die at once (B3), ``ghu_`` / ``ghr_``
+  prefixes (B6), comma-separated scope and lower-case ``bearer`` (D), revocation as a
+  ``DELETE`` with Basic auth and a JSON body answering 204 (B5).
+* ``strict``: plain RFC 6749 / 7009 / 7636 with the strictest common choices: PKCE ``S256``
+  required, one client authentication method per request, and refresh-token rotation with
+  reuse detection as Auth0 and Okta do it: presenting an already-rotated refresh token
+  revokes the whole token family and answers 400 ``invalid_grant``.
+
+Where the reference is silent (GitHub's answer to a wrong PKCE verifier, Google's scope
+checks), the emulator makes a choice and says so next to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["PROFILES", "Behaviour", "Failure", "Rotation"]
+
+#: ``none``: the refresh token stays valid and is not re-sent; ``rotate``: each refresh
+#: returns a new one and the old one dies; ``detect_reuse``: ``rotate``, and presenting a
+#: dead rotated token revokes every token of its grant.
+Rotation = Literal["none", "rotate", "detect_reuse"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One refusal as a profile answers it.
+
+    :ivar status: the HTTP status.
+    :ivar error: the OAuth ``error`` code.
+    :ivar description: the ``error_description``.
+    :ivar error_uri: the ``error_uri``, where the provider sends one.
+    """
+
+    status: int
+    error: str
+    description: str
+    error_uri: str | None = None
+
+    def body(self) -> dict[str, str]:
+        """The error as a mapping, ready to encode."""
+        data = {"error": self.error, "error_description": self.description}
+        if self.error_uri is not None:
+            data["error_uri"] = self.error_uri
+        return data
+
+
+#: The situations a token or revocation request can be refused for. Every profile maps each.
+SITUATIONS = (
+    "missing_client",  # no client_id at all
+    "missing_secret",  # client_id but no secret
+    "unknown_client",  # client_id not registered
+    "bad_secret",  # wrong secret
+    "two_auth_methods",  # Basic and body credentials together
+    "unsupported_grant_type",
+    "invalid_request",  # a required parameter is missing
+    "bad_code",  # unknown, used, expired or another client's code
+    "redirect_mismatch",  # redirect_uri differs from the authorize request's
+    "bad_verifier",  # PKCE verifier missing or wrong
+    "unknown_refresh",  # a refresh token the provider never issued
+    "dead_refresh",  # expired, revoked, or its grant revoked
+    "rotated_refresh",  # already exchanged for a new one (profiles that rotate)
+    "reuse_detected",  # strict: a rotated token came back; the family is now revoked
+    "invalid_scope",
+)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Everything that differs between emulated providers.
+
+    :ivar name: the profile name, also the first path segment of its endpoints.
+    :ivar paths: endpoint paths below the profile's prefix: ``authorize``, ``token``,
+        ``userinfo``, ``revoke`` and, for GitHub, ``emails`` and ``revoke_token``.
+    :ivar has_issuer: whether it has an issuer URL (``iss`` on the callback, RFC 9207).
+    :ivar access_prefix: prefix of access tokens.
+    :ivar refresh_prefix: prefix of refresh tokens.
+    :ivar rotation: see :data:`Rotation`.
+    :ivar pkce_required: refuse authorize requests without ``code_challenge``.
+    :ivar pkce_methods: accepted ``code_challenge_method`` values.
+    :ivar scope_separator: how ``scope`` is joined in token responses.
+    :ivar token_type: ``token_type`` in token responses.
+    :ivar form_unless_json: answer form-encoded unless the request accepts JSON (GitHub).
+    :ivar id_tokens: send an ID token when ``openid`` is among the scopes.
+    :ivar offline_param: a refresh token only when the authorize request carried
+        ``access_type=offline`` (Google).
+    :ivar grant_type_optional: a token request with a ``code`` and no ``grant_type`` is a
+        code exchange (GitHub's documented exchange sends no ``grant_type``).
+    :ivar scope_required: refuse authorize requests without ``scope``.
+    :ivar failures: the answer to each situation in :data:`SITUATIONS`.
+    :ivar login_param: the authorize parameter that picks the user (``login_hint``/``login``).
+    :ivar response_type_required: refuse authorize requests without ``response_type=code``
+        (GitHub's authorize parameters have no ``response_type``, B1).
+    :ivar single_auth_method: refuse requests that authenticate the client both ways.
+    :ivar code_prefix: prefix of authorization codes.
+    :ivar refresh_needs_expiry: no refresh token when access tokens never expire (GitHub, B3).
+    :ivar rotation_revokes_access: a rotation also kills the grant's older access tokens.
+    :ivar scopes: the scopes the profile knows, or ``None`` to accept any.
+    :ivar scope_prefixes: prefixes of further accepted scopes (Google's API scope URLs).
+    """
+
+    name: str
+    display_name: str
+    paths: dict[str, str]
+    has_issuer: bool
+    access_prefix: str
+    refresh_prefix: str
+    rotation: Rotation
+    pkce_required: bool
+    pkce_methods: frozenset[str]
+    scope_separator: str
+    token_type: str
+    form_unless_json: bool
+    id_tokens: bool
+    offline_param: bool
+    grant_type_optional: bool
+    scope_required: bool
+    login_param: str
+    failures: dict[str, Failure] = field(default_factory=dict)
+    response_type_required: bool = True
+    single_auth_method: bool = False
+    code_prefix: str = ""
+    refresh_needs_expiry: bool = False
+    rotation_revokes_access: bool = False
+    scopes: frozenset[str] | None = None
+    scope_prefixes: tuple[str, ...] = ()
+    access_denied_description: str = "The user denied the request."
+    access_denied_uri: str | None = None
+
+    def failure(self, situation: str) -> Failure:
+        """The answer to ``situation``."""
+        return self.failures[situation]
+
+    def knows_scope(self, scope: str) -> bool:
+        """Whether an authorize request may ask for ``scope``."""
+        if self.scopes is None:
+            return True
+        return scope in self.scopes or scope.startswith(self.scope_prefixes)
+
+
+def _google() -> Behaviour:
+    # A5: 400 for grant and request errors, 401 for client errors, JSON always, no error_uri.
+    bad_grant = Failure(400, "invalid_grant", "Token has been expired or revoked.")
+    return Behaviour(
+        name="google",
+        display_name="Google",
+        paths={
+            "authorize": "/o/oauth2/v2/auth",
+            "token": "/token",
+            "userinfo": "/v1/userinfo",
+            "revoke": "/revoke",
+        },
+        has_issuer=True,
+        access_prefix="ya29.",
+        refresh_prefix="1//",
+        rotation="none",
+        pkce_required=False,
+        pkce_methods=frozenset({"S256", "plain"}),
+        scope_separator=" ",
+        token_type="Bearer",
+        form_unless_json=False,
+        id_tokens=True,
+        offline_param=True,
+        grant_type_optional=False,
+        scope_required=True,
+        login_param="login_hint",
+        failures={
+            "missing_client": Failure(
+                400, "invalid_request", "Could not determine client ID from request."
+            ),
+            "missing_secret": Failure(400, "invalid_request", "client_secret is missing."),
+            "unknown_client": Failure(401, "invalid_client", "The OAuth client was not found."),
+            "bad_secret": Failure(401, "invalid_client", "Unauthorized"),
+            "two_auth_methods": Failure(401, "invalid_client", "Unauthorized"),
+            "unsupported_grant_type": Failure(400, "unsupported_grant_type", "Invalid grant_type"),
+            "invalid_request": Failure(400, "invalid_request", "Missing required parameter"),
+            "bad_code": Failure(400, "invalid_grant", "Malformed auth code."),
+            "redirect_mismatch": Failure(400, "redirect_uri_mismatch", "Bad Request"),
+            # Not in the reference: Google's wording for a wrong verifier is unknown.
+            "bad_verifier": Failure(400, "invalid_grant", "Bad Request"),
+            "unknown_refresh": Failure(400, "invalid_grant", "Bad Request"),
+            "dead_refresh": bad_grant,
+            "rotated_refresh": bad_grant,
+            "reuse_detected": bad_grant,
+            "invalid_scope": Failure(400, "invalid_scope", "Some requested scopes were invalid."),
+        },
+        code_prefix="4/0",  # "?code=4/P7q7W91a-..." (A2)
+        # The emulator's choice: OpenID scopes and Google API scope URLs, nothing else.
+        scopes=frozenset({"openid", "email", "profile"}),
+        scope_prefixes=("https://www.googleapis.com/auth/",),
+    )
+
+
+_GITHUB_DOCS = "https://docs.github.com/apps/managing-oauth-apps/"
+
+
+def _github_failure(error: str, description: str, anchor: str, page: str) -> Failure:
+    return Failure(200, error, description, f"{_GITHUB_DOCS}{page}/#{anchor}")
+
+
+def _github() -> Behaviour:
+    token_errors = "troubleshooting-oauth-app-access-token-request-errors"
+    bad_client = _github_failure(
+        "incorrect_client_credentials",
+        "The client_id and/or client_secret passed are incorrect.",
+        "incorrect-client-credentials",
+        token_errors,
+    )
+    bad_code = _github_failure(
+        "bad_verification_code",
+        "The code passed is incorrect or expired.",
+        "bad-verification-code",
+        token_errors,
+    )
+    # B4: the real error_uri of bad_refresh_token points at #bad-verification-code.
+    bad_refresh = _github_failure(
+        "bad_refresh_token",
+        "The refresh token passed is incorrect or expired.",
+        "bad-verification-code",
+        token_errors,
+    )
+    return Behaviour(
+        name="github",
+        display_name="GitHub",
+        paths={
+            "authorize": "/login/oauth/authorize",
+            "token": "/login/oauth/access_token",
+            "userinfo": "/api/user",
+            "emails": "/api/user/emails",
+            "revoke": "/api/applications/{client_id}/grant",
+            "revoke_token": "/api/applications/{client_id}/token",
+        },
+        has_issuer=False,
+        access_prefix="ghu_",
+        refresh_prefix="ghr_",
+        rotation="rotate",
+        pkce_required=False,  # "GitHub is not requiring PKCE" (B1)
+        pkce_methods=frozenset({"S256"}),  # "the plain code challenge method is not supported"
+        scope_separator=",",
+        token_type="bearer",
+        form_unless_json=True,
+        id_tokens=False,
+        offline_param=False,
+        grant_type_optional=True,
+        scope_required=False,
+        login_param="login",
+        failures={
+            "missing_client": bad_client,
+            "missing_secret": bad_client,
+            "unknown_client": bad_client,
+            "bad_secret": bad_client,
+            "two_auth_methods": bad_client,
+            "unsupported_grant_type": _github_failure(
+                "unsupported_grant_type",
+                "The grant type is not supported.",
+                "unsupported-grant-type",
+                token_errors,
+            ),
+            "invalid_request": bad_code,
+            "bad_code": bad_code,
+            "redirect_mismatch": _github_failure(
+                "redirect_uri_mismatch",
+                "The redirect_uri MUST match the registered callback URL for this application.",
+                "redirect-uri-mismatch2",
+                "troubleshooting-authorization-request-errors",
+            ),
+            # Not in the reference: a wrong PKCE verifier is answered like a bad code.
+            "bad_verifier": bad_code,
+            "unknown_refresh": bad_refresh,
+            "dead_refresh": bad_refresh,
+            "rotated_refresh": bad_refresh,
+            "reuse_detected": bad_refresh,
+            "invalid_scope": bad_code,
+        },
+        # B3: "If you disabled expiration ... this parameter will be omitted"; "Once you use a
+        # refresh token, that refresh token and the old user access token will no longer work."
+        refresh_needs_expiry=True,
+        response_type_required=False,
+        rotation_revokes_access=True,
+        access_denied_description="The user has denied your application access.",
+        access_denied_uri=(
+            f"{_GITHUB_DOCS}troubleshooting-authorization-request-errors/#access-denied"
+        ),
+    )
+
+
+def _strict() -> Behaviour:
+    # RFC 6749 §5.2: invalid_client is 401; everything about the grant is invalid_grant.
+    invalid_client = Failure(401, "invalid_client", "Client authentication failed.")
+    return Behaviour(
+        name="strict",
+        display_name="Strict OAuth 2.0",
+        paths={
+            "authorize": "/authorize",
+            "token": "/token",
+            "userinfo": "/userinfo",
+            "revoke": "/revoke",
+        },
+        has_issuer=True,
+        access_prefix="at_",
+        refresh_prefix="rt_",
+        rotation="detect_reuse",
+        pkce_required=True,
+        pkce_methods=frozenset({"S256"}),
+        scope_separator=" ",
+        token_type="Bearer",
+        form_unless_json=False,
+        id_tokens=True,
+        offline_param=False,
+        grant_type_optional=False,
+        scope_required=False,
+        login_param="login_hint",
+        failures={
+            "missing_client": invalid_client,
+            "missing_secret": invalid_client,
+            "unknown_client": invalid_client,
+            "bad_secret": invalid_client,
+            "two_auth_methods": Failure(
+                400, "invalid_request", "Use one client authentication method per request."
+            ),
+            "unsupported_grant_type": Failure(
+                400, "unsupported_grant_type", "Only authorization_code and refresh_token."
+            ),
+            "invalid_request": Failure(400, "invalid_request", "A required parameter is missing."),
+            "bad_code": Failure(
+                400, "invalid_grant", "The authorization code is invalid, used or expired."
+            ),
+            "redirect_mismatch": Failure(
+                400, "invalid_grant", "redirect_uri differs from the authorization request's."
+            ),
+            "bad_verifier": Failure(400, "invalid_grant", "PKCE verification failed."),
+            "unknown_refresh": Failure(400, "invalid_grant", "Unknown refresh token."),
+            "dead_refresh": Failure(
+                400, "invalid_grant", "The refresh token is expired or revoked."
+            ),
+            "rotated_refresh": Failure(400, "invalid_grant", "The refresh token was already used."),
+            "reuse_detected": Failure(
+                400,
+                "invalid_grant",
+                "Refresh token reuse detected; every token of this grant is revoked.",
+            ),
+            "invalid_scope": Failure(400, "invalid_scope", "The requested scope is not allowed."),
+        },
+        single_auth_method=True,  # RFC 6749 §2.3: "MUST NOT use more than one"
+        scopes=frozenset({"openid", "email", "profile", "offline_access", "read", "write"}),
+    )
+
+
+#: The profiles by name.
+PROFILES: dict[str, Behaviour] = {b.name: b for b in (_google(), _github(), _strict())}
+
+for _behaviour in PROFILES.values():
+    _missing = set(SITUATIONS) - set(_behaviour.failures)
+    assert not _missing, f"{_behaviour.name} lacks answers for {_missing}"

@@ -1,0 +1,409 @@
+"""What the emulator remembers: codes, grants (token families), tokens and counters.
+
+One lock guards everything, so the server's event loop and the test thread (``configure``,
+``revoke_grants``, ``counters``) can touch the store at once. Each public method is one
+atomic step: two refreshes of the same rotating token can never both succeed.
+
+A *grant* is what one consent produces: the token family of RFC 6819 §5.2.2.3. Every access
+and refresh token issued from it, through any number of rotations, belongs to it, so revoking
+the grant (the user in the provider's settings, reuse detection, Google's revoke endpoint)
+kills the whole family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .profiles import Behaviour
+
+__all__ = ["COUNTERS", "Code", "Grant", "Issued", "Pending", "Refusal", "Store", "Token", "User"]
+
+#: Counters every snapshot has, zero until something happens. Error codes are added as they
+#: occur (``invalid_grant``, ``bad_refresh_token``...), each also counted in ``errors``.
+COUNTERS = (
+    "authorize",  # authorize requests that passed validation (auto-consent or consent page)
+    "consent_denied",  # the user pressed Deny
+    "token_requests",  # every token-endpoint request that arrived, faults and drops included
+    "authorization_code",  # successful code exchanges
+    "refresh_token",  # successful refreshes
+    "userinfo",  # successful userinfo / user / emails requests
+    "revoke",  # successful revocation requests
+    "grants_revoked",  # grants revoked by any means
+    "reuse_detected",  # strict: a rotated refresh token came back
+    "code_reuse",  # an authorization code presented a second time
+    "family_revoked",  # token families revoked because of reuse (refresh token or code)
+    "fault_5xx",  # token-endpoint requests answered 503 by fault injection
+    "dropped",  # token-endpoint requests whose connection was closed, unprocessed
+    "errors",  # error answers of every kind
+)
+
+
+class Refusal(Exception):
+    """A request the profile refuses; ``situation`` names the answer in its failures table."""
+
+    def __init__(self, situation: str) -> None:
+        super().__init__(situation)
+        self.situation = situation
+
+
+@dataclass(frozen=True)
+class User:
+    """An emulated account. Users are made up from the authorize request's login hint."""
+
+    key: str
+    sub: str
+    number: int
+    login: str
+    name: str
+    email: str
+
+    @classmethod
+    def from_hint(cls, hint: str | None) -> User:
+        """The account for ``login_hint`` / ``login``; the default account when ``None``."""
+        key = hint or "default"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        number = int(digest[:8], 16) % 90_000_000 + 10_000_000
+        if key == "default":
+            return cls(
+                key, f"1{number:020d}", number, "ada-example", "Ada Example", "ada@example.com"
+            )
+        local, at, _ = key.partition("@")
+        email = key if at else f"{key}@example.com"
+        login = local.replace(".", "-").replace("_", "-") or "user"
+        name = " ".join(part.capitalize() for part in local.replace("-", ".").split(".") if part)
+        return cls(key, f"1{number:020d}", number, login, name or login, email)
+
+    def matches(self, who: str) -> bool:
+        """Whether ``who`` names this user: its key, ``sub``, login, email or number."""
+        return who in (self.key, self.sub, self.login, self.email, str(self.number))
+
+
+@dataclass
+class Pending:
+    """A validated authorize request waiting for the user's Allow or Deny."""
+
+    profile: str
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    scopes: tuple[str, ...]
+    challenge: str | None
+    method: str | None
+    nonce: str | None
+    user: User
+    offline: bool
+    force_consent: bool
+
+
+@dataclass
+class Code:
+    """An authorization code: single use, short-lived, bound to its request."""
+
+    request: Pending
+    expires_at: float
+    used: bool = False
+    grant_id: int | None = None
+
+
+@dataclass
+class Grant:
+    """One consent and every token issued from it."""
+
+    id: int
+    profile: str
+    client_id: str
+    user: User
+    scopes: tuple[str, ...]
+    revoked: bool = False
+    tokens: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Token:
+    """An issued token. ``status`` leaves ``active`` once and never returns."""
+
+    value: str
+    kind: Literal["access", "refresh"]
+    grant_id: int
+    expires_at: float | None
+    status: Literal["active", "rotated", "revoked"] = "active"
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What a successful exchange or refresh produced."""
+
+    grant: Grant
+    access_token: str
+    access_expires_in: int | None
+    refresh_token: str | None
+    refresh_expires_in: int | None
+    nonce: str | None
+
+
+def new_token(prefix: str) -> str:
+    """An opaque random token with the provider's prefix."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+class Store:
+    """The emulator's memory, safe to share between threads.
+
+    :param clock: returns the current time in epoch seconds.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._pending: dict[str, Pending] = {}
+        self._codes: dict[str, Code] = {}
+        self._grants: dict[int, Grant] = {}
+        self._tokens: dict[str, Token] = {}
+        self._consented: set[tuple[str, str, str]] = set()
+        self._counters: dict[str, Counter[str]] = {}
+        self._next_grant = 1
+
+    # -- counters -----------------------------------------------------------------------
+
+    def count(self, profile: str, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to counter ``name`` of ``profile``."""
+        with self._lock:
+            self._counters.setdefault(profile, Counter())[name] += amount
+
+    def count_error(self, profile: str, error: str) -> None:
+        """Count one error answer under ``errors`` and under its code."""
+        with self._lock:
+            counter = self._counters.setdefault(profile, Counter())
+            counter["errors"] += 1
+            counter[error] += 1
+
+    def counters(self, profiles: Iterable[str]) -> dict[str, int]:
+        """A snapshot of the counters of ``profiles``, summed; every name in
+        :data:`COUNTERS` is present."""
+        total: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
+        with self._lock:
+            for profile in profiles:
+                total.update(self._counters.get(profile, Counter()))
+        return {name: total[name] for name in sorted(total)}
+
+    def reset_counters(self) -> None:
+        """Set every counter back to zero."""
+        with self._lock:
+            self._counters.clear()
+
+    # -- authorization ------------------------------------------------------------------
+
+    def hold(self, request: Pending) -> str:
+        """Keep ``request`` until the user answers the consent page; returns its ticket."""
+        ticket = secrets.token_urlsafe(16)
+        with self._lock:
+            self._pending[ticket] = request
+        return ticket
+
+    def release(self, ticket: str) -> Pending | None:
+        """The request held under ``ticket``, forgotten as it is returned."""
+        with self._lock:
+            return self._pending.pop(ticket, None)
+
+    def issue_code(self, behaviour: Behaviour, request: Pending, lifetime: float) -> str:
+        """A fresh authorization code for an approved request."""
+        code = behaviour.code_prefix + secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = Code(request, self.clock() + lifetime)
+        return code
+
+    def exchange(
+        self,
+        behaviour: Behaviour,
+        client_id: str,
+        code: str,
+        redirect_uri: str | None,
+        verifier: str | None,
+        access_lifetime: int | None,
+        refresh_lifetime: int | None,
+        check_verifier: Callable[[str, str, str], bool],
+    ) -> Issued:
+        """Trade ``code`` for tokens (RFC 6749 §4.1.3), or raise :class:`Refusal`.
+
+        A code presented a second time is refused and, as RFC 6749 §4.1.2 advises, the
+        tokens issued from it are revoked.
+        """
+        with self._lock:
+            found = self._codes.get(code)
+            if found is None or found.request.profile != behaviour.name:
+                raise Refusal("bad_code")
+            request = found.request
+            if found.used:
+                self.count(behaviour.name, "code_reuse")
+                if found.grant_id is not None and self._revoke_grant(found.grant_id):
+                    self.count(behaviour.name, "family_revoked")
+                raise Refusal("bad_code")
+            if request.client_id != client_id or self.clock() >= found.expires_at:
+                raise Refusal("bad_code")
+            if redirect_uri != request.redirect_uri:
+                raise Refusal("redirect_mismatch")
+            if request.challenge is not None:
+                if verifier is None or not check_verifier(
+                    verifier, request.challenge, request.method or "plain"
+                ):
+                    raise Refusal("bad_verifier")
+            elif verifier is not None:
+                raise Refusal("bad_verifier")
+            found.used = True
+            grant = self._new_grant(behaviour.name, client_id, request.user, request.scopes)
+            found.grant_id = grant.id
+            wants_refresh = access_lifetime is not None or not behaviour.refresh_needs_expiry
+            if behaviour.offline_param:
+                consent_key = (behaviour.name, client_id, request.user.key)
+                first = consent_key not in self._consented
+                wants_refresh = request.offline and (first or request.force_consent)
+                if request.offline:
+                    self._consented.add(consent_key)
+            access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
+            refresh = None
+            if wants_refresh:
+                refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, refresh_lifetime)
+            self.count(behaviour.name, "authorization_code")
+            return Issued(
+                grant,
+                access,
+                access_lifetime,
+                refresh,
+                refresh_lifetime if refresh else None,
+                request.nonce,
+            )
+
+    def refresh(
+        self,
+        behaviour: Behaviour,
+        client_id: str,
+        refresh_token: str,
+        access_lifetime: int | None,
+        refresh_lifetime: int | None,
+    ) -> Issued:
+        """Trade a refresh token for a new access token (RFC 6749 §6), or raise
+        :class:`Refusal`, rotating as the profile does."""
+        with self._lock:
+            token = self._tokens.get(refresh_token)
+            if token is None or token.kind != "refresh":
+                raise Refusal("unknown_refresh")
+            grant = self._grants[token.grant_id]
+            if grant.profile != behaviour.name or grant.client_id != client_id:
+                raise Refusal("unknown_refresh")
+            if token.status == "rotated":
+                if behaviour.rotation == "detect_reuse":
+                    self.count(behaviour.name, "reuse_detected")
+                    if self._revoke_grant(grant.id):
+                        self.count(behaviour.name, "family_revoked")
+                    raise Refusal("reuse_detected")
+                raise Refusal("rotated_refresh")
+            if grant.revoked or token.status == "revoked" or self._expired(token):
+                raise Refusal("dead_refresh")
+            access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
+            new_refresh = None
+            if behaviour.rotation != "none":
+                token.status = "rotated"
+                if behaviour.rotation_revokes_access:
+                    for value in grant.tokens:
+                        old = self._tokens[value]
+                        if old.kind == "access" and old.value != access:
+                            old.status = "revoked"
+                new_refresh = self._mint(
+                    grant, "refresh", behaviour.refresh_prefix, refresh_lifetime
+                )
+            self.count(behaviour.name, "refresh_token")
+            return Issued(
+                grant,
+                access,
+                access_lifetime,
+                new_refresh,
+                refresh_lifetime if new_refresh else None,
+                None,
+            )
+
+    # -- using and revoking tokens ------------------------------------------------------
+
+    def bearer(self, profile: str, access_token: str) -> Grant | None:
+        """The grant behind a usable access token of ``profile``, else ``None``."""
+        with self._lock:
+            token = self._tokens.get(access_token)
+            if token is None or token.kind != "access" or token.status != "active":
+                return None
+            grant = self._grants[token.grant_id]
+            if grant.profile != profile or grant.revoked or self._expired(token):
+                return None
+            return grant
+
+    def lookup(self, profile: str, value: str) -> tuple[Token, Grant] | None:
+        """An issued token of ``profile`` that still works, with its grant."""
+        with self._lock:
+            token = self._tokens.get(value)
+            if token is None or token.status != "active":
+                return None
+            grant = self._grants[token.grant_id]
+            if grant.profile != profile or grant.revoked:
+                return None
+            return token, grant
+
+    def revoke_token(self, value: str) -> None:
+        """Revoke one token."""
+        with self._lock:
+            token = self._tokens.get(value)
+            if token is not None:
+                token.status = "revoked"
+
+    def revoke_grant(self, grant_id: int) -> bool:
+        """Revoke a grant and every token in it; ``False`` if it was revoked already."""
+        with self._lock:
+            return self._revoke_grant(grant_id)
+
+    def revoke_grants(self, profile: str | None, user: str | None) -> int:
+        """Revoke every live grant of ``profile`` (all when ``None``) held by ``user`` (all
+        users when ``None``), as a user does in the provider's settings; returns how many."""
+        with self._lock:
+            chosen = [
+                grant.id
+                for grant in self._grants.values()
+                if not grant.revoked
+                and (profile is None or grant.profile == profile)
+                and (user is None or grant.user.matches(user))
+            ]
+            return sum(self._revoke_grant(grant_id) for grant_id in chosen)
+
+    # -- internals (lock held) -----------------------------------------------------------
+
+    def _expired(self, token: Token) -> bool:
+        return token.expires_at is not None and self.clock() >= token.expires_at
+
+    def _new_grant(
+        self, profile: str, client_id: str, user: User, scopes: tuple[str, ...]
+    ) -> Grant:
+        grant = Grant(self._next_grant, profile, client_id, user, scopes)
+        self._grants[grant.id] = grant
+        self._next_grant += 1
+        return grant
+
+    def _mint(
+        self, grant: Grant, kind: Literal["access", "refresh"], prefix: str, life: int | None
+    ) -> str:
+        value = new_token(prefix)
+        expires_at = None if life is None else self.clock() + life
+        self._tokens[value] = Token(value, kind, grant.id, expires_at)
+        grant.tokens.add(value)
+        return value
+
+    def _revoke_grant(self, grant_id: int) -> bool:
+        grant = self._grants[grant_id]
+        if grant.revoked:
+            return False
+        grant.revoked = True
+        for value in grant.tokens:
+            self._tokens[value].status = "revoked"
+        self.count(grant.profile, "grants_revoked")
+        return True
