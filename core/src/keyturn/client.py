@@ -3,6 +3,19 @@
 Every operation is written once, as a flow (see :mod:`keyturn.http`); the two classes differ
 only in how they drive flows: a blocking HTTP client or an async one. This mirrors
 ``httpx.Client`` / ``httpx.AsyncClient``.
+
+Refreshes go through a :class:`~keyturn.singleflight.SingleFlight` keyed by a digest of the
+provider id and the refresh token: however many threads (``Keyturn``) or tasks
+(``AsyncKeyturn``) refresh the same token at once, one request is sent and all of them get
+its outcome. For ``refresh_reuse_window`` seconds afterwards (30 by default, on the client's
+clock) a caller that still holds the old refresh token gets the same new tokens, and a
+refresh the provider refused as permanent (``invalid_grant``...) gets the same error, with
+no second request: resending a refused or already-rotated token gains nothing and makes
+strict providers revoke the whole token family. Transient failures are shared by the
+callers who waited for them but never cached, so the next call tries again. ``jwt()``
+refreshes through the same path. The coordination covers one client object; share one
+client across the app (as with an ``httpx.Client``), and use :mod:`keyturn.stores` to
+coordinate processes.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from .models import (
 )
 from .plugins import KeyturnPluginManager, RegisteredProvider, collect_providers
 from .plugins import default_plugin_manager as _default_pm
+from .singleflight import SingleFlight
 from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient, arun_flow, run_flow
 
 __all__ = ["AsyncKeyturn", "Keyturn"]
@@ -62,6 +76,13 @@ _RESERVED_PARAMS = frozenset(
     }
 )
 DEFAULT_TIMEOUT = 10.0
+#: Seconds a refresh outcome is reused for callers holding the same refresh token.
+DEFAULT_REFRESH_REUSE_WINDOW = 30.0
+
+
+def _remember_refresh_error(error: Exception) -> bool:
+    """Permanent refresh failures are reused for the window; transient ones never are."""
+    return isinstance(error, ProviderError) and error.permanent
 
 
 def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentials:
@@ -119,11 +140,22 @@ class _KeyturnBase:
         plugin_manager: KeyturnPluginManager | None = None,
         environ: Mapping[str, str] | None = None,
         providers: Sequence[ProviderSpec] = (),
+        refresh_reuse_window: float = DEFAULT_REFRESH_REUSE_WINDOW,
     ) -> None:
         if leeway < 0:
             raise ConfigurationError("leeway must be zero or more seconds")
+        if refresh_reuse_window < 0:
+            raise ConfigurationError("refresh_reuse_window must be zero or more seconds")
         self.leeway = leeway
         self.clock = clock
+        #: Coordinates refreshes: one request per refresh token at a time, outcomes reused
+        #: for ``refresh_reuse_window`` seconds. ``single_flight.stats()`` feeds metrics.
+        self.single_flight: SingleFlight[TokenSet] = SingleFlight(
+            window=refresh_reuse_window,
+            clock=clock,
+            remember_error=_remember_refresh_error,
+            reusable=self._still_fresh,
+        )
         self.plugin_manager = plugin_manager or _default_pm()
         self._registered = collect_providers(self.plugin_manager)
         self._registered.update(_local_providers(providers, self._registered))
@@ -396,9 +428,25 @@ class _KeyturnBase:
         )
         return cast(JWT, result)
 
-    def _jwt_flow(
+    def _still_fresh(self, tokens: TokenSet) -> bool:
+        """Whether reused tokens are worth handing out: not due themselves."""
+        return not tokens.expires_within(self.leeway, self.clock())
+
+    @staticmethod
+    def _refresh_key(tokens: TokenSet) -> str | None:
+        """What identifies a refresh for single-flight (hashed there), or ``None``."""
+        if tokens.refresh_token is None:
+            return None  # nothing to share: the flow raises RefreshTokenUnusable at once
+        return tokens.provider + "\0" + tokens.refresh_token.get_secret_value()
+
+    def _jwt_start(
         self, token: JWT | None, tokens: TokenSet | None, profile: Profile | None
-    ) -> Flow[JWT]:
+    ) -> JWT | None:
+        """The first half of ``jwt()``: its result, or ``None`` when a refresh is due.
+
+        Sign-in and reads end here with no I/O; a ``None`` makes the client refresh
+        ``token.tokens`` (through single-flight) and call :meth:`_jwt_end`.
+        """
         if tokens is not None:
             return self._call_jwt(token, "signIn", tokens=tokens, profile=profile)
         if token is None:
@@ -406,11 +454,13 @@ class _KeyturnBase:
         due = token.tokens.expires_within(self.leeway, self.clock())
         if not due or token.error == REFRESH_ACCESS_TOKEN_ERROR:
             return self._call_jwt(token, "read")
-        try:
-            refreshed = yield from self._refresh_flow(token.tokens)
-        except ProviderError as exc:
-            return self._call_jwt(token, "refreshError", error=exc)
-        return self._call_jwt(token, "refresh", tokens=refreshed)
+        return None
+
+    def _jwt_end(self, token: JWT, outcome: TokenSet | ProviderError) -> JWT:
+        """The second half of ``jwt()``: run the callback with the refresh's outcome."""
+        if isinstance(outcome, ProviderError):
+            return self._call_jwt(token, "refreshError", error=outcome)
+        return self._call_jwt(token, "refresh", tokens=outcome)
 
     def _sign_in_flow(
         self, request: AuthorizationRequest, query: Mapping[str, str], fetch_profile: bool
@@ -444,6 +494,9 @@ class Keyturn(_KeyturnBase):
         replaces that provider's spec and keeps its plugin's hooks: the supported way to
         point a provider at other endpoints (the emulator, a staging server). Any other id
         adds a provider served by keyturn's RFC 6749 defaults.
+    :param refresh_reuse_window: seconds (on ``clock``) during which the outcome of a
+        refresh is handed to callers that present the same refresh token again (30);
+        0 turns the reuse off, though concurrent callers still share one request.
     """
 
     def __init__(
@@ -456,6 +509,7 @@ class Keyturn(_KeyturnBase):
         plugin_manager: KeyturnPluginManager | None = None,
         environ: Mapping[str, str] | None = None,
         providers: Sequence[ProviderSpec] = (),
+        refresh_reuse_window: float = DEFAULT_REFRESH_REUSE_WINDOW,
     ) -> None:
         super().__init__(
             credentials,
@@ -464,6 +518,7 @@ class Keyturn(_KeyturnBase):
             plugin_manager=plugin_manager,
             environ=environ,
             providers=providers,
+            refresh_reuse_window=refresh_reuse_window,
         )
         self._owns_client = http_client is None
         self.http_client: SyncHttpClient = http_client or httpx.Client(timeout=DEFAULT_TIMEOUT)
@@ -502,10 +557,17 @@ class Keyturn(_KeyturnBase):
     def refresh(self, tokens: TokenSet) -> TokenSet:
         """Refresh the access token; the result keeps the old refresh token unless rotated.
 
+        Threads refreshing the same refresh token at once share one request, and within
+        ``refresh_reuse_window`` seconds a caller with the old refresh token gets the same
+        result (see the module docs).
+
         :raises RefreshTokenUnusable: no refresh token, or it has expired (nothing is sent).
         :raises ProviderError: the refresh failed; see ``permanent``.
         """
-        return self._run(self._refresh_flow(tokens))
+        key = self._refresh_key(tokens)
+        if key is None:
+            return self._run(self._refresh_flow(tokens))
+        return self.single_flight.call(key, lambda: self._run(self._refresh_flow(tokens)))
 
     def userinfo(self, tokens: TokenSet) -> Profile:
         """Fetch the user's normalised profile."""
@@ -524,9 +586,19 @@ class Keyturn(_KeyturnBase):
     ) -> JWT:
         """Run the ``jwt`` callback: sign-in when ``tokens`` is given, else read or refresh.
 
-        Refresh failures never raise here: they are recorded in the returned JWT.
+        Refresh failures never raise here: they are recorded in the returned JWT. A due
+        token is refreshed through :meth:`refresh`, so concurrent requests carrying the same
+        token refresh it once.
         """
-        return self._run(self._jwt_flow(token, tokens, profile))
+        done = self._jwt_start(token, tokens, profile)
+        if done is not None:
+            return done
+        assert token is not None
+        try:
+            refreshed = self.refresh(token.tokens)
+        except ProviderError as exc:
+            return self._jwt_end(token, exc)
+        return self._jwt_end(token, refreshed)
 
     def sign_in(
         self,
@@ -561,6 +633,7 @@ class AsyncKeyturn(_KeyturnBase):
         plugin_manager: KeyturnPluginManager | None = None,
         environ: Mapping[str, str] | None = None,
         providers: Sequence[ProviderSpec] = (),
+        refresh_reuse_window: float = DEFAULT_REFRESH_REUSE_WINDOW,
     ) -> None:
         super().__init__(
             credentials,
@@ -569,6 +642,7 @@ class AsyncKeyturn(_KeyturnBase):
             plugin_manager=plugin_manager,
             environ=environ,
             providers=providers,
+            refresh_reuse_window=refresh_reuse_window,
         )
         self._owns_client = http_client is None
         self.http_client: AsyncHttpClient = http_client or httpx.AsyncClient(
@@ -601,8 +675,15 @@ class AsyncKeyturn(_KeyturnBase):
         return await self._run(self._exchange_flow(provider, code, redirect_uri, code_verifier))
 
     async def refresh(self, tokens: TokenSet) -> TokenSet:
-        """See :meth:`Keyturn.refresh`."""
-        return await self._run(self._refresh_flow(tokens))
+        """See :meth:`Keyturn.refresh`; tasks (of any event loop) share one request.
+
+        A caller cancelled while the request is out does not cancel the request: its
+        outcome still reaches the other callers and the reuse window.
+        """
+        key = self._refresh_key(tokens)
+        if key is None:
+            return await self._run(self._refresh_flow(tokens))
+        return await self.single_flight.acall(key, lambda: self._run(self._refresh_flow(tokens)))
 
     async def userinfo(self, tokens: TokenSet) -> Profile:
         """See :meth:`Keyturn.userinfo`."""
@@ -620,7 +701,15 @@ class AsyncKeyturn(_KeyturnBase):
         profile: Profile | None = None,
     ) -> JWT:
         """See :meth:`Keyturn.jwt`."""
-        return await self._run(self._jwt_flow(token, tokens, profile))
+        done = self._jwt_start(token, tokens, profile)
+        if done is not None:
+            return done
+        assert token is not None
+        try:
+            refreshed = await self.refresh(token.tokens)
+        except ProviderError as exc:
+            return self._jwt_end(token, exc)
+        return self._jwt_end(token, refreshed)
 
     async def sign_in(
         self,

@@ -1,0 +1,184 @@
+"""What a token store is: the protocol, the row it returns, and its errors.
+
+A store keeps one :class:`~keyturn.TokenSet` per app-chosen key (a user id, a session id),
+with the secrets, a version that grows on every write, and the last refresh failure. It
+also hands out short leases on a key, so that one process at a time refreshes it.
+
+Writes are compare-and-set: ``save(key, tokens, version=n)`` succeeds only while the stored
+row is still at version ``n``, so an older :class:`~keyturn.TokenSet` never overwrites a
+newer one. Versions start at 1; ``version=0`` means "only if there is no row yet";
+``version=None`` writes unconditionally (a fresh sign-in replaces whatever was there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from keyturn.errors import KeyturnError, ProviderError
+from keyturn.models import REFRESH_ACCESS_TOKEN_ERROR, REVEAL, RefreshFailure, TokenSet
+
+__all__ = [
+    "LockTimeoutError",
+    "StoredTokens",
+    "TokenNotFoundError",
+    "TokenStore",
+    "dump_tokens",
+    "load_tokens",
+    "new_owner",
+    "owner_is_dead",
+]
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    """One row of a token store.
+
+    :ivar key: the app's key; left out of ``repr`` (it may be a session id).
+    :ivar tokens: the tokens, secrets included (masked in ``repr`` as always).
+    :ivar version: grows by one on every write; what :meth:`TokenStore.save` compares.
+    :ivar failure: the last refresh failure, cleared by a successful refresh or a sign-in.
+    """
+
+    key: str = field(repr=False)
+    tokens: TokenSet
+    version: int
+    failure: RefreshFailure | None = None
+
+    @property
+    def error(self) -> str | None:
+        """``"RefreshAccessTokenError"`` after a permanent refresh failure, as in a session."""
+        if self.failure is not None and self.failure.permanent:
+            return REFRESH_ACCESS_TOKEN_ERROR
+        return None
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where :class:`~keyturn.stores.TokenManager` keeps tokens between requests.
+
+    Every method is blocking and short; the async manager runs them in a worker thread.
+    Implementations must be safe to call from several threads at once.
+    """
+
+    def load(self, key: str) -> StoredTokens | None:
+        """The row for ``key``, or ``None``.
+
+        :param key: the app's key.
+        :return: the stored row.
+        """
+        ...
+
+    def save(
+        self,
+        key: str,
+        tokens: TokenSet,
+        *,
+        version: int | None = None,
+        failure: RefreshFailure | None = None,
+    ) -> StoredTokens | None:
+        """Write ``tokens`` (and ``failure``) for ``key``, if the row is still at ``version``.
+
+        :param key: the app's key.
+        :param tokens: the tokens to keep, secrets included.
+        :param version: the version read before; ``0`` when there was no row; ``None`` to
+            write whatever is stored.
+        :param failure: the refresh failure to record with the tokens, or ``None``.
+        :return: the new row, or ``None`` when the row changed since ``version`` (nothing
+            was written).
+        """
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Forget ``key`` (sign-out).
+
+        :param key: the app's key.
+        :return: whether there was a row.
+        """
+        ...
+
+    def acquire(self, key: str, lease: float) -> str | None:
+        """Take the refresh lease on ``key`` if nobody holds a live one.
+
+        A lease is live until it expires, or until its holder is known to be dead (a
+        process of this host that no longer exists). Never blocks for long: callers poll.
+
+        :param key: the app's key.
+        :param lease: seconds the lease lasts if it is never released.
+        :return: an owner token to pass to :meth:`release`, or ``None`` if the key is taken.
+        """
+        ...
+
+    def release(self, key: str, owner: str) -> None:
+        """Give the lease back; does nothing if ``owner`` no longer holds it.
+
+        :param key: the app's key.
+        :param owner: what :meth:`acquire` returned.
+        """
+        ...
+
+
+class TokenNotFoundError(KeyturnError, LookupError):
+    """The store holds no tokens for this key: the user has to sign in first."""
+
+
+class LockTimeoutError(KeyturnError, TimeoutError):
+    """Another caller held the refresh lease on a key for longer than the manager waits."""
+
+
+def failure_error(tokens: TokenSet, failure: RefreshFailure) -> ProviderError:
+    """The error a stored permanent failure stands for, raised again on later calls."""
+    return ProviderError(
+        provider=tokens.provider,
+        operation="refresh",
+        error=failure.error,
+        permanent=failure.permanent,
+        status=failure.status,
+        description=failure.description,
+        details=failure.details,
+    )
+
+
+def dump_tokens(tokens: TokenSet) -> str:
+    """``tokens`` as JSON text, secrets included: for a store's own column."""
+    return json.dumps(tokens.model_dump(mode="json", context=REVEAL), separators=(",", ":"))
+
+
+def load_tokens(text: str) -> TokenSet:
+    """The inverse of :func:`dump_tokens`."""
+    data: Any = json.loads(text)
+    return TokenSet.model_validate(data)
+
+
+_HOST = socket.gethostname()
+
+
+def new_owner() -> str:
+    """A lease owner token: ``host:pid:random``, unique to one acquisition."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether ``owner`` names a process of this host that has exited (POSIX only).
+
+    Lets a lease left by a killed process be taken over at once instead of after it
+    expires. Owners on other hosts, and any doubt, count as alive.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if os.name != "posix" or host != _HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but is not ours (EPERM), or unknown: alive
+        return False
+    return False

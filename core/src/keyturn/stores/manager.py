@@ -1,0 +1,337 @@
+"""Keep a valid access token per key, refreshing it once across threads, tasks and processes.
+
+::
+
+    store = SQLiteTokenStore("tokens.db")
+    manager = TokenManager(Keyturn(), store)      # AsyncTokenManager(AsyncKeyturn(), store)
+    manager.save(user_id, tokens)                 # after sign-in
+    access_token = manager.get_access_token(user_id)
+
+``get_access_token`` (and ``get_tokens``) reads the row; while the access token has more
+than the client's ``leeway`` left it is returned with no lock and no request. Otherwise:
+
+1. callers of this manager in this process join one attempt (single-flight);
+2. that attempt takes the store's lease on the key (polling while another process holds
+   it, up to ``lock_timeout``);
+3. it reads the row again: if another process refreshed meanwhile, those tokens are
+   returned and no request is sent;
+4. it refreshes through the client, and saves the result compare-and-set against the
+   version it read, before returning it; then it releases the lease.
+
+Failures. The stored tokens are never replaced by a failure: the row keeps its tokens and
+records the failure next to them. A *transient* failure (network, 5xx, 429) is retried on
+the next call; until the access token really expires (the leeway is a margin, not the end)
+the current one is returned, as a session stays usable. A *permanent* failure
+(``invalid_grant``...) is raised, and recorded so that later calls raise it again without a
+request (the row's ``error`` is ``"RefreshAccessTokenError"``) until the app saves new tokens
+after a new sign-in.
+
+What is guaranteed when a process dies (killed, crashed, powered off) at any point:
+
+* The row is always one whole, committed :class:`~keyturn.TokenSet`: never half-written,
+  never older than a version that was once committed (every refresh save is
+  compare-and-set), never replaced by a failure.
+* Killed before its request was sent, or after its save committed: nothing is lost. The
+  lease it held is taken over at once by a process of the same host (the owner's process
+  is gone), or after ``lease`` seconds from another host; the next caller re-reads the row
+  and either finds the new tokens (no request) or refreshes normally.
+* Killed after the provider answered but before the save committed: the provider's new
+  tokens existed only in the dead process's memory, and nothing on the client side can
+  recover them. The store still holds the previous tokens, intact. The next caller
+  refreshes with the previous refresh token: a provider that does not rotate (Google), or
+  that tolerates a reused token for a moment, answers normally; a strict provider answers
+  ``invalid_grant``, which is raised and recorded as above, so the app asks the user to sign
+  in again instead of looping. keyturn keeps this window as small as it can be: the save is
+  the first thing done with the answer, one ``BEGIN IMMEDIATE`` transaction, durable when
+  it commits (SQLite: WAL with ``synchronous=FULL``).
+* At most one refresh per key is in flight across all processes sharing the store, as long
+  as a refresh ends within ``lease`` seconds (keep it well above the HTTP timeout); a holder
+  that overruns its lease cannot overwrite the row a newer holder saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from keyturn.client import AsyncKeyturn, Keyturn
+from keyturn.errors import ProviderError
+from keyturn.models import RefreshFailure, TokenSet
+from keyturn.singleflight import SingleFlight
+
+from .base import (
+    LockTimeoutError,
+    StoredTokens,
+    TokenNotFoundError,
+    TokenStore,
+    failure_error,
+)
+
+__all__ = ["AsyncTokenManager", "TokenManager"]
+
+log = logging.getLogger("keyturn")
+
+#: Seconds a refresh lease lasts if its holder never releases it (it died).
+DEFAULT_LEASE = 60.0
+_FIRST_POLL = 0.005
+_MAX_POLL = 0.1
+
+
+class _Backoff:
+    """Delays between attempts to take a lease, until a deadline."""
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.delay = _FIRST_POLL
+
+    def next_delay(self) -> float | None:
+        """Seconds to sleep before the next attempt, or ``None`` once time is up."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return None
+        delay = min(self.delay, left)
+        self.delay = min(self.delay * 2, _MAX_POLL)
+        return delay
+
+
+class _ManagerBase:
+    """The decisions, shared by the sync and the async manager; no I/O here."""
+
+    def __init__(
+        self,
+        leeway: float,
+        clock: Callable[[], float],
+        store: TokenStore,
+        lease: float,
+        lock_timeout: float | None,
+    ) -> None:
+        if lease <= 0:
+            raise ValueError("lease must be a positive number of seconds")
+        self._leeway = leeway
+        self._clock = clock
+        self.store = store
+        self.lease = lease
+        self.lock_timeout = lease + 5.0 if lock_timeout is None else lock_timeout
+        self._flight: SingleFlight[TokenSet] = SingleFlight()
+
+    def _row(self, row: StoredTokens | None) -> StoredTokens:
+        if row is None:
+            raise TokenNotFoundError("no tokens are stored under this key; sign in first")
+        return row
+
+    def _ready(self, row: StoredTokens) -> TokenSet | None:
+        """The stored tokens if they can be used as they are; ``None`` if a refresh is due.
+
+        :raises ProviderError: a permanent refresh failure is recorded (sign in again).
+        """
+        if row.failure is not None and row.failure.permanent:
+            raise failure_error(row.tokens, row.failure)
+        if row.tokens.expires_within(self._leeway, self._clock()):
+            return None
+        return row.tokens
+
+    def _failure(self, error: ProviderError) -> RefreshFailure:
+        return RefreshFailure(
+            error=error.error,
+            status=error.status,
+            description=error.description,
+            details=error.details,
+            permanent=error.permanent,
+            at=int(self._clock()),
+        )
+
+    def _after_failure(self, row: StoredTokens, error: ProviderError) -> TokenSet:
+        """A transient failure leaves a not-yet-expired access token usable; else raise."""
+        if not error.permanent and not row.tokens.expires_within(0, self._clock()):
+            log.warning(
+                "%s refresh failed (%s, transient); the current access token stays in use",
+                row.tokens.provider,
+                error.error,
+            )
+            return row.tokens
+        raise error
+
+    def _saved(self, row: StoredTokens | None, tokens: TokenSet) -> TokenSet:
+        if row is None:
+            log.warning(
+                "%s tokens changed in the store during a refresh (a new sign-in?); "
+                "the newer row is kept",
+                tokens.provider,
+            )
+        return tokens
+
+    def _timeout(self) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"another caller held the refresh lease for more than {self.lock_timeout:g} s"
+        )
+
+
+class TokenManager(_ManagerBase):
+    """Tokens per key in a :class:`TokenStore`, refreshed through a :class:`~keyturn.Keyturn`.
+
+    :param client: the client that refreshes (its ``leeway`` and ``clock`` decide when).
+    :param store: where rows and leases live.
+    :param lease: seconds a refresh lease lasts if its holder dies without releasing it;
+        keep it well above the HTTP client's timeout (60).
+    :param lock_timeout: seconds to wait for another holder's lease (``lease + 5``).
+    """
+
+    def __init__(
+        self,
+        client: Keyturn,
+        store: TokenStore,
+        *,
+        lease: float = DEFAULT_LEASE,
+        lock_timeout: float | None = None,
+    ) -> None:
+        super().__init__(client.leeway, client.clock, store, lease, lock_timeout)
+        self.client = client
+
+    def save(self, key: str, tokens: TokenSet) -> StoredTokens:
+        """Store tokens after a sign-in, replacing the key's row and clearing any failure.
+
+        :param key: the app's key (user id, session id).
+        :param tokens: what :meth:`Keyturn.exchange_code` (or ``sign_in``) returned.
+        :return: the new row.
+        """
+        row = self.store.save(key, tokens)
+        assert row is not None, "an unconditional save always writes"
+        return row
+
+    def load(self, key: str) -> StoredTokens | None:
+        """The row for ``key`` as stored, without refreshing."""
+        return self.store.load(key)
+
+    def delete(self, key: str) -> bool:
+        """Forget the key's tokens (sign-out); whether there were any."""
+        return self.store.delete(key)
+
+    def get_tokens(self, key: str) -> TokenSet:
+        """The key's tokens, refreshed first (and saved) if the access token is due.
+
+        :raises TokenNotFoundError: nothing is stored under ``key``.
+        :raises ProviderError: the refresh failed: permanent (sign in again), or transient
+            with the access token already expired (try again later).
+        :raises LockTimeoutError: another caller held the lease for too long.
+        """
+        tokens = self._ready(self._row(self.store.load(key)))
+        if tokens is not None:
+            return tokens
+        return self._flight.call(key, lambda: self._refresh(key))
+
+    def get_access_token(self, key: str) -> str:
+        """The key's access token, refreshed first if due; see :meth:`get_tokens`."""
+        return self.get_tokens(key).access_token.get_secret_value()
+
+    def _refresh(self, key: str) -> TokenSet:
+        owner = self._acquire(key)
+        try:
+            row = self._row(self.store.load(key))
+            tokens = self._ready(row)
+            if tokens is not None:
+                return tokens  # refreshed by another process while we waited
+            try:
+                new = self.client.refresh(row.tokens)
+            except ProviderError as exc:
+                self.store.save(key, row.tokens, version=row.version, failure=self._failure(exc))
+                return self._after_failure(row, exc)
+            return self._saved(self.store.save(key, new, version=row.version), new)
+        finally:
+            self.store.release(key, owner)
+
+    def _acquire(self, key: str) -> str:
+        backoff = _Backoff(self.lock_timeout)
+        while True:
+            owner = self.store.acquire(key, self.lease)
+            if owner is not None:
+                return owner
+            delay = backoff.next_delay()
+            if delay is None:
+                raise self._timeout()
+            time.sleep(delay)
+
+
+class AsyncTokenManager(_ManagerBase):
+    """The async twin of :class:`TokenManager`, refreshing through an :class:`AsyncKeyturn`.
+
+    Store calls run in worker threads, so a store waiting on its lock never blocks the event
+    loop. A refresh runs in a task of its own: a caller cancelled meanwhile (a client that
+    hung up) does not stop the save of tokens the provider already rotated.
+
+    Parameters as for :class:`TokenManager`.
+    """
+
+    def __init__(
+        self,
+        client: AsyncKeyturn,
+        store: TokenStore,
+        *,
+        lease: float = DEFAULT_LEASE,
+        lock_timeout: float | None = None,
+    ) -> None:
+        super().__init__(client.leeway, client.clock, store, lease, lock_timeout)
+        self.client = client
+
+    async def save(self, key: str, tokens: TokenSet) -> StoredTokens:
+        """See :meth:`TokenManager.save`."""
+        row = await asyncio.to_thread(self.store.save, key, tokens)
+        assert row is not None, "an unconditional save always writes"
+        return row
+
+    async def load(self, key: str) -> StoredTokens | None:
+        """See :meth:`TokenManager.load`."""
+        return await asyncio.to_thread(self.store.load, key)
+
+    async def delete(self, key: str) -> bool:
+        """See :meth:`TokenManager.delete`."""
+        return await asyncio.to_thread(self.store.delete, key)
+
+    async def get_tokens(self, key: str) -> TokenSet:
+        """See :meth:`TokenManager.get_tokens`."""
+        tokens = self._ready(self._row(await asyncio.to_thread(self.store.load, key)))
+        if tokens is not None:
+            return tokens
+        return await self._flight.acall(key, lambda: self._refresh(key))
+
+    async def get_access_token(self, key: str) -> str:
+        """See :meth:`TokenManager.get_access_token`."""
+        return (await self.get_tokens(key)).access_token.get_secret_value()
+
+    async def _refresh(self, key: str) -> TokenSet:
+        owner = await self._acquire(key)
+        try:
+            row = self._row(await asyncio.to_thread(self.store.load, key))
+            tokens = self._ready(row)
+            if tokens is not None:
+                return tokens
+            try:
+                new = await self.client.refresh(row.tokens)
+            except ProviderError as exc:
+                failure = self._failure(exc)
+                await asyncio.to_thread(self._save_failure, key, row.tokens, row.version, failure)
+                return self._after_failure(row, exc)
+            saved = await asyncio.to_thread(self._save_refreshed, key, new, row.version)
+            return self._saved(saved, new)
+        finally:
+            await asyncio.to_thread(self.store.release, key, owner)
+
+    def _save_failure(
+        self, key: str, tokens: TokenSet, version: int, failure: RefreshFailure
+    ) -> StoredTokens | None:
+        return self.store.save(key, tokens, version=version, failure=failure)
+
+    def _save_refreshed(self, key: str, tokens: TokenSet, version: int) -> StoredTokens | None:
+        return self.store.save(key, tokens, version=version)
+
+    async def _acquire(self, key: str) -> str:
+        backoff = _Backoff(self.lock_timeout)
+        while True:
+            owner = await asyncio.to_thread(self.store.acquire, key, self.lease)
+            if owner is not None:
+                return owner
+            delay = backoff.next_delay()
+            if delay is None:
+                raise self._timeout()
+            await asyncio.sleep(delay)

@@ -1,0 +1,78 @@
+"""A token store in a dict: for tests, and for one process that may lose its tokens on exit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from keyturn.models import RefreshFailure, TokenSet
+
+from .base import StoredTokens, new_owner
+
+__all__ = ["MemoryTokenStore"]
+
+
+class MemoryTokenStore:
+    """Rows and leases in memory, guarded by one lock. Implements :class:`TokenStore`.
+
+    :param clock: returns epoch seconds; when leases expire.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._mutex = threading.Lock()
+        self._rows: dict[str, StoredTokens] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryTokenStore(<{len(self._rows)} rows>)"
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def load(self, key: str) -> StoredTokens | None:
+        """See :meth:`TokenStore.load`."""
+        with self._mutex:
+            return self._rows.get(key)
+
+    def save(
+        self,
+        key: str,
+        tokens: TokenSet,
+        *,
+        version: int | None = None,
+        failure: RefreshFailure | None = None,
+    ) -> StoredTokens | None:
+        """See :meth:`TokenStore.save`."""
+        with self._mutex:
+            current = self._rows.get(key)
+            current_version = 0 if current is None else current.version
+            if version is not None and version != current_version:
+                return None
+            row = StoredTokens(key, tokens, current_version + 1, failure)
+            self._rows[key] = row
+            return row
+
+    def delete(self, key: str) -> bool:
+        """See :meth:`TokenStore.delete`."""
+        with self._mutex:
+            return self._rows.pop(key, None) is not None
+
+    def acquire(self, key: str, lease: float) -> str | None:
+        """See :meth:`TokenStore.acquire`."""
+        with self._mutex:
+            now = self.clock()
+            held = self._leases.get(key)
+            if held is not None and held[1] > now:
+                return None
+            owner = new_owner()
+            self._leases[key] = (owner, now + lease)
+            return owner
+
+    def release(self, key: str, owner: str) -> None:
+        """See :meth:`TokenStore.release`."""
+        with self._mutex:
+            held = self._leases.get(key)
+            if held is not None and held[0] == owner:
+                del self._leases[key]

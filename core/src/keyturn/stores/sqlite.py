@@ -1,0 +1,177 @@
+"""The embedded default store: one SQLite file shared by every process of one host.
+
+Settings: WAL journal (readers never wait for the writer), ``synchronous=FULL`` (a
+committed transaction survives a killed process and a power cut), ``busy_timeout`` (writers
+queue instead of failing with "database is locked"). Every write is one short
+``BEGIN IMMEDIATE`` transaction.
+
+Why a lease row and not a write transaction held across the refresh: holding SQLite's
+single write lock for the length of an HTTP request would stall every other key's writes
+(all users, all processes) behind one slow provider, and a blocked writer only learns of it
+through ``busy_timeout``. A lease row (``key``, ``owner``, ``expires_at``) locks one key:
+it is taken and released in two tiny transactions, other keys are untouched, and a lease
+left by a process that died is taken over as soon as its process is known to be gone
+(same host) or when it expires (choose a lease longer than the HTTP timeout, 60 s by
+default against keyturn's 10 s). See :mod:`keyturn.stores.manager` for the whole protocol
+and what it guarantees.
+
+Use a local file: SQLite's locking is not reliable on network file systems.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from keyturn.models import RefreshFailure, TokenSet
+
+from .base import StoredTokens, dump_tokens, load_tokens, new_owner, owner_is_dead
+
+__all__ = ["SQLiteTokenStore"]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS keyturn_tokens (
+        key TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        tokens TEXT NOT NULL,
+        failure TEXT,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS keyturn_leases (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
+
+
+class SQLiteTokenStore:
+    """Tokens in a SQLite file (stdlib :mod:`sqlite3`). Implements :class:`TokenStore`.
+
+    One connection per store object, shared by its threads under a lock; open one store
+    per process (connections must not cross ``fork``).
+
+    :param path: the database file; created with its tables if missing.
+    :param timeout: seconds a write waits for another process's write (``busy_timeout``).
+    :param clock: returns epoch seconds; when leases expire. All processes sharing the file
+        must agree on it, so leave it alone outside tests.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.clock = clock
+        self._mutex = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            with self._transaction() as db:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteTokenStore({self.path!r})"
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._mutex:
+            self._db.close()
+
+    def __enter__(self) -> SQLiteTokenStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` write transaction: committed on success, else rolled back."""
+        with self._mutex:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def load(self, key: str) -> StoredTokens | None:
+        """See :meth:`TokenStore.load`."""
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT version, tokens, failure FROM keyturn_tokens WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        version, tokens, failure = row
+        return StoredTokens(
+            key,
+            load_tokens(tokens),
+            int(version),
+            None if failure is None else RefreshFailure.model_validate_json(failure),
+        )
+
+    def save(
+        self,
+        key: str,
+        tokens: TokenSet,
+        *,
+        version: int | None = None,
+        failure: RefreshFailure | None = None,
+    ) -> StoredTokens | None:
+        """See :meth:`TokenStore.save`."""
+        data = dump_tokens(tokens)
+        failure_data = None if failure is None else failure.model_dump_json()
+        with self._transaction() as db:
+            row = db.execute("SELECT version FROM keyturn_tokens WHERE key = ?", (key,)).fetchone()
+            current = 0 if row is None else int(row[0])
+            if version is not None and version != current:
+                return None
+            db.execute(
+                "INSERT OR REPLACE INTO keyturn_tokens (key, version, tokens, failure, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, current + 1, data, failure_data, time.time()),
+            )
+        return StoredTokens(key, tokens, current + 1, failure)
+
+    def delete(self, key: str) -> bool:
+        """See :meth:`TokenStore.delete`."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM keyturn_tokens WHERE key = ?", (key,)).rowcount > 0
+
+    def acquire(self, key: str, lease: float) -> str | None:
+        """See :meth:`TokenStore.acquire`."""
+        with self._transaction() as db:
+            now = self.clock()
+            row = db.execute(
+                "SELECT owner, expires_at FROM keyturn_leases WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None and row[1] > now and not owner_is_dead(row[0]):
+                return None
+            owner = new_owner()
+            db.execute(
+                "INSERT OR REPLACE INTO keyturn_leases (key, owner, expires_at) VALUES (?, ?, ?)",
+                (key, owner, now + lease),
+            )
+            return owner
+
+    def release(self, key: str, owner: str) -> None:
+        """See :meth:`TokenStore.release`."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM keyturn_leases WHERE key = ? AND owner = ?", (key, owner))
