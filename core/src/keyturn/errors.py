@@ -6,6 +6,8 @@ The tree::
     ├── ConfigurationError          bad arguments or missing settings (fix the code or env)
     │   └── UnknownProviderError    no installed plugin registers that provider id
     ├── PluginError                 a plugin broke the contract (duplicate id, unknown hook)
+    ├── TokenNotFoundError          a token store holds nothing for that key (sign in first)
+    ├── LockTimeoutError            another caller held a key's refresh lease too long
     ├── CallbackError               the redirect back from the provider is unusable
     │   ├── StateMismatchError      `state` missing or not the one we sent (possible CSRF)
     │   ├── IssuerMismatchError     `iss` names another issuer (RFC 9207 mix-up defence)
@@ -35,12 +37,14 @@ __all__ = [
     "InvalidResponseError",
     "IssuerMismatchError",
     "KeyturnError",
+    "LockTimeoutError",
     "MissingCodeError",
     "OAuthError",
     "PluginError",
     "ProviderError",
     "RefreshTokenUnusable",
     "StateMismatchError",
+    "TokenNotFoundError",
     "TransportError",
     "UnknownProviderError",
 ]
@@ -63,6 +67,14 @@ def _rebuild(
     error.__dict__.update(state)
     return error
 
+
+
+class TokenNotFoundError(KeyturnError, LookupError):
+    """A token store holds no tokens for this key: the user has to sign in first."""
+
+
+class LockTimeoutError(KeyturnError, TimeoutError):
+    """Another caller held the refresh lease on a key for longer than the manager waits."""
 
 class ConfigurationError(KeyturnError):
     """Bad arguments or missing settings: the calling code or its environment must change."""

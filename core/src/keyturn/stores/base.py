@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from keyturn.errors import KeyturnError, ProviderError
+from keyturn.errors import LockTimeoutError, ProviderError, TokenNotFoundError
 from keyturn.models import REFRESH_ACCESS_TOKEN_ERROR, REVEAL, RefreshFailure, TokenSet
 
 __all__ = [
@@ -120,14 +120,6 @@ class TokenStore(Protocol):
         :param owner: what :meth:`acquire` returned.
         """
         ...
-
-
-class TokenNotFoundError(KeyturnError, LookupError):
-    """The store holds no tokens for this key: the user has to sign in first."""
-
-
-class LockTimeoutError(KeyturnError, TimeoutError):
-    """Another caller held the refresh lease on a key for longer than the manager waits."""
 
 
 def failure_error(tokens: TokenSet, failure: RefreshFailure) -> ProviderError:
