@@ -1,0 +1,73 @@
+"""Run every benchmark in turn, then print a summary of what each returned.
+
+Usage: ``python -m bench [--quick] [--json]``. ``--quick`` is a smoke run with few
+iterations (the counts are exact, the times rough). ``--json`` prints the summary as one
+JSON object on stdout and sends the benchmarks' own tables to stderr, so the output can be
+piped into another program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from . import concurrent_refresh, hot_path, import_time, refresh_roundtrip
+
+#: Every benchmark, in the order they run: name and entry point.
+BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]], ...] = (
+    ("import_time", import_time.main),
+    ("hot_path", hot_path.main),
+    ("refresh_roundtrip", refresh_roundtrip.main),
+    ("concurrent_refresh", concurrent_refresh.main),
+)
+
+
+def run_all(quick: bool) -> dict[str, float]:
+    """Run the benchmarks one after another; their results merged into one mapping."""
+    argv = ["--quick"] if quick else []
+    results: dict[str, float] = {}
+    for name, entry in BENCHMARKS:
+        print(f"== {name}", flush=True)
+        results.update(entry(argv))
+        print(flush=True)
+    return results
+
+
+def format_value(value: float) -> str:
+    """Counts print as integers, ratios and times with two decimals."""
+    return str(int(value)) if value.is_integer() else f"{value:.2f}"
+
+
+def print_summary(results: dict[str, float]) -> None:
+    """One line per number, grouped by benchmark as the keys are."""
+    print("summary")
+    print("  import, hot_path, refresh_roundtrip.*: keyturn's time / the baseline's (below 1:")
+    print("  keyturn is faster). concurrent_refresh.*_vs_keyturn: that case / keyturn (above 1:")
+    print("  keyturn sent fewer requests or finished sooner); the other entries are counts and ms.")
+    width = max(map(len, results), default=0)
+    for key, value in results.items():
+        print(f"  {key:<{width}}  {format_value(value):>10}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Parse the options, run everything, print the summary or the JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few iterations; numbers are rough")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    options = parser.parse_args(argv)
+    if options.json:
+        with contextlib.redirect_stdout(sys.stderr):
+            results = run_all(options.quick)
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        results = run_all(options.quick)
+        print_summary(results)
+    return results
+
+
+if __name__ == "__main__":
+    main()

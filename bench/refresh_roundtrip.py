@@ -1,0 +1,130 @@
+"""One refresh round trip through keyturn, against the same POST sent with httpx by hand.
+
+Both send the same form (``grant_type=refresh_token``, the refresh token, ``client_id`` and
+``client_secret``, ``Accept: application/json``) to the same token endpoint: the emulator's
+``google`` profile, which does not rotate refresh tokens, so one token serves every call of
+both sides and neither is favoured. The baseline also parses the JSON answer; keyturn
+additionally runs its plugin hook and flow, builds a :class:`~keyturn.TokenSet` and goes
+through single-flight. The ratio is the price of all that on a loopback round trip, which
+(with the emulator serving from this process) is close to the cheapest a round trip gets;
+over a real network the same absolute overhead is a far smaller fraction.
+
+keyturn is built with ``refresh_reuse_window=0``: by default it would answer repeated
+refreshes of one token from its 30 s reuse window without any request, which is the point in
+production but not what this benchmark measures.
+
+Run: ``python -m bench.refresh_roundtrip [--quick]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+import keyturn
+from keyturn.emulator import Emulator
+
+from ._emulated import emulated_spec, sign_in
+from ._report import Result, aper_call_pair, parse_args, per_call_pair, print_ratio
+
+PROFILE = "google"
+TIMEOUT = 10.0
+
+
+def refresh_form(emu: Emulator, tokens: keyturn.TokenSet) -> dict[str, str]:
+    """What keyturn's Google plugin sends (client credentials in the body)."""
+    secret = emu.credentials.client_secret
+    refresh = tokens.refresh_token
+    if secret is None or refresh is None:
+        raise RuntimeError("the emulator's sign-in returned no refresh token")
+    return {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh.get_secret_value(),
+        "client_id": emu.credentials.client_id,
+        "client_secret": secret.get_secret_value(),
+    }
+
+
+def check(response: httpx.Response) -> dict[str, Any]:
+    """The baseline's share of the work: a status check and the parsed answer."""
+    if response.status_code != 200:
+        raise RuntimeError(f"the token endpoint answered HTTP {response.status_code}")
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def sync_pair(
+    emu: Emulator, spec: keyturn.ProviderSpec, tokens: keyturn.TokenSet, number: int, rounds: int
+) -> tuple[Result, Result]:
+    """``Keyturn.refresh`` against ``httpx.Client.post``."""
+    form = refresh_form(emu, tokens)
+    headers = dict(spec.token_request_headers)
+    with (
+        httpx.Client(timeout=TIMEOUT) as http,
+        keyturn.Keyturn(
+            {spec.id: emu.credentials}, providers=[spec], environ={}, refresh_reuse_window=0
+        ) as kt,
+    ):
+        by_hand, through_keyturn = per_call_pair(
+            lambda: check(http.post(spec.token_endpoint, data=form, headers=headers)),
+            lambda: kt.refresh(tokens),
+            number=number,
+            rounds=rounds,
+        )
+    return (
+        Result("keyturn Keyturn.refresh", through_keyturn),
+        Result("httpx.Client.post + json (by hand)", by_hand),
+    )
+
+
+async def async_pair(
+    emu: Emulator, spec: keyturn.ProviderSpec, tokens: keyturn.TokenSet, number: int, rounds: int
+) -> tuple[Result, Result]:
+    """``AsyncKeyturn.refresh`` against ``httpx.AsyncClient.post``."""
+    form = refresh_form(emu, tokens)
+    headers = dict(spec.token_request_headers)
+    async with (
+        httpx.AsyncClient(timeout=TIMEOUT) as http,
+        keyturn.AsyncKeyturn(
+            {spec.id: emu.credentials}, providers=[spec], environ={}, refresh_reuse_window=0
+        ) as kt,
+    ):
+
+        async def by_hand() -> None:
+            check(await http.post(spec.token_endpoint, data=form, headers=headers))
+
+        async def through_keyturn() -> None:
+            await kt.refresh(tokens)
+
+        hand_seconds, keyturn_seconds = await aper_call_pair(
+            by_hand, through_keyturn, number=number, rounds=rounds
+        )
+    return (
+        Result("keyturn AsyncKeyturn.refresh", keyturn_seconds),
+        Result("httpx.AsyncClient.post + json (by hand)", hand_seconds),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Time both pairs and print the ratios; returns ``refresh_roundtrip.sync`` / ``.async``."""
+    quick = parse_args(__doc__, argv).quick
+    number, rounds = (20, 3) if quick else (300, 7)
+    with Emulator() as emu:
+        spec = emulated_spec(emu, PROFILE)
+        tokens = sign_in(emu, spec).tokens
+        subject, baseline = sync_pair(emu, spec, tokens, number, rounds)
+        sync_ratio = print_ratio("refresh round trip, sync (median per call)", subject, baseline)
+        subject, baseline = asyncio.run(async_pair(emu, spec, tokens, number, rounds))
+        async_ratio = print_ratio("refresh round trip, async (median per call)", subject, baseline)
+        refreshed = emu.counters(PROFILE)["refresh_token"]
+    expected = 2 * 2 * (number * rounds + 1)  # two pairs, two sides, one warm-up call each
+    if refreshed != expected:
+        raise RuntimeError(f"expected {expected} refreshes at the emulator, counted {refreshed}")
+    return {"refresh_roundtrip.sync": sync_ratio, "refresh_roundtrip.async": async_ratio}
+
+
+if __name__ == "__main__":
+    main()
