@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 import httpx2
-from authlib.integrations.httpx_client import (  # no stubs
+from authlib.integrations.httpx_client import (
     AsyncOAuth2Client,
 )
 

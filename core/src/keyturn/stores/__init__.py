@@ -3,16 +3,23 @@
 * :class:`TokenStore`: the protocol a store implements (rows with versions, leases).
 * :class:`MemoryTokenStore`: a dict, for tests and single-process apps.
 * :class:`SQLiteTokenStore`: the embedded default, one file shared by a host's processes.
+* :class:`RedisTokenStore`: one Redis server shared by many hosts (``keyturn[redis]``);
+  imported on first use, so ``import keyturn.stores`` does not need redis-py.
 * :class:`TokenManager` / :class:`AsyncTokenManager`: save after sign-in, then
   ``get_access_token(key)`` whenever the app needs one.
 
 What holds when a process dies mid-refresh is spelled out in :mod:`keyturn.stores.manager`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .base import LockTimeoutError, StoredTokens, TokenNotFoundError, TokenStore
 from .manager import AsyncTokenManager, TokenManager
 from .memory import MemoryTokenStore
 from .sqlite import SQLiteTokenStore
+
+if TYPE_CHECKING:
+    from .redis import RedisTokenStore as RedisTokenStore
 
 __all__ = [
     "AsyncTokenManager",
@@ -24,3 +31,13 @@ __all__ = [
     "TokenNotFoundError",
     "TokenStore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`RedisTokenStore` only when it is asked for."""
+    if name == "RedisTokenStore":
+        from .redis import RedisTokenStore
+
+        globals()[name] = RedisTokenStore  # later lookups skip this function
+        return RedisTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
