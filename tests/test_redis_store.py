@@ -167,7 +167,10 @@ def test_a_saved_row_loads_back_with_its_secrets(store: RedisTokenStore, raw: re
     assert (loaded.version, loaded.failure) == (1, None)
     assert store.load("someone-else") is None
     # Kept as the SQLite store keeps it, under the default prefix, and nothing else.
-    assert raw.keys("*") == [f"{DEFAULT_PREFIX}tokens:{KEY}".encode()]
+    assert sorted(raw.keys("*")) == [
+        f"{DEFAULT_PREFIX}tokens:{KEY}".encode(),
+        f"{DEFAULT_PREFIX}version".encode(),  # the counter versions come from
+    ]
     assert raw.hget(f"keyturn:tokens:{KEY}", "tokens") == dump_tokens(tokens).encode()
 
 
@@ -186,6 +189,19 @@ def test_a_client_that_decodes_responses_works_the_same(redis_url: str, raw: red
     assert row is not None
     assert row.tokens == fresh_tokens()
     assert row.failure == failure
+
+
+def test_a_version_is_never_given_twice_not_even_after_a_delete(
+    store: RedisTokenStore,
+) -> None:
+    before_sign_out = store.save(KEY, fresh_tokens("fake-at-old"), version=0)
+    assert before_sign_out is not None
+    assert store.delete(KEY)
+    signed_in_again = store.save(KEY, fresh_tokens("fake-at-new"), version=0)
+    assert signed_in_again is not None
+    assert signed_in_again.version > before_sign_out.version
+    late = store.save(KEY, fresh_tokens("fake-at-late"), version=before_sign_out.version)
+    assert late is None
 
 
 def test_save_is_compare_and_set(store: RedisTokenStore) -> None:
@@ -325,8 +341,10 @@ def test_prefixes_keep_stores_apart(raw: redis.Redis) -> None:
     assert names == {
         f"app-a:tokens:{KEY}",
         f"app-a:lease:{KEY}",
+        "app-a:version",
         f"app-b:tokens:{KEY}",
         f"app-b:lease:{KEY}",
+        "app-b:version",
     }
 
 

@@ -117,6 +117,35 @@ def test_save_is_compare_and_set(store: TokenStore) -> None:
     assert forced.version == 3
 
 
+def test_a_version_is_never_given_twice_not_even_after_a_delete(store: TokenStore) -> None:
+    # A refresh that read the row before a sign-out must not overwrite the row a new
+    # sign-in wrote afterwards, though the key is the same.
+    before_sign_out = store.save(KEY, fresh_tokens("fake-at-old"), version=0)
+    assert before_sign_out is not None
+    other = store.save("someone-else", fresh_tokens("fake-at-other"))
+    assert other is not None
+    assert store.delete(KEY)
+    signed_in_again = store.save(KEY, fresh_tokens("fake-at-new"), version=0)
+    assert signed_in_again is not None
+    assert len({before_sign_out.version, other.version, signed_in_again.version}) == 3
+    late = store.save(KEY, fresh_tokens("fake-at-late-refresh"), version=before_sign_out.version)
+    assert late is None
+    row = store.load(KEY)
+    assert row is not None
+    assert row.tokens.access_token.get_secret_value() == "fake-at-new"
+
+
+def test_sqlite_versions_keep_growing_after_reopening(tmp_path: Path) -> None:
+    with SQLiteTokenStore(tmp_path / "t.db") as first:
+        old = first.save(KEY, fresh_tokens())
+        assert old is not None
+        first.delete(KEY)
+    with SQLiteTokenStore(tmp_path / "t.db") as second:
+        new = second.save(KEY, fresh_tokens())
+    assert new is not None
+    assert new.version > old.version
+
+
 def test_a_failure_is_stored_next_to_the_tokens(store: TokenStore) -> None:
     failure = keyturn.RefreshFailure(error="invalid_grant", status=400, permanent=True, at=START)
     store.save(KEY, fresh_tokens(), failure=failure)

@@ -83,6 +83,10 @@ class TokenStore(Protocol):
     ) -> StoredTokens | None:
         """Write ``tokens`` (and ``failure``) for ``key``, if the row is still at ``version``.
 
+        Every write gets a version the store has never given before, to any key, deletes
+        included: a refresh that read a row before a sign-out can never overwrite the row a
+        new sign-in wrote after it, even though both rows belong to the same key.
+
         :param key: the app's key.
         :param tokens: the tokens to keep, secrets included.
         :param version: the version read before; ``0`` when there was no row; ``None`` to

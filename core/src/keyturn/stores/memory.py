@@ -23,6 +23,7 @@ class MemoryTokenStore:
         self.clock = clock
         self._mutex = threading.Lock()
         self._rows: dict[str, StoredTokens] = {}
+        self._last_version = 0
         self._leases: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
@@ -50,7 +51,8 @@ class MemoryTokenStore:
             current_version = 0 if current is None else current.version
             if version is not None and version != current_version:
                 return None
-            row = StoredTokens(key, tokens, current_version + 1, failure)
+            self._last_version += 1  # never reused, even after a delete
+            row = StoredTokens(key, tokens, self._last_version, failure)
             self._rows[key] = row
             return row
 

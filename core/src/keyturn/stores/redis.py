@@ -54,14 +54,16 @@ DEFAULT_PREFIX = "keyturn:"
 # a request for ever; ``?socket_timeout=...`` in the URL wins.
 _URL_DEFAULTS: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
 
-# KEYS[1]: the row. ARGV: expected version ("" for any), tokens, failure ("" for none),
-# milliseconds the row lives ("0" for ever). Returns the new version, or 0 on a conflict.
+# KEYS[1]: the row, KEYS[2]: the store's version counter. ARGV: expected version ("" for
+# any), tokens, failure ("" for none), milliseconds the row lives ("0" for ever). Returns the
+# new version, or 0 on a conflict. Versions come from one counter, so none is ever reused,
+# not even for a key deleted and written again.
 _SAVE = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= current then
   return 0
 end
-local version = current + 1
+local version = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'version', version, 'tokens', ARGV[2])
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'failure')
@@ -248,7 +250,7 @@ class RedisTokenStore:
         applies to these tokens).
         """
         written = self._save(
-            keys=[self.row_key(key)],
+            keys=[self.row_key(key), self.prefix + "version"],
             args=[
                 "" if version is None else str(version),
                 dump_tokens(tokens),

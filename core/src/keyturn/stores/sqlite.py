@@ -41,6 +41,13 @@ _SCHEMA = (
         failure TEXT,
         updated_at REAL NOT NULL
     )""",
+    # One row: the last version given out. Versions are never reused, deletes included.
+    """CREATE TABLE IF NOT EXISTS keyturn_versions (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    )""",
+    """INSERT OR IGNORE INTO keyturn_versions (id, last)
+        SELECT 1, COALESCE(MAX(version), 0) FROM keyturn_tokens""",
     """CREATE TABLE IF NOT EXISTS keyturn_leases (
         key TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
@@ -143,12 +150,14 @@ class SQLiteTokenStore:
             current = 0 if row is None else int(row[0])
             if version is not None and version != current:
                 return None
+            db.execute("UPDATE keyturn_versions SET last = last + 1 WHERE id = 1")
+            (new_version,) = db.execute("SELECT last FROM keyturn_versions").fetchone()
             db.execute(
                 "INSERT OR REPLACE INTO keyturn_tokens (key, version, tokens, failure, updated_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (key, current + 1, data, failure_data, time.time()),
+                (key, new_version, data, failure_data, time.time()),
             )
-        return StoredTokens(key, tokens, current + 1, failure)
+        return StoredTokens(key, tokens, int(new_version), failure)
 
     def delete(self, key: str) -> bool:
         """See :meth:`TokenStore.delete`."""
