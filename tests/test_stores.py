@@ -580,40 +580,6 @@ def test_two_processes_sharing_one_file_refresh_once(db: Path) -> None:
     assert row.tokens.refresh_token.get_secret_value() == "fake-rt-1"
 
 
-def test_two_processes_refresh_once_against_the_emulator(tmp_path: Path) -> None:
-    from keyturn.emulator import Emulator
-
-    db = tmp_path / "shared.db"
-    with Emulator(latency=0.3) as emu:
-        spec = emu.spec("strict")
-        secret = emu.credentials.client_secret
-        assert secret is not None
-        credentials = (emu.credentials.client_id, secret.get_secret_value())
-        with keyturn.Keyturn({"strict": credentials}, providers=[spec], environ={}) as kt:
-            request = kt.authorize_url("strict", "http://127.0.0.1:9/callback")
-            signed_in = kt.sign_in(request, emu.authorize(request.url), fetch_profile=False)
-        with SQLiteTokenStore(db) as store:
-            # Stored as if its access token had run out: both processes will want a refresh.
-            store.save(KEY, signed_in.tokens.model_copy(update={"expires_at": 1_000_000_000}))
-        start = multiprocessing.get_context("spawn").Event()
-        children = [
-            spawn(db, emu.base_url, start=start, spec=spec, credentials=credentials)
-            for _ in range(2)
-        ]
-        start.set()
-        outcomes = [results.get() for _, results in children]
-        for process, results in children:
-            process.join()
-            results.close()
-        counters = emu.counters("strict")
-    assert [kind for kind, _ in outcomes] == ["ok", "ok"]
-    assert outcomes[0][1] == outcomes[1][1]
-    assert outcomes[0][1] != signed_in.tokens.access_token.get_secret_value()
-    assert counters["refresh_token"] == 1
-    assert counters["reuse_detected"] == 0
-    assert counters["family_revoked"] == 0
-
-
 def crash_child(db: Path, url: str, crash: str) -> None:
     process, results = spawn(db, url, crash)
     process.join()
