@@ -8,20 +8,16 @@ httpx.Client and httpx2.Client, AsyncKeyturn over httpx.AsyncClient and httpx2.A
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
-import httpx
-import httpx2
 import pytest
 
 import keyturn
-from keyturn.plugins import KeyturnPluginManager
 from keyturn.testing.cassettes import make_vcr
 from keyturn_github import GITHUB
 
-from .conftest import CASSETTES, CLIENT_ID, CLIENT_SECRET, FakeClock
+from ._replay import Connect, Driver, Failure, Replay, replay_fixtures
+from .conftest import CASSETTES, CLIENT_ID, FakeClock
 
 VCR = make_vcr(CASSETTES / "github")
 
@@ -48,127 +44,7 @@ GITHUB_ERRORS = (
     "troubleshooting-oauth-app-access-token-request-errors/"
 )
 
-Credentials = tuple[str, str | None]
-KINDS = [("sync", "httpx"), ("sync", "httpx2"), ("async", "httpx"), ("async", "httpx2")]
-
-
-class Driver:
-    """One Keyturn or AsyncKeyturn behind an awaitable surface, so a test serves both.
-
-    It also notes which HTTP library carried each request, to prove the app's client was used.
-    """
-
-    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn, library: str) -> None:
-        self.client = client
-        self.library = library
-        self.sent: list[str] = []
-
-    def note(self, request: Any) -> None:
-        self.sent.append(type(request).__module__.split(".")[0])
-
-    @contextmanager
-    def play(self, scenario: str) -> Iterator[Any]:
-        """Replay ``github/<scenario>.yaml``; afterwards every interaction must have played."""
-        before = len(self.sent)
-        with VCR.use_cassette(f"{scenario}.yaml") as cassette:
-            yield cassette
-        assert cassette.all_played, f"{scenario}: some interactions were not played"
-        assert len(self.sent) - before == cassette.play_count
-        assert set(self.sent) <= {self.library}
-
-    def authorize_url(self, **kwargs: Any) -> keyturn.AuthorizationRequest:
-        return self.client.authorize_url("github", REDIRECT_URI, **kwargs)
-
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            return await result
-        return result
-
-    async def exchange_code(
-        self, request: keyturn.AuthorizationRequest, code: str
-    ) -> keyturn.TokenSet:
-        tokens: keyturn.TokenSet = await self.call("exchange_code", request, code)
-        return tokens
-
-    async def refresh(self, tokens: keyturn.TokenSet) -> keyturn.TokenSet:
-        refreshed: keyturn.TokenSet = await self.call("refresh", tokens)
-        return refreshed
-
-    async def userinfo(self, tokens: keyturn.TokenSet) -> keyturn.Profile:
-        profile: keyturn.Profile = await self.call("userinfo", tokens)
-        return profile
-
-    async def revoke(self, tokens: keyturn.TokenSet) -> object:
-        """Whatever keyturn's revoke returned (it should be None)."""
-        result: object = await self.call("revoke", tokens)
-        return result
-
-    async def sign_in(
-        self, request: keyturn.AuthorizationRequest, query: dict[str, str]
-    ) -> keyturn.JWT:
-        token: keyturn.JWT = await self.call("sign_in", request, query, fetch_profile=False)
-        return token
-
-    async def jwt(self, token: keyturn.JWT) -> keyturn.JWT:
-        result: keyturn.JWT = await self.call("jwt", token)
-        return result
-
-
-@pytest.fixture(params=KINDS, ids=[f"{mode}-{library}" for mode, library in KINDS])
-async def connect(
-    request: pytest.FixtureRequest, clock: FakeClock, pm: KeyturnPluginManager
-) -> AsyncIterator[Callable[..., Driver]]:
-    """Build drivers of one kind (sync or async, httpx or httpx2); close their clients after."""
-    mode, library = request.param
-    closers: list[Callable[[], Any]] = []
-
-    def make(
-        credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
-        providers: Sequence[keyturn.ProviderSpec] = (),
-    ) -> Driver:
-        creds = {"github": credentials}
-        options: dict[str, Any] = {
-            "clock": clock,
-            "plugin_manager": pm,
-            "environ": {},
-            "providers": providers,
-        }
-        if mode == "sync":
-            sync_http: httpx.Client | httpx2.Client = (
-                httpx.Client(trust_env=False)
-                if library == "httpx"
-                else httpx2.Client(trust_env=False)
-            )
-            driver = Driver(keyturn.Keyturn(creds, http_client=sync_http, **options), library)
-            sync_http.event_hooks["request"] = [driver.note]
-            closers.append(sync_http.close)
-            return driver
-        async_http: httpx.AsyncClient | httpx2.AsyncClient = (
-            httpx.AsyncClient(trust_env=False)
-            if library == "httpx"
-            else httpx2.AsyncClient(trust_env=False)
-        )
-        driver = Driver(keyturn.AsyncKeyturn(creds, http_client=async_http, **options), library)
-
-        async def note(sent: Any) -> None:
-            driver.note(sent)
-
-        async_http.event_hooks["request"] = [note]
-        closers.append(async_http.aclose)
-        return driver
-
-    yield make
-    for close in closers:
-        result = close()
-        if result is not None:
-            await result
-
-
-@pytest.fixture
-def driver(connect: Callable[..., Driver]) -> Driver:
-    """A driver with the test credentials (client id and secret)."""
-    return connect()
+connect, driver = replay_fixtures(Replay("github", VCR, REDIRECT_URI))
 
 
 def signed_in_tokens(
@@ -257,7 +133,7 @@ async def test_exchange_error_at_http_200_is_a_permanent_oauth_error(driver: Dri
 
 
 async def test_a_form_encoded_token_response_is_read_by_its_content_type(
-    connect: Callable[..., Driver], clock: FakeClock
+    connect: Connect, clock: FakeClock
 ) -> None:
     # Without "Accept: application/json" GitHub answers form-encoded (B2); this spec leaves
     # the header out, as the cassette's request does.
@@ -320,16 +196,6 @@ async def test_refresh_replaces_the_refresh_token_with_the_rotated_one(
     assert f"refresh_token={sent}" in cassette.requests[0].body.decode()
 
 
-class Failure(NamedTuple):
-    """How keyturn must classify one refresh failure."""
-
-    cls: type[keyturn.ProviderError]
-    error: str
-    status: int
-    permanent: bool
-    description: str | None
-
-
 REFRESH_FAILURES = {
     "refresh_invalid_grant": Failure(
         keyturn.OAuthError,
@@ -363,16 +229,8 @@ async def test_refresh_failure_is_classified(
     expected = REFRESH_FAILURES[scenario]
     with driver.play(scenario), pytest.raises(keyturn.ProviderError) as caught:
         await driver.refresh(signed_in_tokens(clock))
-    failure = caught.value
-    assert type(failure) is expected.cls
-    assert (failure.error, failure.status, failure.permanent) == (
-        expected.error,
-        expected.status,
-        expected.permanent,
-    )
-    assert failure.description == expected.description
-    assert (failure.provider, failure.operation) == ("github", "refresh")
-    assert OLD_REFRESH_TOKEN not in str(failure)
+    expected.check(caught.value, "github")
+    assert OLD_REFRESH_TOKEN not in str(caught.value)
 
 
 # -- userinfo and revoke ------------------------------------------------------------------
@@ -418,7 +276,7 @@ async def test_revoke_deletes_the_grant(driver: Driver, clock: FakeClock) -> Non
 
 
 async def test_revoke_without_the_client_secret_sends_nothing(
-    connect: Callable[..., Driver], clock: FakeClock
+    connect: Connect, clock: FakeClock
 ) -> None:
     driver = connect((CLIENT_ID, None))
     with (
@@ -472,31 +330,19 @@ async def test_jwt_after_bad_refresh_token_asks_for_a_new_sign_in(
     driver: Driver, clock: FakeClock
 ) -> None:
     token = await signed_in_jwt(driver, clock)
-    with driver.play("refresh_invalid_grant"):
-        failed = await driver.jwt(token)
-        # Once failed for good, keyturn stops asking GitHub (no second interaction exists).
-        again = await driver.jwt(failed)
-    assert failed.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
-    assert failed.tokens == token.tokens
+    # Once failed for good, keyturn stops asking GitHub (no second interaction exists).
+    failed = await driver.jwt_fails_for_good(token, "refresh_invalid_grant")
     assert failed.refresh_failure is not None
-    assert failed.refresh_failure.permanent
     assert (failed.refresh_failure.error, failed.refresh_failure.status) == (
         "bad_refresh_token",
         200,
     )
-    assert again == failed
-    assert driver.client.session(failed).error == "RefreshAccessTokenError"
 
 
 async def test_jwt_after_a_transient_failure_keeps_the_session(
     driver: Driver, clock: FakeClock
 ) -> None:
     token = await signed_in_jwt(driver, clock)
-    with driver.play("refresh_transient"):
-        failed = await driver.jwt(token)
-    assert failed.error is None
-    assert failed.tokens == token.tokens
+    failed = await driver.jwt_fails_for_now(token, "refresh_transient")
     assert failed.refresh_failure is not None
-    assert not failed.refresh_failure.permanent
     assert failed.refresh_failure.status == 503
-    assert driver.client.session(failed).access_token == token.tokens.access_token

@@ -8,20 +8,14 @@ and httpx2.Client, AsyncKeyturn over httpx.AsyncClient and httpx2.AsyncClient.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, NamedTuple
-
-import httpx
-import httpx2
 import pytest
 
 import keyturn
 from keyturn.idtoken import unverified_claims
-from keyturn.plugins import KeyturnPluginManager
 from keyturn.testing.cassettes import make_vcr
 
-from .conftest import CASSETTES, CLIENT_ID, CLIENT_SECRET, FakeClock
+from ._replay import Connect, Driver, Failure, Replay, replay_fixtures
+from .conftest import CASSETTES, CLIENT_ID, FakeClock
 
 VCR = make_vcr(CASSETTES / "google")
 
@@ -44,122 +38,7 @@ GOOGLE_SUB = "100000000000000000001"
 OLD_ACCESS_TOKEN = "access-token-from-sign-in"
 OLD_REFRESH_TOKEN = "refresh-token-from-sign-in"
 
-Credentials = tuple[str, str | None]
-KINDS = [("sync", "httpx"), ("sync", "httpx2"), ("async", "httpx"), ("async", "httpx2")]
-
-
-class Driver:
-    """One Keyturn or AsyncKeyturn behind an awaitable surface, so a test serves both.
-
-    It also notes which HTTP library carried each request, to prove the app's client was used.
-    """
-
-    def __init__(self, client: keyturn.Keyturn | keyturn.AsyncKeyturn, library: str) -> None:
-        self.client = client
-        self.library = library
-        self.sent: list[str] = []
-
-    def note(self, request: Any) -> None:
-        self.sent.append(type(request).__module__.split(".")[0])
-
-    @contextmanager
-    def play(self, scenario: str) -> Iterator[Any]:
-        """Replay ``google/<scenario>.yaml``; afterwards every interaction must have played."""
-        before = len(self.sent)
-        with VCR.use_cassette(f"{scenario}.yaml") as cassette:
-            yield cassette
-        assert cassette.all_played, f"{scenario}: some interactions were not played"
-        assert len(self.sent) - before == cassette.play_count
-        assert set(self.sent) <= {self.library}
-
-    def authorize_url(self, **kwargs: Any) -> keyturn.AuthorizationRequest:
-        return self.client.authorize_url("google", REDIRECT_URI, **kwargs)
-
-    async def exchange_code(
-        self, request: keyturn.AuthorizationRequest, code: str
-    ) -> keyturn.TokenSet:
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            return await self.client.exchange_code(request, code)
-        return self.client.exchange_code(request, code)
-
-    async def refresh(self, tokens: keyturn.TokenSet) -> keyturn.TokenSet:
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            return await self.client.refresh(tokens)
-        return self.client.refresh(tokens)
-
-    async def userinfo(self, tokens: keyturn.TokenSet) -> keyturn.Profile:
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            return await self.client.userinfo(tokens)
-        return self.client.userinfo(tokens)
-
-    async def revoke(self, tokens: keyturn.TokenSet) -> object:
-        """Whatever keyturn's revoke returned (it should be None)."""
-        result: object
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            result = await self.client.revoke(tokens)  # type: ignore[func-returns-value]
-        else:
-            result = self.client.revoke(tokens)  # type: ignore[func-returns-value]
-        return result
-
-    async def sign_in(
-        self, request: keyturn.AuthorizationRequest, query: dict[str, str]
-    ) -> keyturn.JWT:
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            return await self.client.sign_in(request, query, fetch_profile=False)
-        return self.client.sign_in(request, query, fetch_profile=False)
-
-    async def jwt(self, token: keyturn.JWT) -> keyturn.JWT:
-        if isinstance(self.client, keyturn.AsyncKeyturn):
-            return await self.client.jwt(token)
-        return self.client.jwt(token)
-
-
-@pytest.fixture(params=KINDS, ids=[f"{mode}-{library}" for mode, library in KINDS])
-async def connect(
-    request: pytest.FixtureRequest, clock: FakeClock, pm: KeyturnPluginManager
-) -> AsyncIterator[Callable[..., Driver]]:
-    """Build drivers of one kind (sync or async, httpx or httpx2); close their clients after."""
-    mode, library = request.param
-    closers: list[Callable[[], Any]] = []
-
-    def make(credentials: Credentials = (CLIENT_ID, CLIENT_SECRET)) -> Driver:
-        creds = {"google": credentials}
-        options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}}
-        if mode == "sync":
-            sync_http: httpx.Client | httpx2.Client = (
-                httpx.Client(trust_env=False)
-                if library == "httpx"
-                else httpx2.Client(trust_env=False)
-            )
-            driver = Driver(keyturn.Keyturn(creds, http_client=sync_http, **options), library)
-            sync_http.event_hooks["request"] = [driver.note]
-            closers.append(sync_http.close)
-            return driver
-        async_http: httpx.AsyncClient | httpx2.AsyncClient = (
-            httpx.AsyncClient(trust_env=False)
-            if library == "httpx"
-            else httpx2.AsyncClient(trust_env=False)
-        )
-        driver = Driver(keyturn.AsyncKeyturn(creds, http_client=async_http, **options), library)
-
-        async def note(sent: Any) -> None:
-            driver.note(sent)
-
-        async_http.event_hooks["request"] = [note]
-        closers.append(async_http.aclose)
-        return driver
-
-    yield make
-    for close in closers:
-        result = close()
-        if result is not None:
-            await result
-
-
-@pytest.fixture
-def driver(connect: Callable[..., Driver]) -> Driver:
-    """A driver with the test credentials (client id and secret)."""
-    return connect()
+connect, driver = replay_fixtures(Replay("google", VCR, REDIRECT_URI))
 
 
 def signed_in_tokens(clock: FakeClock) -> keyturn.TokenSet:
@@ -250,16 +129,6 @@ async def test_refresh_keeps_the_refresh_token_google_does_not_rotate(
     assert tokens.id_token == old.id_token  # the response carries none: the old one stays
 
 
-class Failure(NamedTuple):
-    """How keyturn must classify one refresh failure."""
-
-    cls: type[keyturn.ProviderError]
-    error: str
-    status: int
-    permanent: bool
-    description: str | None
-
-
 REFRESH_FAILURES = {
     "refresh_invalid_grant": Failure(
         keyturn.OAuthError, "invalid_grant", 400, True, "Token has been expired or revoked."
@@ -294,20 +163,12 @@ async def test_refresh_failure_is_classified(
     expected = REFRESH_FAILURES[scenario]
     with driver.play(scenario), pytest.raises(keyturn.ProviderError) as caught:
         await driver.refresh(signed_in_tokens(clock))
-    failure = caught.value
-    assert type(failure) is expected.cls
-    assert (failure.error, failure.status, failure.permanent) == (
-        expected.error,
-        expected.status,
-        expected.permanent,
-    )
-    assert failure.description == expected.description
-    assert (failure.provider, failure.operation) == ("google", "refresh")
-    assert OLD_REFRESH_TOKEN not in str(failure)
+    expected.check(caught.value, "google")
+    assert OLD_REFRESH_TOKEN not in str(caught.value)
 
 
 async def test_refresh_without_client_secret_is_a_permanent_invalid_request(
-    connect: Callable[..., Driver], clock: FakeClock
+    connect: Connect, clock: FakeClock
 ) -> None:
     # A web client configured without its secret: keyturn sends no client_secret field, which
     # the cassette's request (no client_secret either) checks.
@@ -383,30 +244,17 @@ async def test_jwt_after_a_permanent_failure_asks_for_a_new_sign_in(
     driver: Driver, clock: FakeClock
 ) -> None:
     token = await signed_in_jwt(driver, clock)
-    with driver.play("refresh_invalid_grant"):
-        failed = await driver.jwt(token)
-        # Once failed for good, keyturn stops asking Google (no second interaction exists).
-        again = await driver.jwt(failed)
-    assert failed.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
-    assert failed.tokens == token.tokens
+    # Once failed for good, keyturn stops asking Google (no second interaction exists).
+    failed = await driver.jwt_fails_for_good(token, "refresh_invalid_grant")
     assert failed.refresh_failure is not None
-    assert failed.refresh_failure.permanent
     assert (failed.refresh_failure.error, failed.refresh_failure.status) == ("invalid_grant", 400)
-    assert again == failed
-    assert driver.client.session(failed).error == "RefreshAccessTokenError"
 
 
 async def test_jwt_after_a_transient_failure_keeps_the_session(
     driver: Driver, clock: FakeClock
 ) -> None:
     token = await signed_in_jwt(driver, clock)
-    with driver.play("refresh_transient"):
-        failed = await driver.jwt(token)
-    assert failed.error is None
-    assert failed.tokens == token.tokens
+    failed = await driver.jwt_fails_for_now(token, "refresh_transient")
     assert failed.refresh_failure is not None
-    assert not failed.refresh_failure.permanent
     assert failed.refresh_failure.status == 503
-    session = driver.client.session(failed)
-    assert session.error is None
-    assert session.access_token == token.tokens.access_token
+    assert driver.client.session(failed).error is None

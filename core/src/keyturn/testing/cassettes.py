@@ -128,19 +128,35 @@ def _scrub_json(value: Any, fields: Iterable[str]) -> Any:
     return value
 
 
+def _decode(body: bytes | str, content_type: str) -> tuple[bytes, str, str | None]:
+    """Take a stored body apart for scrubbing.
+
+    :return: the body as bytes; its media type, lower case and without parameters; and its
+        text, or None when it is not UTF-8 (such a body passes unchanged).
+    """
+    raw = body.encode() if isinstance(body, str) else body
+    kind = content_type.split(";", 1)[0].strip().lower()
+    try:
+        return raw, kind, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw, kind, None
+
+
+def _is_json(kind: str, text: str) -> bool:
+    """Whether a body is JSON: by its media type, or by its first character when it has none."""
+    return kind.endswith("json") or (not kind and text.lstrip().startswith(("{", "[")))
+
+
 def scrub_body(body: bytes | str | None, content_type: str, fields: Iterable[str]) -> bytes | None:
     """Replace ``fields`` in a JSON or form-encoded body; other bodies pass unchanged."""
     if body is None:
         return None
-    raw = body.encode() if isinstance(body, str) else body
-    kind = content_type.split(";", 1)[0].strip().lower()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+    raw, kind, text = _decode(body, content_type)
+    if text is None:
         return raw
     if kind == "application/x-www-form-urlencoded":
         return _scrub_form(text, fields).encode()
-    if kind.endswith("json") or (not kind and text.lstrip().startswith(("{", "["))):
+    if _is_json(kind, text):
         try:
             data = json.loads(text)
         except ValueError:
@@ -415,13 +431,8 @@ def scrub_personal_body(body: bytes | str | None, content_type: str) -> bytes | 
     """
     if body is None:
         return None
-    raw = body.encode() if isinstance(body, str) else body
-    kind = content_type.split(";", 1)[0].strip().lower()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-    if not (kind.endswith("json") or (not kind and text.lstrip().startswith(("{", "[")))):
+    raw, kind, text = _decode(body, content_type)
+    if text is None or not _is_json(kind, text):
         return raw
     try:
         data = json.loads(text)

@@ -459,6 +459,44 @@ class ProviderConformance:
             }
         )
 
+    def _refresh_fails(
+        self,
+        vcr_factory: VcrFactory,
+        clock: FakeClock,
+        mode: str,
+        spec: ProviderSpec,
+        scenario: str,
+        answer: str,
+    ) -> tuple[RecordedInteraction, TokenSet, ProviderError]:
+        """Replay ``<scenario>.yaml`` around a refresh that must raise a ProviderError.
+
+        :param answer: what the cassette must hold, named in the failure when the refresh
+            succeeds.
+        :return: the cassette, the tokens whose refresh failed, and the error keyturn raised.
+        """
+        recorded = self._cassette(scenario)
+        old = self._old_tokens(spec, recorded, clock)
+        _, error = self._play(
+            vcr_factory, clock, mode, recorded, lambda client: client.refresh(old)
+        )
+        if error is None:
+            _fail(f"{recorded.path.name}: the refresh succeeded; this cassette must hold {answer}")
+        return recorded, old, error
+
+    def _jwt_after_failure(
+        self,
+        vcr_factory: VcrFactory,
+        clock: FakeClock,
+        mode: str,
+        recorded: RecordedInteraction,
+        old: TokenSet,
+    ) -> Any:
+        """Replay the failing cassette again, through the jwt callback with ``old`` due."""
+        token, _ = self._play(
+            vcr_factory, clock, mode, recorded, lambda client: client.jwt(JWT(tokens=old))
+        )
+        return token
+
     # -- the spec -----------------------------------------------------------------------------
 
     def test_spec_is_registered(self) -> None:
@@ -686,17 +724,15 @@ class ProviderConformance:
     ) -> None:
         """A rejected refresh token is a permanent failure and ends the session's refreshes."""
         spec = self._spec()
-        recorded = self._cassette("refresh_invalid_grant")
-        name = recorded.path.name
-        old = self._old_tokens(spec, recorded, keyturn_clock)
-        _, error = self._play(
-            keyturn_vcr, keyturn_clock, mode, recorded, lambda client: client.refresh(old)
+        recorded, old, error = self._refresh_fails(
+            keyturn_vcr,
+            keyturn_clock,
+            mode,
+            spec,
+            "refresh_invalid_grant",
+            "the provider's answer to a refresh token it rejects",
         )
-        if error is None:
-            _fail(
-                f"{name}: the refresh succeeded; this cassette must hold the provider's answer "
-                "to a refresh token it rejects"
-            )
+        name = recorded.path.name
         _require(
             error.permanent,
             f"{name}: keyturn ({mode}) classified the failure as transient (error "
@@ -709,13 +745,7 @@ class ProviderConformance:
             f"{name}: the error names provider {error.provider!r} and operation "
             f"{error.operation!r}; expected {spec.id!r} and 'refresh'",
         )
-        token, _ = self._play(
-            keyturn_vcr,
-            keyturn_clock,
-            mode,
-            recorded,
-            lambda client: client.jwt(JWT(tokens=old)),
-        )
+        token = self._jwt_after_failure(keyturn_vcr, keyturn_clock, mode, recorded, old)
         _require(
             token.error == REFRESH_ACCESS_TOKEN_ERROR,
             f"{name}: after a permanent failure Keyturn.jwt must set error = "
@@ -731,18 +761,15 @@ class ProviderConformance:
         self, mode: str, keyturn_vcr: VcrFactory, keyturn_clock: FakeClock
     ) -> None:
         """A passing failure raises a transient error; the session stays usable."""
-        spec = self._spec()
-        recorded = self._cassette("refresh_transient")
-        name = recorded.path.name
-        old = self._old_tokens(spec, recorded, keyturn_clock)
-        _, error = self._play(
-            keyturn_vcr, keyturn_clock, mode, recorded, lambda client: client.refresh(old)
+        recorded, old, error = self._refresh_fails(
+            keyturn_vcr,
+            keyturn_clock,
+            mode,
+            self._spec(),
+            "refresh_transient",
+            "a passing failure (a 5xx, a 429, temporarily_unavailable)",
         )
-        if error is None:
-            _fail(
-                f"{name}: the refresh succeeded; this cassette must hold a passing failure "
-                "(a 5xx, a 429, temporarily_unavailable)"
-            )
+        name = recorded.path.name
         _require(
             not error.permanent,
             f"{name}: keyturn ({mode}) classified the failure as permanent (error "
@@ -750,13 +777,7 @@ class ProviderConformance:
             "passing hiccup. List the code in the spec's transient_errors, or fix your "
             "keyturn_refresh hook",
         )
-        token, _ = self._play(
-            keyturn_vcr,
-            keyturn_clock,
-            mode,
-            recorded,
-            lambda client: client.jwt(JWT(tokens=old)),
-        )
+        token = self._jwt_after_failure(keyturn_vcr, keyturn_clock, mode, recorded, old)
         _require(
             token.error is None,
             f"{name}: after a transient failure Keyturn.jwt must leave error unset, "
