@@ -23,7 +23,7 @@ def quick_start_commands() -> list[str]:
 def test_quick_start_is_exactly_two_commands() -> None:
     commands = quick_start_commands()
     assert len(commands) == 2
-    assert "keyturn providers" in commands[0]
+    assert "keyturn demo" in commands[0]
     assert "pytest" in commands[1]
 
 

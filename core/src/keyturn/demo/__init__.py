@@ -1,0 +1,32 @@
+"""``keyturn demo``: the whole token life cycle against the local emulator, self-checking.
+
+:func:`~keyturn.demo.scenario.run_demo` runs the tour (sign-in, refresh with and without
+rotation, many callers and one refresh, revocation and signing in again) and returns a
+:class:`~keyturn.demo.report.DemoReport`; :class:`~keyturn.demo.display.Display` shows it
+as it happens. Needs ``pip install keyturn[demo]`` (the emulator, and rich for the display).
+"""
+
+from __future__ import annotations
+
+from .report import DemoReport, Event, ProviderSummary, fingerprint
+from .scenario import (
+    DEFAULT_PROVIDERS,
+    PROVIDERS,
+    DemoFailure,
+    DemoSettings,
+    Observer,
+    run_demo,
+)
+
+__all__ = [
+    "DEFAULT_PROVIDERS",
+    "PROVIDERS",
+    "DemoFailure",
+    "DemoReport",
+    "DemoSettings",
+    "Event",
+    "Observer",
+    "ProviderSummary",
+    "fingerprint",
+    "run_demo",
+]
