@@ -68,13 +68,13 @@ def _rebuild(
     return error
 
 
-
 class TokenNotFoundError(KeyturnError, LookupError):
     """A token store holds no tokens for this key: the user has to sign in first."""
 
 
 class LockTimeoutError(KeyturnError, TimeoutError):
     """Another caller held the refresh lease on a key for longer than the manager waits."""
+
 
 class ConfigurationError(KeyturnError):
     """Bad arguments or missing settings: the calling code or its environment must change."""
