@@ -13,6 +13,9 @@ import pytest
 
 import keyturn
 from keyturn.plugins import KeyturnPluginManager
+from keyturn.testing.plugin import START, FakeClock
+
+__all__ = ["START", "FakeClock"]  # re-exported for the test modules
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
@@ -20,20 +23,6 @@ CASSETTES = ROOT / "cassettes"
 #: Credentials used by every test; never real.
 CLIENT_ID = "test-client-id.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret-not-real"
-START = 1_800_000_000  # a fixed "now" in epoch seconds
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = float(now)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
