@@ -1,4 +1,9 @@
-"""Token stores and the token manager: rows, compare-and-set, leases, failures, processes."""
+"""Token stores and the token manager: rows, compare-and-set, leases, failures, processes.
+
+The store tests and the manager tests run over every store: memory, SQLite and Redis (a real
+redis-server, see :mod:`tests._redis_server`). What only one store does is tested here for
+SQLite and in ``test_redis_store.py`` for Redis.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ from keyturn.stores import (
 from .conftest import START, FakeClock
 from .test_singleflight import CREDENTIALS, StrictFake, due_tokens
 
+pytest_plugins = ["tests._redis_server"]
+
 KEY = "user-42"
 CRASHED = 17
 
@@ -51,22 +58,27 @@ def fresh_tokens(access: str = "fake-at-signin", refresh: str = "fake-rt-0") -> 
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TokenStore]:
+    """Each store in turn, empty: a new object, a new file, an emptied Redis database."""
     if request.param == "memory":
         yield MemoryTokenStore()
-    else:
+    elif request.param == "sqlite":
         with SQLiteTokenStore(tmp_path / "tokens.db") as db:
             yield db
+    else:
+        # Imported here: the child processes below import this module, and need no redis.
+        from keyturn.stores.redis import RedisTokenStore
+
+        # The server starts when the first test asks for it.
+        yield RedisTokenStore(request.getfixturevalue("redis_client"))
 
 
 # -- stores ----------------------------------------------------------------------------------
 
 
-def test_stores_implement_the_protocol(tmp_path: Path) -> None:
-    with SQLiteTokenStore(tmp_path / "t.db") as db:
-        assert isinstance(db, TokenStore)
-    assert isinstance(MemoryTokenStore(), TokenStore)
+def test_stores_implement_the_protocol(store: TokenStore) -> None:
+    assert isinstance(store, TokenStore)
 
 
 def test_a_saved_row_loads_back_with_its_secrets(store: TokenStore) -> None:
@@ -128,6 +140,7 @@ def test_a_version_is_never_given_twice_not_even_after_a_delete(store: TokenStor
     signed_in_again = store.save(KEY, fresh_tokens("fake-at-new"), version=0)
     assert signed_in_again is not None
     assert len({before_sign_out.version, other.version, signed_in_again.version}) == 3
+    assert signed_in_again.version > before_sign_out.version
     late = store.save(KEY, fresh_tokens("fake-at-late-refresh"), version=before_sign_out.version)
     assert late is None
     row = store.load(KEY)
@@ -146,7 +159,26 @@ def test_sqlite_versions_keep_growing_after_reopening(tmp_path: Path) -> None:
     assert new.version > old.version
 
 
-def test_a_failure_is_stored_next_to_the_tokens(store: TokenStore) -> None:
+def test_writers_racing_on_one_version_leave_one_winner(store: TokenStore) -> None:
+    store.save(KEY, fresh_tokens())
+    barrier = threading.Barrier(16)
+
+    def write(n: int) -> StoredTokens | None:
+        barrier.wait()
+        return store.save(KEY, fresh_tokens(f"fake-at-writer-{n}"), version=1)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(write, range(16)))
+    winners = [row for row in results if row is not None]
+    assert len(winners) == 1
+    assert winners[0].version == 2
+    row = store.load(KEY)
+    assert row is not None
+    assert row.version == 2
+    assert row.tokens == winners[0].tokens
+
+
+def test_a_failure_is_stored_next_to_the_tokens_until_the_next_save(store: TokenStore) -> None:
     failure = keyturn.RefreshFailure(error="invalid_grant", status=400, permanent=True, at=START)
     store.save(KEY, fresh_tokens(), failure=failure)
     row = store.load(KEY)
@@ -154,6 +186,11 @@ def test_a_failure_is_stored_next_to_the_tokens(store: TokenStore) -> None:
     assert row.failure == failure
     assert row.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
     assert row.tokens == fresh_tokens()
+    store.save(KEY, fresh_tokens("fake-at-new"), version=row.version)
+    cleared = store.load(KEY)
+    assert cleared is not None
+    assert cleared.failure is None
+    assert cleared.error is None
 
 
 def test_delete(store: TokenStore) -> None:
@@ -243,6 +280,7 @@ def test_a_due_token_is_refreshed_and_saved_before_it_is_returned(
     row = store.load(KEY)
     assert row is not None
     assert row.version == 2
+    assert row.tokens.access_token.get_secret_value() == "fake-at-1"
     assert row.tokens.refresh_token is not None
     assert row.tokens.refresh_token.get_secret_value() == "fake-rt-1"
     assert row.tokens.id_token == fresh_tokens().id_token  # kept from before
@@ -312,6 +350,10 @@ def test_a_transient_failure_before_expiry_hands_out_the_current_token(
     provider.failures.append((502, {"error": "server_error"}))
     assert manager.get_access_token(KEY) == "fake-at-signin"
     assert provider.refreshes == 1
+    row = store.load(KEY)
+    assert row is not None
+    assert row.failure is not None
+    assert row.failure.error == "server_error"
 
 
 def test_threads_of_one_manager_refresh_once(
@@ -498,6 +540,38 @@ class CrashingStore(SQLiteTokenStore):
 LOCAL_CREDENTIALS = ("fake-client-id", "fake-client-secret")
 
 
+def refresh_and_report(
+    store: TokenStore,
+    spec: dict[str, Any],
+    credentials: tuple[str, str],
+    start: Any,
+    results: Any,
+    **manager_options: Any,
+) -> None:
+    """A child process's work over any store: one manager, one refresh of KEY.
+
+    Waits for ``start`` (when given), then puts ``("ok", access token)`` or
+    ``("error", exception class name)`` on ``results``.
+    """
+    provider = keyturn.ProviderSpec.model_validate(spec)
+    with keyturn.Keyturn({provider.id: credentials}, providers=[provider], environ={}) as client:
+        manager = TokenManager(client, store, lock_timeout=20, **manager_options)
+        if start is not None:
+            start.wait()
+        try:
+            results.put(("ok", manager.get_access_token(KEY)))
+        except keyturn.KeyturnError as exc:
+            results.put(("error", type(exc).__name__))
+
+
+def expect_crash(process: Any, results: Any) -> None:
+    """Wait for a child that is to end itself before reporting anything."""
+    process.join()
+    assert process.exitcode == CRASHED
+    assert results.empty()
+    results.close()
+
+
 def child_main(
     db: str,
     spec: dict[str, Any],
@@ -506,18 +580,9 @@ def child_main(
     start: Any,
     results: Any,
 ) -> None:
-    """A separate process: one manager, one refresh of KEY, its outcome on ``results``."""
-    store = CrashingStore(db, crash)
-    provider = keyturn.ProviderSpec.model_validate(spec)
-    with keyturn.Keyturn({provider.id: credentials}, providers=[provider], environ={}) as client:
-        manager = TokenManager(client, store, lock_timeout=20)
-        if start is not None:
-            start.wait()
-        try:
-            results.put(("ok", manager.get_access_token(KEY)))
-        except keyturn.KeyturnError as exc:
-            results.put(("error", type(exc).__name__))
-    store.close()
+    """A separate process on the shared SQLite file, ending itself at ``crash``."""
+    with CrashingStore(db, crash) as store:
+        refresh_and_report(store, spec, credentials, start, results)
 
 
 def spawn(
@@ -581,11 +646,7 @@ def test_two_processes_sharing_one_file_refresh_once(db: Path) -> None:
 
 
 def crash_child(db: Path, url: str, crash: str) -> None:
-    process, results = spawn(db, url, crash)
-    process.join()
-    assert process.exitcode == CRASHED
-    assert results.empty()
-    results.close()
+    expect_crash(*spawn(db, url, crash))
 
 
 def test_killed_holding_the_lease_before_any_request(db: Path) -> None:

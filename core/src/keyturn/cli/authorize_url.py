@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 from keyturn.client import Keyturn
-from keyturn.errors import KeyturnError
 from keyturn.models import REVEAL
+
+from ._options import add_authorize_options, authorize_params
 
 ORDER = 20
 
@@ -26,15 +27,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("provider", help="provider id, e.g. google")
     parser.add_argument("--redirect-uri", required=True, help="your registered callback URL")
     parser.add_argument("--client-id", help="overrides KEYTURN_<PROVIDER>_CLIENT_ID")
-    parser.add_argument(
-        "--scope", action="append", metavar="SCOPE", help="a scope (repeat); default: provider's"
-    )
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a provider-specific parameter, e.g. login_hint=user@example.com (repeat)",
+    add_authorize_options(
+        parser,
+        param_help="a provider-specific parameter, e.g. login_hint=user@example.com (repeat)",
     )
     parser.add_argument("--no-pkce", action="store_true", help="do not use PKCE")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -42,12 +37,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    params: dict[str, str] = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise KeyturnError(f"--param takes NAME=VALUE, got {item!r}")
-        params[name] = value
+    params = authorize_params(args.param)
     credentials = {args.provider: (args.client_id, None)} if args.client_id else None
     with Keyturn(credentials) as client:
         request = client.authorize_url(

@@ -13,6 +13,8 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from ._options import add_authorize_options, authorize_params
+
 ORDER = 40
 
 _EPILOG = """\
@@ -77,16 +79,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the redirect (300)"
     )
-    parser.add_argument(
-        "--scope", action="append", metavar="SCOPE", help="a scope (repeat); default: provider's"
-    )
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a provider-specific authorize parameter (repeat)",
-    )
+    add_authorize_options(parser, param_help="a provider-specific authorize parameter (repeat)")
     parser.add_argument(
         "--refresh-token",
         type=_from_stdin,
@@ -137,15 +130,9 @@ def run(args: argparse.Namespace) -> int:
     import webbrowser
 
     from keyturn.client import Keyturn
-    from keyturn.errors import KeyturnError
     from keyturn.recording import record, save_tokens
 
-    params: dict[str, str] = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise KeyturnError(f"--param takes NAME=VALUE, got {item!r}")
-        params[name] = value
+    params = authorize_params(args.param)
     access_token, refresh_token = read_tokens(args, os.environ, sys.stdin)
     with Keyturn() as client:
         result = record(

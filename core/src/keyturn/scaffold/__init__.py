@@ -43,7 +43,8 @@ __all__ = [
 
 #: What a provider id may look like (the same rule as :class:`keyturn.ProviderSpec`).
 PROVIDER_ID = re.compile(r"^[a-z][a-z0-9_-]*$")
-#: The scenarios the conformance suite looks for, in the order they are written.
+#: The standard scenarios: the cassettes :class:`keyturn.testing.ProviderConformance` looks
+#: for (it reads this tuple), in the order the starters are written.
 STANDARD_SCENARIOS = (
     "exchange_code",
     "refresh_ok",

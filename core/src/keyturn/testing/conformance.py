@@ -58,19 +58,13 @@ from keyturn.plugins import (
     collect_providers,
     get_plugin_manager,
 )
+from keyturn.scaffold import STANDARD_SCENARIOS
 from keyturn.testing.cassettes import find_secrets
 from keyturn.testing.plugin import FakeClock, VcrFactory
 
+# STANDARD_SCENARIOS, the scenario names the suite looks for (one ``<name>.yaml`` each), is
+# defined with the starters ``keyturn new-provider`` writes for them, where no pytest is needed.
 __all__ = ["STANDARD_SCENARIOS", "ProviderConformance", "RecordedInteraction", "record_command"]
-
-#: The scenario names the suite looks for, one ``<name>.yaml`` each.
-STANDARD_SCENARIOS = (
-    "exchange_code",
-    "refresh_ok",
-    "refresh_rotated",
-    "refresh_invalid_grant",
-    "refresh_transient",
-)
 
 #: Placeholder values the suite sends where the cassette only checks that a field is present.
 FAKE_CLIENT_SECRET = "fake-client-secret"
