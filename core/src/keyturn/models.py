@@ -14,9 +14,10 @@ import hmac
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -66,17 +67,20 @@ def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None
     return _MASK
 
 
+def _refuse_mask(value: SecretStr) -> SecretStr:
+    # A model dumped without REVEAL and loaded back would silently hold the mask as its
+    # token; refuse it so the mistake shows where it is made.
+    if value.get_secret_value() == _MASK:
+        raise ValueError("a masked secret; dump with context=keyturn.REVEAL to keep secrets")
+    return value
+
+
+#: The type of every secret field: hidden in reprs and dumps, and never the mask itself.
+Secret = Annotated[SecretStr, AfterValidator(_refuse_mask)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_masked_secret(cls, value: Any) -> Any:
-        # A model dumped without REVEAL and loaded back would silently hold the mask as its
-        # token; refuse it so the mistake shows where it is made.
-        if isinstance(value, SecretStr) and value.get_secret_value() == _MASK:
-            raise ValueError("a masked secret; dump with context=keyturn.REVEAL to keep secrets")
-        return value
 
 
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
@@ -141,7 +145,7 @@ class ClientCredentials(_Model):
     """The app's registration at one provider."""
 
     client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
+    client_secret: Secret | None = None
 
     @field_serializer("client_secret")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
@@ -156,13 +160,13 @@ class TokenSet(_Model):
     """
 
     provider: str
-    access_token: SecretStr
+    access_token: Secret
     token_type: str = "Bearer"
     expires_at: int | None = None
-    refresh_token: SecretStr | None = None
+    refresh_token: Secret | None = None
     refresh_token_expires_at: int | None = None
     scope: tuple[str, ...] | None = None
-    id_token: SecretStr | None = None
+    id_token: Secret | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_serializer("access_token", "refresh_token", "id_token")
@@ -202,9 +206,9 @@ class AuthorizationRequest(_Model):
     provider: str
     url: str = Field(repr=False)  # carries state and nonce in its query
     redirect_uri: str
-    state: SecretStr
-    code_verifier: SecretStr | None = None
-    nonce: SecretStr | None = None
+    state: Secret
+    code_verifier: Secret | None = None
+    nonce: Secret | None = None
     scopes: tuple[str, ...] = ()
     issuer: str | None = None
     created_at: int
@@ -310,7 +314,7 @@ class Session(_Model):
 
     provider: str
     user: Profile | None = None
-    access_token: SecretStr | None = None
+    access_token: Secret | None = None
     expires_at: int | None = None
     error: str | None = None
     claims: dict[str, Any] = Field(default_factory=dict)
