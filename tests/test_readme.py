@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 
 import keyturn
@@ -63,3 +64,18 @@ def test_readme_method_calls_exist_on_both_clients() -> None:
     for method in methods:
         assert hasattr(keyturn.Keyturn, method), method
         assert hasattr(keyturn.AsyncKeyturn, method), method
+
+
+def test_readme_imports_from_keyturn_modules_exist() -> None:
+    imported: list[tuple[str, str]] = []
+    for block in python_blocks():
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keyturn."):
+                imported.extend((node.module or "", alias.name) for alias in node.names)
+    assert ("keyturn.stores", "TokenManager") in imported
+    missing = [
+        f"{module}.{name}"
+        for module, name in imported
+        if not hasattr(importlib.import_module(module), name)
+    ]
+    assert not missing, f"README imports names that do not exist: {missing}"
