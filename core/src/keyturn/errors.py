@@ -12,12 +12,22 @@ The tree::
     │   ├── StateMismatchError      `state` missing or not the one we sent (possible CSRF)
     │   ├── IssuerMismatchError     `iss` names another issuer (RFC 9207 mix-up defence)
     │   ├── MissingCodeError        no `code` and no `error` in the callback
-    │   └── AuthorizationDenied     the provider sent `error=...` (access_denied and friends)
-    └── ProviderError               talking to the provider's endpoints failed
-        ├── TransportError          no usable HTTP answer: DNS, connect, timeout, reset
-        ├── InvalidResponseError    an answer, but not a usable one: HTML 502, no access_token
-        ├── OAuthError              the provider answered with an OAuth `error` code
-        └── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
+    │   ├── AuthorizationDenied     the provider sent `error=...` (access_denied and friends)
+    │   └── IdTokenError*           the ID token's nonce, audience or issuer is wrong
+    ├── ProviderError               talking to the provider's endpoints failed
+    │   ├── TransportError          no usable HTTP answer: DNS, connect, timeout, reset
+    │   ├── InvalidResponseError    an answer, but not a usable one: HTML 502, no access_token
+    │   ├── OAuthError              the provider answered with an OAuth `error` code
+    │   └── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
+    └── (the tools')
+        ├── RecordingError*         `keyturn record` could not make or keep a cassette
+        ├── ScaffoldError*          `keyturn new-provider` refused a name or a target folder
+        ├── AuthorizeRefused*       the emulator's authorize endpoint refused the request
+        └── DemoFailure*            a step of `keyturn demo` did not behave as claimed
+
+``*``: defined next to the code that raises it (:mod:`keyturn.idtoken`,
+:mod:`keyturn.recording`, :mod:`keyturn.scaffold`, :mod:`keyturn.emulator`,
+:mod:`keyturn.demo`), so the library does not import the tools to define their errors.
 
 Every :class:`ProviderError` says whether it is ``permanent``. A permanent failure will not go
 away by retrying (the grant is revoked, the client is misconfigured): the user has to sign in
