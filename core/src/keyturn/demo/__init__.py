@@ -8,15 +8,11 @@ as it happens. Needs ``pip install keyturn[demo]`` (the emulator, and rich for t
 
 from __future__ import annotations
 
+from .failure import DemoFailure
+from .observer import Observer
 from .report import DemoReport, Event, ProviderSummary, fingerprint
-from .scenario import (
-    DEFAULT_PROVIDERS,
-    PROVIDERS,
-    DemoFailure,
-    DemoSettings,
-    Observer,
-    run_demo,
-)
+from .scenario import run_demo
+from .settings import DEFAULT_PROVIDERS, PROVIDERS, DemoSettings
 
 __all__ = [
     "DEFAULT_PROVIDERS",

@@ -14,8 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from .observer import Observer
 from .report import DemoReport, Event, ProviderSummary
-from .scenario import Observer
 
 __all__ = ["Display"]
 
