@@ -40,6 +40,22 @@ HTTP at ``GET /_emulator/state``; ``POST /_emulator/revoke`` revokes grants from
 
 ``keyturn emulator`` runs the same server from the command line. Installing the extra:
 ``pip install keyturn[emulator]`` (Starlette and uvicorn).
+
+Modules
+-------
+
+* :mod:`.controller`: :class:`Emulator`, which starts the server, points specs at it and
+  steers it from a test.
+* :mod:`.server`: uvicorn in a background thread on a pre-bound loopback socket.
+* :mod:`.gate`: the ASGI layer in front of the routes: latency, 503s, dropped connections.
+* :mod:`.faults`: the knobs, and the dice that pick which token requests fail.
+* :mod:`.app`: :class:`~.app.EmulatorApp`, the Starlette app assembled from the routes.
+* :mod:`.routes`: the HTTP endpoints, one module each (authorize and consent, token,
+  userinfo, revoke, the ``/_emulator`` controls) and the helpers they share.
+* :mod:`.profiles`: how each emulated provider behaves (paths, token shapes, errors).
+* :mod:`.state`: codes, grants, tokens and counters, behind one lock.
+* :mod:`.pkce`: the PKCE checks (RFC 7636).
+* :mod:`.idtoken`: signing ID tokens.
 """
 
 from __future__ import annotations
