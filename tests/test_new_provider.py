@@ -186,6 +186,31 @@ def test_the_generated_code_passes_ruff(tmp_path: Path) -> None:
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
 
 
+def test_the_generated_code_passes_strict_mypy(tmp_path: Path) -> None:
+    # The tutorial promises that mypy checks a plugin's hooks against keyturn's signatures.
+    generate("my-idp", tmp_path / "p")
+    package = tmp_path / "p"
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            str(package / "src"),
+            str(package / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Success: no issues found in 2 source files" in checked.stdout
+
+
 @pytest.mark.parametrize("name", ["Acme", "1acme", "acme!", "ac me", "acme.", "acmé", "_acme"])
 def test_a_bad_name_is_one_line_error(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
