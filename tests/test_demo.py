@@ -314,8 +314,15 @@ def test_ctrl_c_stops_the_emulator_and_exits_130(
 
 def test_sigint_to_the_command_exits_130() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # As from a terminal: a shell that starts a job in the background (CI may) makes it
+    # ignore SIGINT, and Python then leaves Ctrl-C ignored; give the command the handler a
+    # terminal session would have.
+    command = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['keyturn', 'demo']; runpy.run_module('keyturn', run_name='__main__')"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "keyturn", "demo"],  # normal speed: waits of seconds
+        [sys.executable, "-c", command],  # `keyturn demo` at normal speed: waits of seconds
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
