@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
+import keyturn
 from keyturn.testing.conformance import record_command
 from keyturn.testing.plugin import START, FakeClock
 
@@ -346,6 +347,36 @@ def test_importing_the_kit_pulls_in_neither_vcrpy_nor_pytest() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_pytest_plugin_loads_neither_httpx_nor_pydantic() -> None:
+    # pytest loads keyturn's plugin in every environment keyturn is installed in: importing
+    # it must not make every test run of every app pay for keyturn's client stack.
+    code = (
+        "import sys, keyturn.testing.plugin, keyturn;"
+        "assert keyturn.hookimpl is not None;"
+        "print(sorted(m for m in ('httpx', 'pydantic', 'vcr', 'yaml') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_keyturn_names_still_load_on_first_use() -> None:
+    code = (
+        "import sys, keyturn; assert 'httpx' not in sys.modules;"
+        "from keyturn import Keyturn, TokenSet; import keyturn.client;"
+        "assert Keyturn is keyturn.client.Keyturn and keyturn.TokenSet is TokenSet;"
+        "assert 'Keyturn' in dir(keyturn);"
+        "print('httpx' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "True"
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
+        _ = keyturn.NoSuchName
 
 
 def test_the_suite_is_reached_through_the_package() -> None:
