@@ -148,6 +148,20 @@ def test_a_version_is_never_given_twice_not_even_after_a_delete(store: TokenStor
     assert row.tokens.access_token.get_secret_value() == "fake-at-new"
 
 
+def test_a_sqlite_file_locked_too_long_is_a_lock_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with SQLiteTokenStore(db, timeout=0.05) as store:
+        other = sqlite3.connect(db, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+            with pytest.raises(keyturn.LockTimeoutError, match="locked by another connection"):
+                store.save(KEY, fresh_tokens())
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert store.save(KEY, fresh_tokens()) is not None  # and it works once released
+
+
 def test_sqlite_versions_keep_growing_after_reopening(tmp_path: Path) -> None:
     with SQLiteTokenStore(tmp_path / "t.db") as first:
         old = first.save(KEY, fresh_tokens())

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from keyturn.errors import LockTimeoutError
 from keyturn.models import RefreshFailure, TokenSet
 
 from .base import StoredTokens, dump_tokens, load_tokens, new_owner, owner_is_dead
@@ -76,6 +77,7 @@ class SQLiteTokenStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = os.fspath(path)
+        self.timeout = timeout
         self.clock = clock
         self._mutex = threading.Lock()
         self._db = sqlite3.connect(
@@ -108,9 +110,21 @@ class SQLiteTokenStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` write transaction: committed on success, else rolled back."""
+        """One ``BEGIN IMMEDIATE`` write transaction: committed on success, else rolled back.
+
+        :raises LockTimeoutError: another connection kept the database locked for longer
+            than ``timeout`` seconds.
+        """
         with self._mutex:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise LockTimeoutError(
+                    f"the SQLite token store {self.path!r} stayed locked by another "
+                    f"connection for more than {self.timeout:g} s"
+                ) from exc
             try:
                 yield self._db
             except BaseException:
