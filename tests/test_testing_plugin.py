@@ -338,15 +338,20 @@ def test_a_cassette_fixture_without_vcrpy_names_the_extra_to_install(
     )
 
 
+def fresh_python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (imports there start from nothing)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return result.stdout.strip()
+
+
 def test_importing_the_kit_pulls_in_neither_vcrpy_nor_pytest() -> None:
     code = (
         "import sys, keyturn.testing, keyturn.testing.cassettes;"
         "print(sorted(m for m in ('vcr', 'pytest', 'yaml') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python(code) == "[]"
 
 
 def test_the_pytest_plugin_loads_neither_httpx_nor_pydantic() -> None:
@@ -357,10 +362,7 @@ def test_the_pytest_plugin_loads_neither_httpx_nor_pydantic() -> None:
         "assert keyturn.hookimpl is not None;"
         "print(sorted(m for m in ('httpx', 'pydantic', 'vcr', 'yaml') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python(code) == "[]"
 
 
 def test_keyturn_names_still_load_on_first_use() -> None:
@@ -371,10 +373,7 @@ def test_keyturn_names_still_load_on_first_use() -> None:
         "assert 'Keyturn' in dir(keyturn);"
         "print('httpx' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "True"
+    assert fresh_python(code) == "True"
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
         _ = keyturn.NoSuchName
 
