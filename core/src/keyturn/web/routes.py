@@ -1,0 +1,282 @@
+"""The routes under the base path (``/auth`` by default), as web flows.
+
+================================  =============================================================
+``GET  /auth/signin/{provider}``  build the authorize URL, seal state/PKCE/nonce in a
+                                  15-minute cookie, redirect to the provider
+``GET  /auth/callback/{provider}`` check the callback against that cookie, exchange the code,
+                                  run ``jwt`` for sign-in, start the session, redirect to the
+                                  same-origin ``callbackUrl``
+``GET  /auth/session``            run ``jwt`` (refreshing when due) then ``session``; JSON like
+                                  Auth.js's ``/api/auth/session``, ``null`` when signed out
+``GET  /auth/csrf``               ``{"csrfToken": ...}`` for the POST routes
+``POST /auth/signout``            CSRF-checked: revoke at the provider where it can, end the
+                                  session, clear the cookies
+``GET  /auth/providers``          the providers one can sign in with
+``GET  /auth/client.js``          the browser helper: ``getSession``, ``signIn``, ``signOut``,
+                                  ``watchSession``
+================================  =============================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from keyturn.errors import (
+    AuthorizationDenied,
+    CallbackError,
+    ConfigurationError,
+    KeyturnError,
+    MissingCodeError,
+    ProviderError,
+    StateMismatchError,
+    UnknownProviderError,
+)
+from keyturn.models import JWT, REVEAL, AuthorizationRequest, Session
+
+from .messages import WebRequest, WebResponse
+from .ops import Op, WebFlow
+from .redirects import same_origin_target
+from .settings import WebSettings
+
+__all__ = ["Routes", "session_json"]
+
+log = logging.getLogger("keyturn.web")
+
+FLOW_MAX_AGE = 15 * 60
+
+
+def session_json(session: Session, expires: int, expose_access_token: bool) -> dict[str, Any]:
+    """The ``/auth/session`` answer for a session: camelCase, as Auth.js's."""
+    user = session.user
+    data: dict[str, Any] = {
+        "user": None
+        if user is None
+        else {"id": user.id, "name": user.name, "email": user.email, "image": user.image},
+        "provider": session.provider,
+        "expires": datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z"),
+        "accessTokenExpires": session.expires_at,
+    }
+    if session.error is not None:
+        data["error"] = session.error
+    if session.claims:
+        data["claims"] = session.claims
+    if expose_access_token and session.access_token is not None:
+        data["accessToken"] = session.access_token.get_secret_value()
+    return data
+
+
+class Routes:
+    """Dispatches a :class:`WebRequest` to the route flows. No I/O of its own."""
+
+    def __init__(self, settings: WebSettings) -> None:
+        self.s = settings
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def handle(self, request: WebRequest) -> WebFlow[WebResponse]:
+        """The response to ``request``: a 404 for paths outside the routes above."""
+        base = self.s.base_path
+        rest = request.path[len(base) :] if request.path.startswith(base + "/") else None
+        parts = [] if rest is None else rest.strip("/").split("/")
+        name = parts[0] if parts else ""
+        expected = "POST" if name == "signout" else "GET"
+        if name in ("signin", "callback") and len(parts) == 2 and parts[1]:
+            if request.method != "GET":
+                return _method_not_allowed("GET")
+            if name == "signin":
+                return self.signin(request, parts[1])
+            return (yield from self.callback(request, parts[1]))
+        if len(parts) == 1 and name in _SIMPLE:
+            if request.method != expected:
+                return _method_not_allowed(expected)
+            route: WebFlow[WebResponse] = getattr(self, _SIMPLE[name])(request)
+            return (yield from route)
+        return WebResponse.json({"error": "not_found"}, 404)
+
+    # -- sign-in --------------------------------------------------------------------------
+
+    def signin(self, request: WebRequest, provider: str) -> WebResponse:
+        origin = self.s.origin(request)
+        target = same_origin_target(request.query.get("callbackUrl"), origin)
+        if target is None:
+            return self._refused("callbackUrl must be a page of this site", 400)
+        client = self.s.client
+        try:
+            auth = client.authorize_url(
+                provider,
+                f"{origin}{self.s.base_path}/callback/{provider}",
+                scopes=self.s.scopes.get(provider),
+            )
+        except UnknownProviderError:
+            return self._refused(f"There is no sign-in provider called {provider!r}.", 404)
+        except ConfigurationError as exc:
+            log.error("sign-in with %s is not configured: %s", provider, exc)
+            return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
+        state = {"request": auth.model_dump(mode="json", context=REVEAL), "callbackUrl": target}
+        sealed = self.s.flow_sealer.seal(state, FLOW_MAX_AGE)
+        policy = self.s.policy(request)
+        response = WebResponse.redirect(auth.url, 302)
+        return response.add_cookies(
+            [policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)]
+        )
+
+    def callback(self, request: WebRequest, provider: str) -> WebFlow[WebResponse]:
+        policy = self.s.policy(request)
+        flow_name = policy.name(self.s.flow_cookie)
+        clear_flow = [policy.expire(flow_name)] if flow_name in request.cookies else []
+        state = self.s.flow_sealer.unseal(request.cookies.get(flow_name, ""))
+        started: AuthorizationRequest | None = None
+        if state is not None:
+            try:
+                started = AuthorizationRequest.model_validate(state.get("request"))
+            except ValueError:
+                started = None
+        if started is None or started.provider != provider:
+            log.warning("a %s callback arrived with no sign-in in progress; refused", provider)
+            return self._failed(
+                provider,
+                "This sign-in link was already used, has expired, or was started in another "
+                "browser. Please sign in again.",
+                400,
+            ).add_cookies(clear_flow)
+        assert state is not None
+        try:
+            jwt: JWT = yield Op("sign_in", (started, request.query, self.s.fetch_profile))
+        except CallbackError as exc:
+            return self._failed(provider, _callback_message(provider, exc), 400).add_cookies(
+                clear_flow
+            )
+        except ProviderError as exc:
+            log.warning("sign-in with %s failed at the provider: %s", provider, exc.error)
+            message = f"{provider} could not complete the sign-in ({exc.error}). Please try again."
+            return self._failed(provider, message, 502).add_cookies(clear_flow)
+        replaced = yield from self.s.strategy.open(request, policy)
+        if replaced is not None:  # a new sign-in ends the session this browser had;
+            yield from self.s.strategy.end(request, policy, replaced)  # its cookies are reset
+        cookies = yield from self.s.strategy.create(request, policy, jwt)
+        log.info("signed in with %s", provider)
+        target = str(state.get("callbackUrl") or "/")
+        return WebResponse.redirect(target).add_cookies(cookies + clear_flow)
+
+    # -- session --------------------------------------------------------------------------
+
+    def current(self, request: WebRequest) -> WebFlow[tuple[Session | None, int, list[str]]]:
+        """The request's session after any due refresh, when it ends, and cookies to set."""
+        policy = self.s.policy(request)
+        strategy = self.s.strategy
+        opened = yield from strategy.open(request, policy)
+        if opened is None:
+            stale = yield from strategy.end(request, policy, None)
+            return None, 0, stale
+        current, cookies = yield from strategy.refresh(request, policy, opened)
+        return self.s.client.session(current.jwt), current.expires, cookies
+
+    def session(self, request: WebRequest) -> WebFlow[WebResponse]:
+        session, expires, cookies = yield from self.current(request)
+        if session is None:
+            return WebResponse.json(None).add_cookies(cookies)
+        body = session_json(session, expires, self.s.expose_access_token)
+        return WebResponse.json(body).add_cookies(cookies)
+
+    def csrf(self, request: WebRequest) -> WebFlow[WebResponse]:
+        policy = self.s.policy(request)
+        name = policy.name(self.s.csrf_cookie)
+        token, cookie = self.s.csrf.issue(request.cookies.get(name))
+        response = WebResponse.json({"csrfToken": token})
+        if cookie is not None:
+            response.add_cookies([policy.set(name, cookie, self.s.session_max_age)])
+        return response
+        yield
+
+    def signout(self, request: WebRequest) -> WebFlow[WebResponse]:
+        policy = self.s.policy(request)
+        if not self.s.csrf.check(request, request.cookies.get(policy.name(self.s.csrf_cookie))):
+            log.warning("a sign-out without a valid CSRF token was refused")
+            if request.wants_json:
+                return WebResponse.json({"error": "csrf_token_invalid"}, 403)
+            return self._refused("The sign-out request was not sent by this site.", 403)
+        target = same_origin_target(request.form.get("callbackUrl"), self.s.origin(request))
+        if target is None:
+            return self._refused("callbackUrl must be a page of this site", 400)
+        current = yield from self.s.strategy.open(request, policy)
+        if current is not None and self.s.revoke_on_signout:
+            yield from self._revoke(current.jwt)
+        cookies = yield from self.s.strategy.end(request, policy, current)
+        log.info("signed out")
+        if request.wants_json:
+            return WebResponse.json({"url": target}).add_cookies(cookies)
+        return WebResponse.redirect(target).add_cookies(cookies)
+
+    def _revoke(self, jwt: JWT) -> WebFlow[None]:
+        try:
+            spec = self.s.client.provider(jwt.provider)
+        except UnknownProviderError:
+            return
+        if spec.revocation_endpoint is None:
+            return
+        try:
+            yield Op("revoke", (jwt.tokens,))
+        except KeyturnError as exc:  # the session ends anyway; the grant may outlive it
+            log.warning("revoking the %s grant at sign-out failed: %s", jwt.provider, exc)
+
+    # -- the rest -------------------------------------------------------------------------
+
+    def providers(self, request: WebRequest) -> WebFlow[WebResponse]:
+        base = self.s.base_path
+        listing = {
+            pid: {"id": pid, "name": spec.name, "signinUrl": f"{base}/signin/{pid}"}
+            for pid, spec in sorted(self.s.client.providers.items())
+        }
+        return WebResponse.json(listing)
+        yield
+
+    def client_js(self, request: WebRequest) -> WebFlow[WebResponse]:
+        script = resources.files("keyturn.web").joinpath("client.js").read_bytes()
+        headers = [
+            ("content-type", "text/javascript; charset=utf-8"),
+            ("cache-control", "public, max-age=300"),
+            ("x-content-type-options", "nosniff"),
+        ]
+        return WebResponse(200, headers, script)
+        yield
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def _refused(self, message: str, status: int) -> WebResponse:
+        return WebResponse.page("Request refused", message, status, {"Home": "/"})
+
+    def _failed(self, provider: str, message: str, status: int) -> WebResponse:
+        links = {"Try again": f"{self.s.base_path}/signin/{provider}", "Home": "/"}
+        return WebResponse.page("Sign-in failed", message, status, links)
+
+
+_SIMPLE = {
+    "session": "session",
+    "csrf": "csrf",
+    "signout": "signout",
+    "providers": "providers",
+    "client.js": "client_js",
+}
+
+
+def _method_not_allowed(allowed: str) -> WebResponse:
+    response = WebResponse.json({"error": "method_not_allowed"}, 405)
+    response.headers.append(("allow", allowed))
+    return response
+
+
+def _callback_message(provider: str, exc: CallbackError) -> str:
+    log.warning("a %s callback was refused: %s", provider, type(exc).__name__)
+    if isinstance(exc, AuthorizationDenied):
+        return f"Sign-in was not completed at {provider} ({exc.error})."
+    if isinstance(exc, StateMismatchError):
+        return (
+            "This sign-in response does not match the sign-in this browser started, so it was "
+            "refused. Please sign in again."
+        )
+    if isinstance(exc, MissingCodeError):
+        return f"The response from {provider} carried no authorization code. Please try again."
+    return f"The response from {provider} could not be verified, so it was refused."
