@@ -80,7 +80,8 @@ def test_a_client_that_decodes_responses_works_the_same(
         failure = keyturn.RefreshFailure(
             error="server_error", status=502, permanent=False, at=START
         )
-        assert store.save(KEY, fresh_tokens(), failure=failure) is not None
+        saved = store.save(KEY, fresh_tokens(), failure=failure, data={"user": {"name": "Ada"}})
+        assert saved is not None
         row = store.load(KEY)
         owner = store.acquire(KEY, 60)
         assert owner is not None
@@ -89,6 +90,39 @@ def test_a_client_that_decodes_responses_works_the_same(
     assert row is not None
     assert row.tokens == fresh_tokens()
     assert row.failure == failure
+    assert row.data == {"user": {"name": "Ada"}}
+    assert saved.data == row.data
+
+
+def test_data_is_a_field_of_the_hash_present_only_when_not_empty(
+    store: RedisTokenStore, redis_client: redis.Redis
+) -> None:
+    name = store.row_key(KEY)
+    store.save(KEY, fresh_tokens(), data={"user": {"name": "Ada"}, "roles": ["a", "b"]})
+    assert redis_client.hget(name, "data") == b'{"user":{"name":"Ada"},"roles":["a","b"]}'
+    store.save(KEY, fresh_tokens("fake-at-2"))
+    assert redis_client.hexists(name, "data") == 0  # emptied by a save without data
+    assert sorted(redis_client.hkeys(name)) == [b"tokens", b"version"]
+
+
+def test_a_row_written_before_data_existed_loads_with_empty_data(
+    store: RedisTokenStore, redis_client: redis.Redis
+) -> None:
+    redis_client.hset(
+        store.row_key(KEY), mapping={"version": 5, "tokens": dump_tokens(fresh_tokens())}
+    )
+    redis_client.set(f"{DEFAULT_PREFIX}version", 5)  # the counter that gave it out
+    row = store.load(KEY)
+    assert row is not None
+    assert row.version == 5
+    assert row.tokens == fresh_tokens()
+    assert row.data == {}
+    updated = store.save(KEY, fresh_tokens("fake-at-2"), version=5, data={"user": "Ada"})
+    assert updated is not None
+    assert updated.version == 6
+    reloaded = store.load(KEY)
+    assert reloaded is not None
+    assert reloaded.data == {"user": "Ada"}
 
 
 def test_the_repr_names_the_server_but_not_its_password(

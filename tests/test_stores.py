@@ -37,6 +37,7 @@ from keyturn.stores import (
     TokenNotFoundError,
     TokenStore,
 )
+from keyturn.stores.base import dump_tokens
 
 from .conftest import START, FakeClock
 from .test_singleflight import CREDENTIALS, StrictFake, due_tokens
@@ -255,6 +256,196 @@ def test_a_lease_expires(kind: str, tmp_path: Path) -> None:
         store.close()
 
 
+# -- the app's data kept with a row ----------------------------------------------------------
+
+PROFILE: dict[str, Any] = {
+    "user": {"sub": "1234", "name": "Ada", "email": "ada@example.test", "verified": True},
+    "claims": {"roles": ["admin", "dev"], "tenant": None, "level": 3, "ratio": 0.5},
+    "signed_in_at": START,
+}
+
+
+def test_data_round_trips_with_the_row(store: TokenStore) -> None:
+    data = json.loads(json.dumps(PROFILE))  # a copy of its own, changed below
+    saved = store.save(KEY, fresh_tokens(), data=data)
+    assert saved is not None
+    assert saved.data == PROFILE
+    data["user"]["name"] = "changed after the save"
+    loaded = store.load(KEY)
+    assert loaded is not None
+    assert loaded.data == PROFILE
+    assert loaded.tokens == fresh_tokens()
+    # A caller changing what it loaded changes neither the store nor the next load.
+    assert isinstance(loaded.data, dict)
+    loaded.data["claims"]["roles"].append("intruder")
+    again = store.load(KEY)
+    assert again is not None
+    assert again.data == PROFILE
+
+
+def test_data_comes_back_as_json_gives_it(store: TokenStore) -> None:
+    saved = store.save(KEY, fresh_tokens(), data={"pair": (1, "two"), "by_id": {7: "seven"}})
+    loaded = store.load(KEY)
+    assert saved is not None
+    assert loaded is not None
+    assert loaded.data == {"pair": [1, "two"], "by_id": {"7": "seven"}}
+    assert saved.data == loaded.data  # the row save returns is the row load returns
+
+
+def test_data_is_empty_unless_saved(store: TokenStore) -> None:
+    saved = store.save(KEY, fresh_tokens())
+    loaded = store.load(KEY)
+    assert saved is not None
+    assert loaded is not None
+    assert saved.data == {}
+    assert loaded.data == {}
+    assert StoredTokens(KEY, fresh_tokens(), 1, None).data == {}  # positional rows still work
+
+
+def test_every_save_replaces_the_data(store: TokenStore) -> None:
+    store.save(KEY, fresh_tokens(), data={"user": {"name": "Ada"}, "theme": "dark"})
+    row = store.save(KEY, fresh_tokens("fake-at-2"), version=1, data={"user": {"name": "Bob"}})
+    assert row is not None
+    loaded = store.load(KEY)
+    assert loaded is not None
+    assert loaded.data == {"user": {"name": "Bob"}}  # replaced whole, not merged
+    # A save that loses the compare-and-set leaves the data alone.
+    assert store.save(KEY, fresh_tokens("fake-at-stale"), version=1, data={"x": 1}) is None
+    kept = store.load(KEY)
+    assert kept is not None
+    assert kept.data == {"user": {"name": "Bob"}}
+    store.save(KEY, fresh_tokens("fake-at-3"), version=kept.version)  # no data: emptied
+    emptied = store.load(KEY)
+    assert emptied is not None
+    assert emptied.data == {}
+    store.save(KEY, fresh_tokens("fake-at-4"), data={"back": True})
+    store.save(KEY, fresh_tokens("fake-at-5"), data={})  # an empty mapping empties it too
+    assert (last := store.load(KEY)) is not None
+    assert last.data == {}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"when": object()},
+        {"raw": b"bytes"},
+        {"nested": {"ids": {1, 2}}},
+        {"ratio": float("nan")},
+        ["not", "a", "mapping"],
+    ],
+    ids=["object", "bytes", "set", "nan", "list"],
+)
+def test_data_that_is_not_json_is_refused_and_nothing_is_written(
+    store: TokenStore, bad: Any
+) -> None:
+    first = store.save(KEY, fresh_tokens(), data={"user": "Ada"})
+    assert first is not None
+    with pytest.raises(TypeError, match="data must be"):
+        store.save(KEY, fresh_tokens("fake-at-new"), data=bad)
+    with pytest.raises(TypeError, match="data must be"):
+        store.save("someone-else", fresh_tokens("fake-at-other"), version=0, data=bad)
+    row = store.load(KEY)
+    assert row is not None
+    assert row.version == first.version
+    assert row.tokens == fresh_tokens()
+    assert row.data == {"user": "Ada"}
+    assert store.load("someone-else") is None
+    after = store.save(KEY, fresh_tokens("fake-at-next"))
+    assert after is not None
+    assert after.version == first.version + 1  # no version was spent on the refused saves
+
+
+def test_a_circular_data_structure_is_refused(store: TokenStore) -> None:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        store.save(KEY, fresh_tokens(), data=loop)
+    assert store.load(KEY) is None
+
+
+def test_data_stays_out_of_reprs(store: TokenStore) -> None:
+    row = store.save(KEY, fresh_tokens(), data=PROFILE)
+    assert row is not None
+    assert "ada@example.test" not in repr(row) + str(row) + repr(store)
+
+
+def test_sqlite_keeps_data_as_compact_json_and_null_when_empty(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.db"
+    with SQLiteTokenStore(path) as db:
+        db.save(KEY, fresh_tokens(), data={"user": {"name": "Ada"}, "roles": ["a", "b"]})
+        db.save("plain", fresh_tokens())
+    with sqlite3.connect(path) as raw:
+        stored = dict(raw.execute("SELECT key, data FROM keyturn_tokens").fetchall())
+    raw.close()
+    assert stored == {KEY: '{"user":{"name":"Ada"},"roles":["a","b"]}', "plain": None}
+
+
+# The tables as keyturn created them before rows had data.
+_OLD_SCHEMA = (
+    """CREATE TABLE keyturn_tokens (
+        key TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        tokens TEXT NOT NULL,
+        failure TEXT,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE keyturn_versions (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    )""",
+    """CREATE TABLE keyturn_leases (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
+
+
+def test_a_sqlite_file_of_the_old_schema_gets_the_data_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    failure = keyturn.RefreshFailure(error="server_error", status=502, permanent=False, at=START)
+    raw = sqlite3.connect(path)
+    with raw:
+        for statement in _OLD_SCHEMA:
+            raw.execute(statement)
+        raw.execute(
+            "INSERT INTO keyturn_tokens (key, version, tokens, failure, updated_at)"
+            " VALUES (?, 7, ?, ?, 0)",
+            (KEY, dump_tokens(fresh_tokens()), failure.model_dump_json()),
+        )
+        raw.execute("INSERT INTO keyturn_versions (id, last) VALUES (1, 7)")
+    raw.close()
+    with SQLiteTokenStore(path) as db:
+        old = db.load(KEY)
+        saved = db.save("new-user", fresh_tokens("fake-at-new"), data={"user": "Bob"})
+    with SQLiteTokenStore(path) as db:  # opening it again changes nothing more
+        new = db.load("new-user")
+        still_old = db.load(KEY)
+    with sqlite3.connect(path) as raw:
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(keyturn_tokens)")]
+    raw.close()
+    assert columns == ["key", "version", "tokens", "failure", "updated_at", "data"]
+    assert old is not None
+    assert old.tokens == fresh_tokens()
+    assert old.version == 7
+    assert old.failure == failure
+    assert old.data == {}
+    assert still_old == old
+    assert saved is not None
+    assert saved.version == 8
+    assert new is not None
+    assert new.data == {"user": "Bob"}
+
+
+def test_a_new_sqlite_file_has_the_same_columns_as_an_upgraded_one(tmp_path: Path) -> None:
+    with SQLiteTokenStore(tmp_path / "new.db"):
+        pass
+    with sqlite3.connect(tmp_path / "new.db") as raw:
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(keyturn_tokens)")]
+    raw.close()
+    assert columns == ["key", "version", "tokens", "failure", "updated_at", "data"]
+
+
 # -- the manager, in one process -------------------------------------------------------------
 
 
@@ -460,6 +651,109 @@ def test_a_sign_in_during_a_refresh_is_not_overwritten(
     assert row is not None
     assert row.tokens.access_token.get_secret_value() == "fake-at-newer-sign-in"
     assert row.version == 2
+
+
+def test_a_refresh_keeps_the_data(
+    kt: keyturn.Keyturn, store: TokenStore, provider: StrictFake, clock: FakeClock
+) -> None:
+    manager = TokenManager(kt, store)
+    signed_in = manager.save(KEY, fresh_tokens(), data=PROFILE)
+    assert signed_in.data == PROFILE
+    clock.advance(3600 - 60)
+    assert manager.get_access_token(KEY) == "fake-at-1"
+    row = manager.load(KEY)
+    assert row is not None
+    assert row.version == 2
+    assert row.tokens.access_token.get_secret_value() == "fake-at-1"
+    assert row.data == PROFILE
+    assert provider.refreshes == 1
+
+
+def test_refresh_failures_keep_the_data(
+    kt: keyturn.Keyturn, store: TokenStore, provider: StrictFake
+) -> None:
+    manager = TokenManager(kt, store)
+    manager.save(KEY, due_tokens(), data=PROFILE)
+    provider.failures.append((503, {"error": "temporarily_unavailable"}))
+    with pytest.raises(keyturn.OAuthError):
+        manager.get_access_token(KEY)
+    transient = store.load(KEY)
+    assert transient is not None
+    assert transient.failure is not None
+    assert transient.version == 2
+    assert transient.data == PROFILE
+    provider.live.clear()  # then revoked at the provider
+    with pytest.raises(keyturn.OAuthError):
+        manager.get_access_token(KEY)
+    permanent = store.load(KEY)
+    assert permanent is not None
+    assert permanent.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+    assert permanent.version == 3
+    assert permanent.data == PROFILE
+    assert provider.refreshes == 2
+
+
+def test_the_manager_refuses_data_that_is_not_json(kt: keyturn.Keyturn, store: TokenStore) -> None:
+    manager = TokenManager(kt, store)
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        manager.save(KEY, fresh_tokens(), data={"seen": {1, 2}})
+    assert manager.load(KEY) is None
+
+
+async def test_an_async_refresh_and_its_failures_keep_the_data(
+    store: TokenStore, provider: StrictFake, clock: FakeClock, pm: KeyturnPluginManager
+) -> None:
+    async with (
+        httpx.AsyncClient(transport=provider.async_handler()) as http,
+        keyturn.AsyncKeyturn(
+            CREDENTIALS, http_client=http, clock=clock, plugin_manager=pm, environ={}
+        ) as akt,
+    ):
+        manager = AsyncTokenManager(akt, store)
+        signed_in = await manager.save(KEY, due_tokens(), data=PROFILE)
+        assert await manager.get_access_token(KEY) == "fake-at-1"
+        refreshed = await manager.load(KEY)
+        await manager.save("other", due_tokens("fake-rt-revoked"), data={"user": "Bob"})
+        with pytest.raises(keyturn.OAuthError):
+            await manager.get_access_token("other")
+        failed = await manager.load("other")
+        with pytest.raises(TypeError, match="JSON-serialisable"):
+            await manager.save("third", due_tokens(), data={"raw": b"bytes"})
+        refused = await manager.load("third")
+    assert signed_in.data == PROFILE
+    assert refreshed is not None
+    assert refreshed.version > signed_in.version
+    assert refreshed.tokens.access_token.get_secret_value() == "fake-at-1"
+    assert refreshed.data == PROFILE
+    assert failed is not None
+    assert failed.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+    assert failed.data == {"user": "Bob"}
+    assert refused is None
+
+
+def test_a_sign_in_during_a_refresh_keeps_its_own_data(
+    store: TokenStore, clock: FakeClock, pm: KeyturnPluginManager
+) -> None:
+    provider = StrictFake()
+    manager_box: list[TokenManager] = []
+
+    def sign_in_meanwhile() -> None:  # runs while the refresh request is out
+        manager_box[0].save(KEY, fresh_tokens("fake-at-newer"), data={"user": "newer"})
+
+    with (
+        httpx.Client(transport=provider.handler(sign_in_meanwhile)) as http,
+        keyturn.Keyturn(
+            CREDENTIALS, http_client=http, clock=clock, plugin_manager=pm, environ={}
+        ) as client,
+    ):
+        manager = TokenManager(client, store)
+        manager_box.append(manager)
+        manager.save(KEY, due_tokens(), data={"user": "older"})
+        assert manager.get_access_token(KEY) == "fake-at-1"
+    row = store.load(KEY)
+    assert row is not None
+    assert row.tokens.access_token.get_secret_value() == "fake-at-newer"
+    assert row.data == {"user": "newer"}
 
 
 def test_the_manager_refuses_a_lease_of_zero(kt: keyturn.Keyturn) -> None:

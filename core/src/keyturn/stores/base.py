@@ -8,6 +8,10 @@ Writes are compare-and-set: ``save(key, tokens, version=n)`` succeeds only while
 row is still at version ``n``, so an older :class:`~keyturn.TokenSet` never overwrites a
 newer one. Versions start at 1; ``version=0`` means "only if there is no row yet";
 ``version=None`` writes unconditionally (a fresh sign-in replaces whatever was there).
+
+Next to the tokens a row keeps ``data``: a small JSON mapping of the app's own (the signed-in
+user's profile, the claims of a database-backed web session). It is not secret, is stored in
+clear, and is written whole by every save; the manager carries it over on each refresh.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,7 +32,9 @@ __all__ = [
     "StoredTokens",
     "TokenNotFoundError",
     "TokenStore",
+    "dump_data",
     "dump_tokens",
+    "load_data",
     "load_tokens",
     "new_owner",
     "owner_is_dead",
@@ -42,12 +49,19 @@ class StoredTokens:
     :ivar tokens: the tokens, secrets included (masked in ``repr`` as always).
     :ivar version: grows by one on every write; what :meth:`TokenStore.save` compares.
     :ivar failure: the last refresh failure, cleared by a successful refresh or a sign-in.
+    :ivar data: the app's own data kept with the row (say the signed-in user's profile and
+        the claims of a web session); empty unless the app saved some. A JSON object as
+        :func:`json.loads` gives it back (tuples come back as lists, keys as strings). Not
+        secret: stores keep it in clear, so never put tokens in it. Every save replaces it
+        whole; the manager carries it over from the row it refreshes. Left out of ``repr``
+        (it may hold personal data).
     """
 
     key: str = field(repr=False)
     tokens: TokenSet
     version: int
     failure: RefreshFailure | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def error(self) -> str | None:
@@ -80,8 +94,9 @@ class TokenStore(Protocol):
         *,
         version: int | None = None,
         failure: RefreshFailure | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> StoredTokens | None:
-        """Write ``tokens`` (and ``failure``) for ``key``, if the row is still at ``version``.
+        """Write ``tokens`` (``failure``, ``data``) for ``key``, if the row is still at ``version``.
 
         Every write gets a version the store has never given before, to any key, deletes
         included: a refresh that read a row before a sign-out can never overwrite the row a
@@ -92,8 +107,14 @@ class TokenStore(Protocol):
         :param version: the version read before; ``0`` when there was no row; ``None`` to
             write whatever is stored.
         :param failure: the refresh failure to record with the tokens, or ``None``.
+        :param data: the app's data the row holds after this write, replacing what it held
+            (``None``: an empty mapping). Must be JSON-serialisable; see
+            :attr:`StoredTokens.data`. Whoever rewrites a row it read (a refresh) passes its
+            ``data`` back to keep it.
         :return: the new row, or ``None`` when the row changed since ``version`` (nothing
             was written).
+        :raises TypeError: ``data`` is not a mapping that :func:`json.dumps` can write;
+            checked before anything is written.
         """
         ...
 
@@ -148,6 +169,36 @@ def load_tokens(text: str) -> TokenSet:
     """The inverse of :func:`dump_tokens`."""
     data: Any = json.loads(text)
     return TokenSet.model_validate(data)
+
+
+def dump_data(data: Mapping[str, Any] | None) -> str | None:
+    """``data`` as compact JSON text for a store's own column; ``None`` when it is empty.
+
+    :param data: what :meth:`TokenStore.save` was given.
+    :return: the JSON text, or ``None`` for ``None`` or an empty mapping.
+    :raises TypeError: ``data`` is not a mapping, or holds something JSON cannot write (an
+        object, bytes, a set, a cycle, NaN or infinity).
+    """
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise TypeError(f"data must be a mapping, not {type(data).__name__}")
+    if not data:
+        return None
+    try:
+        return json.dumps(dict(data), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"data must be JSON-serialisable: {exc}") from exc
+
+
+def load_data(text: str | bytes | None) -> dict[str, Any]:
+    """The inverse of :func:`dump_data`: a new dict, empty for ``None``."""
+    if text is None:
+        return {}
+    data: Any = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("a token store row holds data that is not a JSON object")
+    return data
 
 
 _HOST = socket.gethostname()

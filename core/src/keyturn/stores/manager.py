@@ -7,6 +7,11 @@
     manager.save(user_id, tokens)                 # after sign-in
     access_token = manager.get_access_token(user_id)
 
+A row may also keep the app's own data next to the tokens, e.g. for a web session stored in
+the database: ``manager.save(session_id, tokens, data={"user": profile, "claims": claims})``,
+read back as the ``data`` of ``manager.load(session_id)``. It is not secret (stored in
+clear), and every refresh writes it back unchanged with the new tokens.
+
 ``get_access_token`` (and ``get_tokens``) reads the row; while the access token has more
 than the client's ``leeway`` left it is returned with no lock and no request. Otherwise:
 
@@ -16,7 +21,8 @@ than the client's ``leeway`` left it is returned with no lock and no request. Ot
 3. it reads the row again: if another process refreshed meanwhile, those tokens are
    returned and no request is sent;
 4. it refreshes through the client, and saves the result compare-and-set against the
-   version it read, before returning it; then it releases the lease.
+   version it read (with that row's ``data``), before returning it; then it releases the
+   lease.
 
 Failures. The stored tokens are never replaced by a failure: the row keeps its tokens and
 records the failure next to them. A *transient* failure (network, 5xx, 429) is retried on
@@ -54,7 +60,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from keyturn.client import AsyncKeyturn, Keyturn
 from keyturn.errors import ProviderError
@@ -189,14 +196,20 @@ class TokenManager(_ManagerBase):
         super().__init__(client.leeway, client.clock, store, lease, lock_timeout)
         self.client = client
 
-    def save(self, key: str, tokens: TokenSet) -> StoredTokens:
+    def save(
+        self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
+    ) -> StoredTokens:
         """Store tokens after a sign-in, replacing the key's row and clearing any failure.
 
         :param key: the app's key (user id, session id).
         :param tokens: what :meth:`Keyturn.exchange_code` (or ``sign_in``) returned.
+        :param data: the app's data to keep with the tokens, replacing the row's (``None``:
+            none), e.g. the user's profile and the session's claims. JSON-serialisable and
+            not secret: it is stored in clear. Refreshes keep it as it is.
         :return: the new row.
+        :raises TypeError: ``data`` cannot be written as JSON (nothing is saved).
         """
-        row = self.store.save(key, tokens)
+        row = self.store.save(key, tokens, data=data)
         assert row is not None, "an unconditional save always writes"
         return row
 
@@ -235,9 +248,15 @@ class TokenManager(_ManagerBase):
             try:
                 new = self.client.refresh(row.tokens)
             except ProviderError as exc:
-                self.store.save(key, row.tokens, version=row.version, failure=self._failure(exc))
+                self.store.save(
+                    key,
+                    row.tokens,
+                    version=row.version,
+                    failure=self._failure(exc),
+                    data=row.data,
+                )
                 return self._after_failure(row, exc)
-            return self._saved(self.store.save(key, new, version=row.version), new)
+            return self._saved(self.store.save(key, new, version=row.version, data=row.data), new)
         finally:
             self.store.release(key, owner)
 
@@ -274,9 +293,11 @@ class AsyncTokenManager(_ManagerBase):
         super().__init__(client.leeway, client.clock, store, lease, lock_timeout)
         self.client = client
 
-    async def save(self, key: str, tokens: TokenSet) -> StoredTokens:
+    async def save(
+        self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
+    ) -> StoredTokens:
         """See :meth:`TokenManager.save`."""
-        row = await asyncio.to_thread(self.store.save, key, tokens)
+        row = await asyncio.to_thread(self.store.save, key, tokens, data=data)
         assert row is not None, "an unconditional save always writes"
         return row
 
@@ -310,20 +331,22 @@ class AsyncTokenManager(_ManagerBase):
                 new = await self.client.refresh(row.tokens)
             except ProviderError as exc:
                 failure = self._failure(exc)
-                await asyncio.to_thread(self._save_failure, key, row.tokens, row.version, failure)
+                await asyncio.to_thread(self._save_failure, key, row, failure)
                 return self._after_failure(row, exc)
-            saved = await asyncio.to_thread(self._save_refreshed, key, new, row.version)
+            saved = await asyncio.to_thread(self._save_refreshed, key, new, row)
             return self._saved(saved, new)
         finally:
             await asyncio.to_thread(self.store.release, key, owner)
 
     def _save_failure(
-        self, key: str, tokens: TokenSet, version: int, failure: RefreshFailure
+        self, key: str, row: StoredTokens, failure: RefreshFailure
     ) -> StoredTokens | None:
-        return self.store.save(key, tokens, version=version, failure=failure)
+        """Record ``failure`` next to ``row``'s tokens and data, if the row is unchanged."""
+        return self.store.save(key, row.tokens, version=row.version, failure=failure, data=row.data)
 
-    def _save_refreshed(self, key: str, tokens: TokenSet, version: int) -> StoredTokens | None:
-        return self.store.save(key, tokens, version=version)
+    def _save_refreshed(self, key: str, tokens: TokenSet, row: StoredTokens) -> StoredTokens | None:
+        """Replace ``row``'s tokens with refreshed ones, keeping its data, if it is unchanged."""
+        return self.store.save(key, tokens, version=row.version, data=row.data)
 
     async def _acquire(self, key: str) -> str:
         backoff = _Backoff(self.lock_timeout)

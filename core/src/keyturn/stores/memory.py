@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from keyturn.models import RefreshFailure, TokenSet
 
-from .base import StoredTokens, new_owner
+from .base import StoredTokens, dump_data, load_data, new_owner
 
 __all__ = ["MemoryTokenStore"]
 
@@ -16,13 +18,16 @@ __all__ = ["MemoryTokenStore"]
 class MemoryTokenStore:
     """Rows and leases in memory, guarded by one lock. Implements :class:`TokenStore`.
 
+    A row's ``data`` is kept as JSON text, as the other stores keep it: every load hands out
+    a copy of its own, and what a caller does to that copy never changes the store.
+
     :param clock: returns epoch seconds; when leases expire.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._mutex = threading.Lock()
-        self._rows: dict[str, StoredTokens] = {}
+        self._rows: dict[str, tuple[StoredTokens, str | None]] = {}  # the row, its data
         self._last_version = 0
         self._leases: dict[str, tuple[str, float]] = {}
 
@@ -35,7 +40,11 @@ class MemoryTokenStore:
     def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenStore.load`."""
         with self._mutex:
-            return self._rows.get(key)
+            stored = self._rows.get(key)
+        if stored is None:
+            return None
+        row, data = stored
+        return dataclasses.replace(row, data=load_data(data))
 
     def save(
         self,
@@ -44,17 +53,19 @@ class MemoryTokenStore:
         *,
         version: int | None = None,
         failure: RefreshFailure | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`."""
+        text = dump_data(data)
         with self._mutex:
             current = self._rows.get(key)
-            current_version = 0 if current is None else current.version
+            current_version = 0 if current is None else current[0].version
             if version is not None and version != current_version:
                 return None
             self._last_version += 1  # never reused, even after a delete
             row = StoredTokens(key, tokens, self._last_version, failure)
-            self._rows[key] = row
-            return row
+            self._rows[key] = (row, text)
+        return dataclasses.replace(row, data=load_data(text))
 
     def delete(self, key: str) -> bool:
         """See :meth:`TokenStore.delete`."""

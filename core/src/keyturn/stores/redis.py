@@ -5,7 +5,8 @@ every decision is taken on the server, atomically:
 
 * a row is a hash ``<prefix>tokens:<key>`` with the fields ``version``, ``tokens`` (the
   JSON of :func:`~keyturn.stores.base.dump_tokens`, secrets included, as the SQLite store
-  keeps it) and ``failure``; it is read with one ``HMGET``;
+  keeps it), ``failure`` and ``data`` (the app's JSON object; absent when empty, so rows
+  written before it existed load with empty data); it is read with one ``HMGET``;
 * a save is a Lua script that compares the stored version with the one the caller read,
   and writes the whole row (and its expiry) only if they match;
 * a lease is a string ``<prefix>lease:<key>`` holding its owner, taken with
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 try:
@@ -43,7 +44,15 @@ except ImportError as exc:  # pragma: no cover - exercised with redis hidden
 
 from keyturn.models import RefreshFailure, TokenSet
 
-from .base import StoredTokens, dump_tokens, load_tokens, new_owner, owner_is_dead
+from .base import (
+    StoredTokens,
+    dump_data,
+    dump_tokens,
+    load_data,
+    load_tokens,
+    new_owner,
+    owner_is_dead,
+)
 
 __all__ = ["DEFAULT_PREFIX", "RedisTokenStore", "row_expires_at"]
 
@@ -55,9 +64,9 @@ DEFAULT_PREFIX = "keyturn:"
 _URL_DEFAULTS: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
 
 # KEYS[1]: the row, KEYS[2]: the store's version counter. ARGV: expected version ("" for
-# any), tokens, failure ("" for none), milliseconds the row lives ("0" for ever). Returns the
-# new version, or 0 on a conflict. Versions come from one counter, so none is ever reused,
-# not even for a key deleted and written again.
+# any), tokens, failure ("" for none), milliseconds the row lives ("0" for ever), data (""
+# for none). Returns the new version, or 0 on a conflict. Versions come from one counter,
+# so none is ever reused, not even for a key deleted and written again.
 _SAVE = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= current then
@@ -69,6 +78,11 @@ if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'failure')
 else
   redis.call('HSET', KEYS[1], 'failure', ARGV[3])
+end
+if ARGV[5] == '' then
+  redis.call('HDEL', KEYS[1], 'data')
+else
+  redis.call('HSET', KEYS[1], 'data', ARGV[5])
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
@@ -224,8 +238,8 @@ class RedisTokenStore:
 
     def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenStore.load`."""
-        version, tokens, failure = self.redis.hmget(
-            self.row_key(key), ["version", "tokens", "failure"]
+        version, tokens, failure, data = self.redis.hmget(
+            self.row_key(key), ["version", "tokens", "failure", "data"]
         )
         if version is None or tokens is None:
             return None
@@ -234,6 +248,7 @@ class RedisTokenStore:
             load_tokens(_text(tokens)),
             int(version),
             None if failure is None else RefreshFailure.model_validate_json(failure),
+            load_data(data),
         )
 
     def save(
@@ -243,12 +258,14 @@ class RedisTokenStore:
         *,
         version: int | None = None,
         failure: RefreshFailure | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`.
 
         The row's time to live is set again on every write (or removed, when no expiry
         applies to these tokens).
         """
+        data_text = dump_data(data)
         written = self._save(
             keys=[self.row_key(key), self.prefix + "version"],
             args=[
@@ -256,11 +273,12 @@ class RedisTokenStore:
                 dump_tokens(tokens),
                 "" if failure is None else failure.model_dump_json(),
                 str(self._row_ttl(tokens)),
+                "" if data_text is None else data_text,
             ],
         )
         if int(written) == 0:
             return None
-        return StoredTokens(key, tokens, int(written), failure)
+        return StoredTokens(key, tokens, int(written), failure, load_data(data_text))
 
     def _row_ttl(self, tokens: TokenSet) -> int:
         """Milliseconds a row holding ``tokens`` lives; ``0`` for ever."""

@@ -15,6 +15,12 @@ left by a process that died is taken over as soon as its process is known to be 
 default against keyturn's 10 s). See :mod:`keyturn.stores.manager` for the whole protocol
 and what it guarantees.
 
+Rows live in ``keyturn_tokens`` (``key``, ``version``, ``tokens``, ``failure``,
+``updated_at``, ``data``): ``tokens`` is the JSON of
+:func:`~keyturn.stores.base.dump_tokens`, secrets included; ``data`` the app's JSON object,
+``NULL`` when empty. A file made before ``data`` existed gets the column when a store opens
+it; its rows load with empty data.
+
 Use a local file: SQLite's locking is not reliable on network file systems.
 """
 
@@ -24,13 +30,22 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from keyturn.errors import LockTimeoutError
 from keyturn.models import RefreshFailure, TokenSet
 
-from .base import StoredTokens, dump_tokens, load_tokens, new_owner, owner_is_dead
+from .base import (
+    StoredTokens,
+    dump_data,
+    dump_tokens,
+    load_data,
+    load_tokens,
+    new_owner,
+    owner_is_dead,
+)
 
 __all__ = ["SQLiteTokenStore"]
 
@@ -40,7 +55,8 @@ _SCHEMA = (
         version INTEGER NOT NULL,
         tokens TEXT NOT NULL,
         failure TEXT,
-        updated_at REAL NOT NULL
+        updated_at REAL NOT NULL,
+        data TEXT
     )""",
     # One row: the last version given out. Versions are never reused, deletes included.
     """CREATE TABLE IF NOT EXISTS keyturn_versions (
@@ -57,13 +73,21 @@ _SCHEMA = (
 )
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a ``keyturn_tokens`` table made by an older keyturn up to date (``data``)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(keyturn_tokens)")}
+    if "data" not in columns:
+        db.execute("ALTER TABLE keyturn_tokens ADD COLUMN data TEXT")
+
+
 class SQLiteTokenStore:
     """Tokens in a SQLite file (stdlib :mod:`sqlite3`). Implements :class:`TokenStore`.
 
     One connection per store object, shared by its threads under a lock; open one store
     per process (connections must not cross ``fork``).
 
-    :param path: the database file; created with its tables if missing.
+    :param path: the database file; created with its tables if missing, brought up to date
+        if an older keyturn made it.
     :param timeout: seconds a write waits for another process's write (``busy_timeout``).
     :param clock: returns epoch seconds; when leases expire. All processes sharing the file
         must agree on it, so leave it alone outside tests.
@@ -90,6 +114,7 @@ class SQLiteTokenStore:
             with self._transaction() as db:
                 for statement in _SCHEMA:
                     db.execute(statement)
+                _add_missing_columns(db)
         except BaseException:
             self._db.close()
             raise
@@ -136,16 +161,17 @@ class SQLiteTokenStore:
         """See :meth:`TokenStore.load`."""
         with self._mutex:
             row = self._db.execute(
-                "SELECT version, tokens, failure FROM keyturn_tokens WHERE key = ?", (key,)
+                "SELECT version, tokens, failure, data FROM keyturn_tokens WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        version, tokens, failure = row
+        version, tokens, failure, data = row
         return StoredTokens(
             key,
             load_tokens(tokens),
             int(version),
             None if failure is None else RefreshFailure.model_validate_json(failure),
+            load_data(data),
         )
 
     def save(
@@ -155,10 +181,12 @@ class SQLiteTokenStore:
         *,
         version: int | None = None,
         failure: RefreshFailure | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`."""
-        data = dump_tokens(tokens)
-        failure_data = None if failure is None else failure.model_dump_json()
+        data_text = dump_data(data)
+        tokens_text = dump_tokens(tokens)
+        failure_text = None if failure is None else failure.model_dump_json()
         with self._transaction() as db:
             row = db.execute("SELECT version FROM keyturn_tokens WHERE key = ?", (key,)).fetchone()
             current = 0 if row is None else int(row[0])
@@ -167,11 +195,11 @@ class SQLiteTokenStore:
             db.execute("UPDATE keyturn_versions SET last = last + 1 WHERE id = 1")
             (new_version,) = db.execute("SELECT last FROM keyturn_versions").fetchone()
             db.execute(
-                "INSERT OR REPLACE INTO keyturn_tokens (key, version, tokens, failure, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (key, new_version, data, failure_data, time.time()),
+                "INSERT OR REPLACE INTO keyturn_tokens"
+                " (key, version, tokens, failure, data, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, new_version, tokens_text, failure_text, data_text, time.time()),
             )
-        return StoredTokens(key, tokens, int(new_version), failure)
+        return StoredTokens(key, tokens, int(new_version), failure, load_data(data_text))
 
     def delete(self, key: str) -> bool:
         """See :meth:`TokenStore.delete`."""
