@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from . import concurrent_refresh, hot_path, import_time, refresh_roundtrip
+from . import concurrent_refresh, hot_path, import_time, refresh_roundtrip, web_session
 
 #: Every benchmark, in the order they run: name and entry point.
 BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]], ...] = (
@@ -22,6 +22,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]]
     ("hot_path", hot_path.main),
     ("refresh_roundtrip", refresh_roundtrip.main),
     ("concurrent_refresh", concurrent_refresh.main),
+    ("web_session", web_session.main),
 )
 
 

@@ -61,7 +61,8 @@ def callers_measured(results: dict[str, float]) -> list[int]:
 
 
 def test_every_benchmark_reports_a_finite_positive_ratio(results: dict[str, float]) -> None:
-    for key in ("import", "hot_path", "refresh_roundtrip.sync", "refresh_roundtrip.async"):
+    keys = ("import", "hot_path", "refresh_roundtrip.sync", "refresh_roundtrip.async", "web_session")
+    for key in keys:
         assert key in results, sorted(results)
         assert math.isfinite(results[key]) and results[key] > 0, key
 
@@ -75,11 +76,20 @@ def test_tables_go_to_stderr_with_a_line_per_benchmark(
         "== hot_path",
         "== refresh_roundtrip",
         "== concurrent_refresh",
+        "== web_session",
+        "web session read",
         "refresh round trip, sync",
         "refresh round trip, async",
         "concurrent refresh: 10 callers",
     ):
         assert heading in tables
+
+
+def test_the_session_cookie_size_is_reported(results: dict[str, float]) -> None:
+    # The JWE cookie carries the same user and tokens as the signed one, encrypted: never
+    # smaller, and well under one cookie's 4 KB for this session.
+    assert results["web_session.signed_cookie_bytes"] > 0
+    assert results["web_session.signed_cookie_bytes"] < results["web_session.cookie_bytes"] < 3900
 
 
 def test_concurrent_refresh_reports_every_case_at_several_sizes(results: dict[str, float]) -> None:
