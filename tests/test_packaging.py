@@ -105,7 +105,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     assert set(built) == {"keyturn", "keyturn_google", "keyturn_github"}
     env.run([*uv, "venv", "--quiet", "--python", sys.executable, env.root])
     env.install(
-        f"keyturn[testing] @ {built['keyturn'].as_uri()}",
+        f"keyturn[testing,web] @ {built['keyturn'].as_uri()}",
         built["keyturn_google"],
         built["keyturn_github"],
         "pytest",
@@ -128,6 +128,23 @@ def test_keyturn_is_imported_from_the_venv_not_the_source_tree(venv: Venv) -> No
     for file in files:
         assert Path(file).is_relative_to(venv.root), file
     assert not any(str(entry).startswith(str(ROOT)) for entry in path)
+
+
+def test_the_wheel_carries_client_js_and_serves_it(venv: Venv) -> None:
+    probe = venv.run(
+        [
+            venv.python,
+            "-I",
+            "-c",
+            "from keyturn import Keyturn; from keyturn.web import WebAuth, WebRequest; "
+            "auth = WebAuth(Keyturn(), secret='p' * 40); "
+            "r = auth.handle(WebRequest('GET', 'http://127.0.0.1/auth/client.js')); "
+            "print(r.status, r.header('content-type')); print(r.body.decode())",
+        ]
+    )
+    status, script = probe.stdout.split("\n", 1)
+    assert status == "200 text/javascript; charset=utf-8"
+    assert "watchSession" in script and "RefreshAccessTokenError" in script
 
 
 def test_both_providers_are_found_through_their_entry_points(venv: Venv) -> None:
