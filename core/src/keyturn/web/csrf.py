@@ -62,10 +62,14 @@ class Csrf:
         value = f"{token}.{self._mac(self._keys[0], token)}"
         return token, None if value == cookie else value
 
-    def check(self, request: WebRequest, cookie: str | None) -> bool:
-        """Whether a state-changing request is the app's own."""
-        origin = request.headers.get("origin")
-        if origin is not None and origin != request.origin:
+    def check(self, request: WebRequest, cookie: str | None, origin: str | None = None) -> bool:
+        """Whether a state-changing request is the app's own.
+
+        :param origin: the app's public origin, which a browser puts in ``Origin``; the
+            request's own by default (behind a proxy, pass the app's ``url``).
+        """
+        sent_from = request.headers.get("origin")
+        if sent_from is not None and sent_from != (origin or request.origin):
             return False
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return False

@@ -2,13 +2,15 @@
 
 A ``callbackUrl`` is accepted when it is a path on this site (``/dashboard?tab=2``) or an
 absolute URL with exactly the app's origin. Everything else (another host, a scheme-relative
-``//evil.example``, backslash tricks that some browsers read as ``//``, control characters,
-``javascript:``) is refused: an open redirect would let a phishing link borrow the app's name.
+``//evil.example``, also when hidden in the path of an absolute URL, backslash tricks that some
+browsers read as ``//``, control characters, ``javascript:``) is refused: an open redirect
+would let a phishing link borrow the app's name. The accepted path is returned as ASCII, with
+other characters percent-encoded, so it fits a ``Location`` header.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = ["same_origin_target"]
 
@@ -34,4 +36,8 @@ def same_origin_target(value: str | None, origin: str, default: str = "/") -> st
             return None
     elif not value.startswith("/"):
         return None
-    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
+    path = parts.path or "/"
+    if path.startswith("//"):  # "https://app.example//evil.example" must not become "//evil..."
+        return None
+    target = urlunsplit(("", "", path, parts.query, parts.fragment))
+    return "".join(char if 0x20 < ord(char) < 0x7F else quote(char, safe="") for char in target)

@@ -172,6 +172,9 @@ class Routes:
             stale = yield from strategy.end(request, policy, None)
             return None, 0, stale
         current, cookies = yield from strategy.refresh(request, policy, opened)
+        if current is None:  # ended while it was being refreshed
+            stale = yield from strategy.end(request, policy, None)
+            return None, 0, cookies + stale
         return self.s.client.session(current.jwt), current.expires, cookies
 
     def session(self, request: WebRequest) -> WebFlow[WebResponse]:
@@ -193,7 +196,8 @@ class Routes:
 
     def signout(self, request: WebRequest) -> WebFlow[WebResponse]:
         policy = self.s.policy(request)
-        if not self.s.csrf.check(request, request.cookies.get(policy.name(self.s.csrf_cookie))):
+        csrf_cookie = request.cookies.get(policy.name(self.s.csrf_cookie))
+        if not self.s.csrf.check(request, csrf_cookie, self.s.origin(request)):
             log.warning("a sign-out without a valid CSRF token was refused")
             if request.wants_json:
                 return WebResponse.json({"error": "csrf_token_invalid"}, 403)

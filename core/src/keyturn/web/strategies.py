@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from keyturn.errors import ProviderError
+from keyturn.errors import ProviderError, TokenNotFoundError
 from keyturn.models import JWT, REVEAL, Profile
 from keyturn.stores.base import StoredTokens
 
@@ -68,8 +68,11 @@ class SessionStrategy(Protocol):
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
-    ) -> WebFlow[tuple[Current, list[str]]]:
-        """Refresh the tokens if due; the session after, and cookies to set."""
+    ) -> WebFlow[tuple[Current | None, list[str]]]:
+        """Refresh the tokens if due; the session after, and cookies to set.
+
+        The session is ``None`` when it ended meanwhile (signed out in another tab).
+        """
         ...
 
     def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> WebFlow[list[str]]:
@@ -117,7 +120,7 @@ class JwtStrategy:
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
-    ) -> WebFlow[tuple[Current, list[str]]]:
+    ) -> WebFlow[tuple[Current | None, list[str]]]:
         updated: JWT = yield Op("jwt", (current.jwt,))
         if updated == current.jwt:
             return current, []
@@ -193,15 +196,17 @@ class DatabaseStrategy:
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
-    ) -> WebFlow[tuple[Current, list[str]]]:
+    ) -> WebFlow[tuple[Current | None, list[str]]]:
         tokens = current.jwt.tokens
         if current.jwt.error is not None or not tokens.expires_within(self.leeway, self.clock()):
             return current, []
         assert current.key is not None
-        with contextlib.suppress(ProviderError):  # the manager records it in the row
+        # A provider failure is recorded in the row by the manager; a missing row means the
+        # session was ended (signed out in another tab) while this request was reading it.
+        with contextlib.suppress(ProviderError, TokenNotFoundError):
             yield Op("refresh", (current.key,))
         row: StoredTokens | None = yield Op("load", (current.key,))
-        return self._current(row) or current, []
+        return self._current(row), []
 
     def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> WebFlow[list[str]]:
         session_id = secrets.token_urlsafe(32)
