@@ -61,7 +61,13 @@ def callers_measured(results: dict[str, float]) -> list[int]:
 
 
 def test_every_benchmark_reports_a_finite_positive_ratio(results: dict[str, float]) -> None:
-    keys = ("import", "hot_path", "refresh_roundtrip.sync", "refresh_roundtrip.async", "web_session")
+    keys = (
+        "import",
+        "hot_path",
+        "refresh_roundtrip.sync",
+        "refresh_roundtrip.async",
+        "web_session",
+    )
     for key in keys:
         assert key in results, sorted(results)
         assert math.isfinite(results[key]) and results[key] > 0, key

@@ -79,3 +79,49 @@ def test_readme_imports_from_keyturn_modules_exist() -> None:
         if not hasattr(importlib.import_module(module), name)
     ]
     assert not missing, f"README imports names that do not exist: {missing}"
+
+
+def fastapi_block() -> str:
+    section = README.split("## In a web app", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) == 1
+    return str(blocks[0])
+
+
+def test_the_fastapi_example_is_under_twenty_lines() -> None:
+    lines = [line for line in fastapi_block().splitlines() if line.strip()]
+    assert len(lines) < 20
+
+
+async def test_the_fastapi_example_signs_in_against_the_emulator(monkeypatch) -> None:
+    """The README's block, run as written, with the environment pointing GitHub at the emulator."""
+    import httpx
+
+    import keyturn.web.auth
+    from keyturn.emulator import Emulator
+
+    with Emulator() as emu:
+        real = keyturn.AsyncKeyturn
+
+        def at_the_emulator() -> keyturn.AsyncKeyturn:
+            github = emu.point(real().provider("github"))
+            return real(providers=[github])
+
+        monkeypatch.setattr(keyturn.web.auth, "AsyncKeyturn", at_the_emulator)
+        monkeypatch.setenv("KEYTURN_SECRET", "s" * 43)
+        monkeypatch.setenv("KEYTURN_GITHUB_CLIENT_ID", emu.credentials.client_id)
+        secret = emu.credentials.client_secret
+        assert secret is not None
+        monkeypatch.setenv("KEYTURN_GITHUB_CLIENT_SECRET", secret.get_secret_value())
+        namespace: dict[str, object] = {}
+        exec(compile(fastapi_block(), "README.md", "exec"), namespace)
+        transport = httpx.ASGITransport(app=namespace["app"])  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as web:
+            assert (await web.get("/api/me")).status_code == 401
+            start = await web.get("/auth/signin/github", params={"callbackUrl": "/api/me"})
+            query = emu.authorize(start.headers["location"])
+            back = await web.get("/auth/callback/github", params=query)
+            assert back.headers["location"] == "/api/me"
+            me = (await web.get("/api/me")).json()
+    assert me["name"] == "Ada Example"
+    assert me["access_token_expires_at"] > 0
