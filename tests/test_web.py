@@ -1362,6 +1362,9 @@ async def test_bad_settings_are_configuration_errors(world: World) -> None:
         ):
             with pytest.raises(ConfigurationError):
                 KeyturnAuth(client, secret=SECRET, **settings)
+        misspelt: Any = {"sesion_max_age": 60}
+        with pytest.raises(TypeError, match=r"unknown setting\(s\): sesion_max_age"):
+            KeyturnAuth(client, secret=SECRET, **misspelt)
 
 
 def test_same_origin_targets() -> None:

@@ -23,8 +23,7 @@ onto whatever the endpoint returns. A plain Starlette endpoint calls
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
@@ -34,9 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from keyturn.client import AsyncKeyturn
 from keyturn.models import Session
-from keyturn.stores.base import TokenStore
-from keyturn.web import AsyncWebAuth, CurrentSession, WebRequest, WebResponse
-from keyturn.web.settings import DEFAULT_SESSION_MAX_AGE, StrategyName
+from keyturn.web import AsyncWebAuth, CurrentSession, WebOptions, WebRequest, WebResponse
 
 __all__ = ["MAX_BODY", "KeyturnAuth"]
 
@@ -47,9 +44,10 @@ MAX_BODY = 64 * 1024
 class KeyturnAuth:
     """The keyturn routes as an ASGI app, plus dependencies that give endpoints the session.
 
-    Mount it at ``base_path``: ``app.mount("/auth", auth)``. The settings are those of
-    :class:`keyturn.web.AsyncWebAuth`, plus:
+    Mount it at ``base_path``: ``app.mount("/auth", auth)``.
 
+    :param client: ``AsyncKeyturn()`` when omitted.
+    :param options: the settings, all optional: see :class:`keyturn.web.WebOptions`.
     :param sign_in_page: where a signed-out visitor of a page that needs a session is sent
         (``?callbackUrl=`` is added); without it such a visit gets a 401. A session whose
         refresh failed for good is sent straight to its provider's sign-in.
@@ -59,35 +57,10 @@ class KeyturnAuth:
         self,
         client: AsyncKeyturn | None = None,
         *,
-        secret: str | Sequence[str] | None = None,
-        strategy: StrategyName = "jwt",
-        store: TokenStore | None = None,
-        base_path: str = "/auth",
-        secure_cookies: bool | None = None,
-        session_max_age: int = DEFAULT_SESSION_MAX_AGE,
-        expose_access_token: bool = False,
-        scopes: Mapping[str, Sequence[str]] | None = None,
-        fetch_profile: bool = True,
-        revoke_on_signout: bool = True,
-        url: str | None = None,
-        environ: Mapping[str, str] | None = None,
         sign_in_page: str | None = None,
+        **options: Unpack[WebOptions],
     ) -> None:
-        self.web = AsyncWebAuth(
-            client,
-            secret=secret,
-            strategy=strategy,
-            store=store,
-            base_path=base_path,
-            secure_cookies=secure_cookies,
-            session_max_age=session_max_age,
-            expose_access_token=expose_access_token,
-            scopes=scopes,
-            fetch_profile=fetch_profile,
-            revoke_on_signout=revoke_on_signout,
-            url=url,
-            environ=environ,
-        )
+        self.web = AsyncWebAuth(client, **options)
         self.client = self.web.client
         self.sign_in_page = sign_in_page
 

@@ -11,7 +11,7 @@ from .auth import DEFAULT_SESSION_STORE, AsyncWebAuth, CurrentSession, WebAuth
 from .keys import SECRET_ENV, Keyring
 from .messages import WebRequest, WebResponse
 from .routes import session_json
-from .settings import DEFAULT_SESSION_MAX_AGE
+from .settings import DEFAULT_SESSION_MAX_AGE, WebOptions
 
 __all__ = [
     "DEFAULT_SESSION_MAX_AGE",
@@ -21,6 +21,7 @@ __all__ = [
     "CurrentSession",
     "Keyring",
     "WebAuth",
+    "WebOptions",
     "WebRequest",
     "WebResponse",
     "session_json",

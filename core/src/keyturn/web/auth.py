@@ -8,7 +8,8 @@ as an ASGI app; a Flask or Django view wraps :class:`WebAuth` in a few lines (se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Unpack, cast
 
 from keyturn.client import AsyncKeyturn, Keyturn
 from keyturn.models import Session
@@ -19,7 +20,7 @@ from .keys import Keyring
 from .messages import WebRequest, WebResponse
 from .ops import AsyncOps, SyncOps, adrive, drive
 from .routes import Routes
-from .settings import DEFAULT_SESSION_MAX_AGE, StrategyName, WebSettings
+from .settings import WebOptions, WebSettings
 
 __all__ = ["DEFAULT_SESSION_STORE", "AsyncWebAuth", "CurrentSession", "WebAuth"]
 
@@ -58,39 +59,23 @@ class CurrentSession:
 
 
 class _WebAuthBase:
-    def __init__(
-        self,
-        client: Keyturn | AsyncKeyturn,
-        *,
-        secret: str | Sequence[str] | None,
-        strategy: StrategyName,
-        store: TokenStore | None,
-        base_path: str,
-        secure_cookies: bool | None,
-        session_max_age: int,
-        expose_access_token: bool,
-        scopes: Mapping[str, Sequence[str]] | None,
-        fetch_profile: bool,
-        revoke_on_signout: bool,
-        url: str | None,
-        environ: Mapping[str, str] | None,
-    ) -> None:
+    def __init__(self, client: Keyturn | AsyncKeyturn, options: WebOptions) -> None:
+        unknown = sorted(set(options) - set(WebOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        strategy = options.get("strategy", "jwt")
+        given = cast(Mapping[str, Any], options)
+        passed: Any = {name: given[name] for name in _PASSED_ON if name in given}
         self.settings = WebSettings(
             client=client,
-            keyring=Keyring(secret, environ=environ),
+            keyring=Keyring(options.get("secret"), environ=options.get("environ")),
             strategy_name=strategy,
-            base_path=base_path,
-            secure_cookies=secure_cookies,
-            session_max_age=session_max_age,
-            expose_access_token=expose_access_token,
-            scopes=dict(scopes or {}),
-            fetch_profile=fetch_profile,
-            revoke_on_signout=revoke_on_signout,
-            url=url,
+            **passed,
         )
         self.routes = Routes(self.settings)
         self.store: TokenStore | None = None
         if strategy == "database":
+            store = options.get("store")
             if store is None:
                 from keyturn.stores.sqlite import SQLiteTokenStore
 
@@ -109,67 +94,24 @@ class _WebAuthBase:
         return f"{self.base_path}/signin/{provider}?callbackUrl={quote(callback_url, safe='')}"
 
 
-_SETTINGS_DOC = """
-    :param client: the client that talks to providers (credentials, plugins, clock).
-    :param secret: the key material for every cookie (at least 32 random characters), or
-        several, newest first, while rotating; ``KEYTURN_SECRET`` when omitted.
-    :param strategy: ``"jwt"`` (the session sealed in the cookie, the default) or
-        ``"database"`` (a session id in the cookie, tokens in ``store``).
-    :param store: the token store of the database strategy; a SQLite file
-        (``keyturn-sessions.sqlite3``) when omitted.
-    :param base_path: where the routes are mounted (``/auth``).
-    :param secure_cookies: ``Secure`` cookies with the ``__Secure-`` prefix; by default when
-        the app is reached over HTTPS. Set ``False`` only for plain-HTTP loopback development.
-    :param session_max_age: seconds a session lasts from sign-in (30 days).
-    :param expose_access_token: add ``accessToken`` to ``/auth/session`` for scripts, as the
-        NextAuth guide does; off by default, so tokens stay on the server.
-    :param scopes: scopes per provider id; the provider's defaults otherwise.
-    :param fetch_profile: fetch the user's profile at sign-in (on).
-    :param revoke_on_signout: revoke the grant at the provider on sign-out where it has a
-        revocation endpoint (on).
-    :param url: the app's public origin (``https://app.example``) when a proxy in front
-        changes the scheme or host the app sees.
-    :param environ: where to read ``KEYTURN_SECRET`` (``os.environ``).
-    :raises ConfigurationError: a missing or short secret, or a bad setting.
-"""
+_PASSED_ON = (
+    "base_path",
+    "secure_cookies",
+    "session_max_age",
+    "expose_access_token",
+    "scopes",
+    "fetch_profile",
+    "revoke_on_signout",
+    "url",
+)
 
 
 class WebAuth(_WebAuthBase):
     """Sign-in routes and sessions for blocking frameworks (Flask, Django)."""
 
-    def __init__(
-        self,
-        client: Keyturn | None = None,
-        *,
-        secret: str | Sequence[str] | None = None,
-        strategy: StrategyName = "jwt",
-        store: TokenStore | None = None,
-        base_path: str = "/auth",
-        secure_cookies: bool | None = None,
-        session_max_age: int = DEFAULT_SESSION_MAX_AGE,
-        expose_access_token: bool = False,
-        scopes: Mapping[str, Sequence[str]] | None = None,
-        fetch_profile: bool = True,
-        revoke_on_signout: bool = True,
-        url: str | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, client: Keyturn | None = None, **options: Unpack[WebOptions]) -> None:
         self.client = client or Keyturn()
-        super().__init__(
-            self.client,
-            secret=secret,
-            strategy=strategy,
-            store=store,
-            base_path=base_path,
-            secure_cookies=secure_cookies,
-            session_max_age=session_max_age,
-            expose_access_token=expose_access_token,
-            scopes=scopes,
-            fetch_profile=fetch_profile,
-            revoke_on_signout=revoke_on_signout,
-            url=url,
-            environ=environ,
-        )
+        super().__init__(self.client, options)
         manager = None if self.store is None else TokenManager(self.client, self.store)
         self._ops = SyncOps(self.client, manager)
 
@@ -185,39 +127,9 @@ class WebAuth(_WebAuthBase):
 class AsyncWebAuth(_WebAuthBase):
     """Sign-in routes and sessions for async frameworks; see :mod:`keyturn.starlette`."""
 
-    def __init__(
-        self,
-        client: AsyncKeyturn | None = None,
-        *,
-        secret: str | Sequence[str] | None = None,
-        strategy: StrategyName = "jwt",
-        store: TokenStore | None = None,
-        base_path: str = "/auth",
-        secure_cookies: bool | None = None,
-        session_max_age: int = DEFAULT_SESSION_MAX_AGE,
-        expose_access_token: bool = False,
-        scopes: Mapping[str, Sequence[str]] | None = None,
-        fetch_profile: bool = True,
-        revoke_on_signout: bool = True,
-        url: str | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, client: AsyncKeyturn | None = None, **options: Unpack[WebOptions]) -> None:
         self.client = client or AsyncKeyturn()
-        super().__init__(
-            self.client,
-            secret=secret,
-            strategy=strategy,
-            store=store,
-            base_path=base_path,
-            secure_cookies=secure_cookies,
-            session_max_age=session_max_age,
-            expose_access_token=expose_access_token,
-            scopes=scopes,
-            fetch_profile=fetch_profile,
-            revoke_on_signout=revoke_on_signout,
-            url=url,
-            environ=environ,
-        )
+        super().__init__(self.client, options)
         manager = None if self.store is None else AsyncTokenManager(self.client, self.store)
         self._ops = AsyncOps(self.client, manager)
 
@@ -228,7 +140,3 @@ class AsyncWebAuth(_WebAuthBase):
     async def current(self, request: WebRequest) -> CurrentSession:
         """The request's session, refreshed first when due (see :class:`CurrentSession`)."""
         return CurrentSession(*await adrive(self.routes.current(request), self._ops))
-
-
-WebAuth.__doc__ = (WebAuth.__doc__ or "").rstrip() + "\n" + _SETTINGS_DOC
-AsyncWebAuth.__doc__ = (AsyncWebAuth.__doc__ or "").rstrip() + "\n" + _SETTINGS_DOC

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
 from keyturn.client import AsyncKeyturn, Keyturn
 from keyturn.errors import ConfigurationError
+from keyturn.stores.base import TokenStore
 
 from .cookies import CookiePolicy
 from .csrf import Csrf
@@ -17,7 +18,7 @@ from .messages import WebRequest
 from .sealing import Sealer
 from .strategies import DatabaseStrategy, JwtStrategy, SessionStrategy
 
-__all__ = ["DEFAULT_SESSION_MAX_AGE", "StrategyName", "WebSettings"]
+__all__ = ["DEFAULT_SESSION_MAX_AGE", "StrategyName", "WebOptions", "WebSettings"]
 
 #: Seconds a session lasts from sign-in unless told otherwise: 30 days, as in Auth.js.
 DEFAULT_SESSION_MAX_AGE = 30 * 24 * 3600
@@ -27,6 +28,45 @@ StrategyName = Literal["jwt", "database"]
 SESSION_COOKIE = "keyturn.session-token"
 FLOW_COOKIE = "keyturn.flow"
 CSRF_COOKIE = "keyturn.csrf-token"
+
+
+class WebOptions(TypedDict, total=False):
+    """The settings :class:`~keyturn.web.WebAuth`, :class:`~keyturn.web.AsyncWebAuth` and
+    :class:`~keyturn.starlette.KeyturnAuth` take as keyword arguments; all optional.
+
+    :param secret: the key material for every cookie (at least 32 random characters), or
+        several, newest first, while rotating; ``KEYTURN_SECRET`` when omitted.
+    :param strategy: ``"jwt"`` (the session sealed in the cookie, the default) or
+        ``"database"`` (a session id in the cookie, tokens in ``store``).
+    :param store: the token store of the database strategy; a SQLite file
+        (``keyturn-sessions.sqlite3``) when omitted.
+    :param base_path: where the routes are mounted (``/auth``).
+    :param secure_cookies: ``Secure`` cookies with the ``__Secure-`` prefix; by default when
+        the app is reached over HTTPS. Set ``False`` only for plain-HTTP loopback development.
+    :param session_max_age: seconds a session lasts from sign-in (30 days).
+    :param expose_access_token: add ``accessToken`` to ``/auth/session`` for scripts, as the
+        NextAuth guide does; off by default, so tokens stay on the server.
+    :param scopes: scopes per provider id; the provider's defaults otherwise.
+    :param fetch_profile: fetch the user's profile at sign-in (on).
+    :param revoke_on_signout: revoke the grant at the provider on sign-out where it has a
+        revocation endpoint (on).
+    :param url: the app's public origin (``https://app.example``) when a proxy in front
+        changes the scheme or host the app sees.
+    :param environ: where to read ``KEYTURN_SECRET`` (``os.environ``).
+    """
+
+    secret: str | Sequence[str] | None
+    strategy: StrategyName
+    store: TokenStore | None
+    base_path: str
+    secure_cookies: bool | None
+    session_max_age: int
+    expose_access_token: bool
+    scopes: Mapping[str, Sequence[str]] | None
+    fetch_profile: bool
+    revoke_on_signout: bool
+    url: str | None
+    environ: Mapping[str, str] | None
 
 
 @dataclass
