@@ -74,18 +74,18 @@ class KeyturnAuth:
             raise HTTPException(404)
         request = Request(scope, receive)
         try:
-            web_request = await web_request_of(request)
+            web_request = await _web_request(request)
         except _BodyTooLarge:
             response: Response = Response("request body too large", 413)
         else:
-            response = starlette_response(await self.web.handle(web_request))
+            response = _starlette_response(await self.web.handle(web_request))
         await response(scope, receive, send)
 
     # -- for endpoints --------------------------------------------------------------------
 
     async def current(self, request: Request) -> CurrentSession:
         """The request's session, refreshed first when due; add its cookies to the response."""
-        return await self.web.current(await web_request_of(request, read_body=False))
+        return await self.web.current(await _web_request(request, read_body=False))
 
     @staticmethod
     def apply(current: CurrentSession, response: Response) -> Response:
@@ -142,10 +142,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def web_request_of(request: Request, *, read_body: bool = True) -> WebRequest:
+async def _web_request(request: Request, *, read_body: bool = True) -> WebRequest:
     """A :class:`~keyturn.web.WebRequest` from a Starlette request.
 
-    :raises _BodyTooLarge: the body passed :data:`MAX_BODY`.
+    :raises _BodyTooLarge: the body passed :data:`MAX_BODY` (answered 413).
     """
     body = b""
     if read_body and request.method == "POST":
@@ -167,7 +167,7 @@ async def web_request_of(request: Request, *, read_body: bool = True) -> WebRequ
     )
 
 
-def starlette_response(response: WebResponse) -> Response:
+def _starlette_response(response: WebResponse) -> Response:
     """A Starlette response from a :class:`~keyturn.web.WebResponse`."""
     result = Response(content=response.body, status_code=response.status)
     for name, value in response.headers:
