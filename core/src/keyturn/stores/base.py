@@ -76,9 +76,8 @@ class TokenStore(Protocol):
     """Where :class:`~keyturn.stores.TokenManager` keeps tokens between requests.
 
     Every method is blocking and short; the async manager runs them in a worker thread.
-    Implementations must be safe to call from several threads at once. :meth:`save` takes
-    ``data=`` since keyturn 0.1's web sessions; the manager always passes it, so a store
-    written against an earlier draft of this protocol must accept it (and keep it).
+    Implementations must be safe to call from several threads at once. The manager always
+    passes ``data=`` to :meth:`save`, so every store must accept it and keep it.
     """
 
     def load(self, key: str) -> StoredTokens | None:
