@@ -35,6 +35,7 @@ __all__ = [
     "dump_data",
     "dump_tokens",
     "load_data",
+    "load_row",
     "load_tokens",
     "new_owner",
     "owner_is_dead",
@@ -164,6 +165,23 @@ def failure_error(tokens: TokenSet, failure: RefreshFailure) -> ProviderError:
 def dump_tokens(tokens: TokenSet) -> str:
     """``tokens`` as JSON text, secrets included: for a store's own column."""
     return json.dumps(tokens.model_dump(mode="json", context=REVEAL), separators=(",", ":"))
+
+
+def load_row(
+    key: str,
+    version: int | str | bytes,
+    tokens: str | bytes,
+    failure: str | bytes | None,
+    data: str | bytes | None,
+) -> StoredTokens:
+    """A row from the text a store keeps in its columns or fields (the inverse of the dumps)."""
+    return StoredTokens(
+        key,
+        load_tokens(tokens.decode() if isinstance(tokens, bytes) else tokens),
+        int(version),
+        None if failure is None else RefreshFailure.model_validate_json(failure),
+        load_data(data),
+    )
 
 
 def load_tokens(text: str) -> TokenSet:

@@ -49,7 +49,7 @@ from .base import (
     dump_data,
     dump_tokens,
     load_data,
-    load_tokens,
+    load_row,
     new_owner,
     owner_is_dead,
 )
@@ -243,13 +243,7 @@ class RedisTokenStore:
         )
         if version is None or tokens is None:
             return None
-        return StoredTokens(
-            key,
-            load_tokens(_text(tokens)),
-            int(version),
-            None if failure is None else RefreshFailure.model_validate_json(failure),
-            load_data(data),
-        )
+        return load_row(key, version, _text(tokens), failure, data)
 
     def save(
         self,

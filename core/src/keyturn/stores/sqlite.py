@@ -42,7 +42,7 @@ from .base import (
     dump_data,
     dump_tokens,
     load_data,
-    load_tokens,
+    load_row,
     new_owner,
     owner_is_dead,
 )
@@ -165,14 +165,7 @@ class SQLiteTokenStore:
             ).fetchone()
         if row is None:
             return None
-        version, tokens, failure, data = row
-        return StoredTokens(
-            key,
-            load_tokens(tokens),
-            int(version),
-            None if failure is None else RefreshFailure.model_validate_json(failure),
-            load_data(data),
-        )
+        return load_row(key, *row)
 
     def save(
         self,

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from importlib import resources
@@ -238,7 +239,7 @@ class Routes:
         yield
 
     def client_js(self, request: WebRequest) -> WebFlow[WebResponse]:
-        script = resources.files("keyturn.web").joinpath("client.js").read_bytes()
+        script = _client_script()
         headers = [
             ("content-type", "text/javascript; charset=utf-8"),
             ("cache-control", "public, max-age=300"),
@@ -264,6 +265,12 @@ _SIMPLE = {
     "providers": "providers",
     "client.js": "client_js",
 }
+
+
+@functools.cache
+def _client_script() -> bytes:
+    """client.js, read from the package once."""
+    return resources.files("keyturn.web").joinpath("client.js").read_bytes()
 
 
 def _method_not_allowed(allowed: str) -> WebResponse:
