@@ -1,6 +1,6 @@
 """Signed-in tokens from keyturn's provider emulator, for the benchmarks that talk HTTP.
 
-Every network benchmark runs against :class:`keyturn.emulator.Emulator` on 127.0.0.1, in the
+Every network benchmark runs against :class:`keyturn_emulator.Emulator` on 127.0.0.1, in the
 same process: no internet, no credentials, and the emulator counts every request it gets,
 which is what the concurrency benchmark reports.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 
 import keyturn
-from keyturn.emulator import Emulator
+from keyturn_emulator import Emulator
 
 __all__ = ["REDIRECT_URI", "access_token_works", "emulated_spec", "sign_in"]
 

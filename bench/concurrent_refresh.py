@@ -53,7 +53,7 @@ from authlib.integrations.httpx_client import (
 )
 
 import keyturn
-from keyturn.emulator import Emulator
+from keyturn_emulator import Emulator
 
 from ._emulated import access_token_works, emulated_spec, sign_in
 from ._report import parse_args

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 import keyturn
-from keyturn.emulator import Emulator
+from keyturn_emulator import Emulator
 
 from ._emulated import emulated_spec, sign_in
 from ._report import Result, aper_call_pair, parse_args, per_call_pair, print_ratio

@@ -13,7 +13,7 @@ import pytest
 
 import keyturn
 from keyturn.plugins import KeyturnPluginManager
-from keyturn.testing.plugin import START, FakeClock
+from pytest_keyturn.plugin import START, FakeClock
 
 __all__ = ["START", "FakeClock"]  # re-exported for the test modules
 

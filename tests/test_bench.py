@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from keyturn.emulator import DEFAULT_CLIENT_SECRET
+from keyturn_emulator import DEFAULT_CLIENT_SECRET
 
 from .conftest import ROOT
 

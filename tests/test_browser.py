@@ -39,9 +39,9 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from keyturn.emulator import Emulator
 from keyturn.stores.sqlite import SQLiteTokenStore
 from keyturn.web.settings import StrategyName
+from keyturn_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "webapp"))

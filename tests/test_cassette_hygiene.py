@@ -1,7 +1,7 @@
 """Cassette hygiene: no live secret in any cassette, every cassette documented, scrubbing works.
 
 A cassette under cassettes/ must read exactly as keyturn's scrubber
-(keyturn.testing.cassettes) would write it: placeholders instead of tokens, no credential
+(pytest_keyturn.cassettes) would write it: placeholders instead of tokens, no credential
 headers, no content-length. The scrubber itself is tested by recording real traffic from a
 small server on 127.0.0.1 that answers with live-looking tokens.
 """
@@ -28,7 +28,7 @@ from vcr.serialize import deserialize
 from vcr.serializers import yamlserializer
 
 import keyturn
-from keyturn.testing.cassettes import (
+from pytest_keyturn.cassettes import (
     find_secrets,
     make_vcr,
     redact,
@@ -457,7 +457,7 @@ def test_scrubbing_is_idempotent() -> None:
 def test_an_id_token_keeps_only_its_claims_when_scrubbed() -> None:
     """The nonce check must replay, so the claims survive; header and signature do not."""
     from keyturn.idtoken import unverified_claims
-    from keyturn.testing.cassettes import redact
+    from pytest_keyturn.cassettes import redact
 
     live = "eyJhbGciOiJSUzI1NiJ9.eyJub25jZSI6Im4tMSIsImF1ZCI6ImNpZCJ9.c2lnbmF0dXJlLXZhbHVl"
     scrubbed = redact("id_token", live)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -207,3 +209,93 @@ def test_usage_errors_are_one_line_with_exit_2(
     assert err.startswith("keyturn") and "error: " in err and message in err
     assert err.count("\n") == 1
     assert "--help" in err
+
+
+class _OnlyKeyturnsCommands:
+    """``importlib.metadata.entry_points`` as in an environment with the keyturn wheel alone."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __call__(self, **params: Any) -> Any:
+        found = self.real(**params)
+        if params.get("group") != "keyturn.commands":
+            return found
+        return [ep for ep in found if ep.dist is not None and ep.dist.name == "keyturn"]
+
+
+@pytest.mark.parametrize(
+    ("command", "distribution"),
+    [
+        ("demo", "keyturn-emulator"),
+        ("emulator", "keyturn-emulator"),
+        ("record", "pytest-keyturn"),
+        ("new-provider", "pytest-keyturn"),
+    ],
+)
+def test_a_command_of_a_missing_tool_names_the_distribution_to_install(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    distribution: str,
+) -> None:
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", _OnlyKeyturnsCommands(importlib.metadata.entry_points)
+    )
+    code, out, err = run(capsys, command, "--help")
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"keyturn: error: 'keyturn {command}' comes with the {distribution} distribution, "
+        f"which is not installed: pip install {distribution}\n"
+    )
+
+
+def test_help_lists_the_missing_tools_with_their_distributions(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", _OnlyKeyturnsCommands(importlib.metadata.entry_points)
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0
+    assert "providers" in out
+    assert "demo, emulator (pip install keyturn-emulator)" in out
+    assert "record, new-provider (pip install pytest-keyturn)" in out
+
+
+def test_every_installed_tool_command_is_listed_in_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "providers", "authorize-url", "emulator", "record", "new-provider"):
+        assert f"\n    {command}" in out
+    assert "more commands" not in out
+
+
+def test_a_command_entry_point_that_fails_to_import_is_one_line_naming_its_distribution(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.metadata.entry_points
+
+    def broken(**params: Any) -> Any:
+        found: list[Any] = list(real(**params))
+        if params.get("group") == "keyturn.commands":
+            found.append(
+                importlib.metadata.EntryPoint(
+                    "broken", "keyturn_no_such_module.cmd", "keyturn.commands"
+                )
+            )
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", broken)
+    code, out, err = run(capsys, "providers")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("keyturn: error: the 'broken' command from an unknown distribution")
+    assert "ModuleNotFoundError" in err
+    assert "Traceback" not in err

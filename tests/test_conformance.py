@@ -1,6 +1,6 @@
 """keyturn's conformance suite over every provider this repository ships or shows.
 
-Each class runs the whole of keyturn.testing.ProviderConformance on one provider's cassettes,
+Each class runs the whole of pytest_keyturn.ProviderConformance on one provider's cassettes,
 exactly as a plugin's own test suite does: Google and GitHub from cassettes/, GitLab from the
 example plugin's folder. A last test runs the example plugin's tests the way its author would,
 in a separate pytest process from the plugin's own folder.
@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from keyturn.testing import ProviderConformance
+from pytest_keyturn import ProviderConformance
 
 from .conftest import CASSETTES, ROOT
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from keyturn import cli
-from keyturn.demo import DemoFailure, DemoSettings, Event, Observer, fingerprint, run_demo
-from keyturn.demo import scenario as scenario_module
-from keyturn.demo.display import Display
-from keyturn.emulator import DEFAULT_CLIENT_SECRET, PROFILES, Emulator
-from keyturn.emulator import state as emulator_state
+from keyturn_emulator import DEFAULT_CLIENT_SECRET, PROFILES, Emulator
+from keyturn_emulator import state as emulator_state
+from keyturn_emulator.demo import DemoFailure, DemoSettings, Event, Observer, fingerprint, run_demo
+from keyturn_emulator.demo import scenario as scenario_module
+from keyturn_emulator.demo.display import Display
 
 from .conftest import ROOT
 
@@ -349,27 +349,13 @@ def test_sigint_to_the_command_exits_130() -> None:
     assert "Traceback" not in err
 
 
-def test_without_rich_the_display_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['rich'] = None\n"
-        "from keyturn.cli import main\n"
-        "sys.exit(main(['demo', '--fast']))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr == "keyturn: error: keyturn demo needs rich: pip install keyturn[demo]\n"
-
-
 def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     listed = re.findall(r"^    ([a-z-]+)", cli.build_parser().format_help(), re.MULTILINE)
     assert listed[0] == "demo"
     assert "providers" in listed
-    from keyturn.cli.demo import chosen_providers
+    from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
     assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict")

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 import keyturn
-from keyturn.emulator import AuthorizeRefused, Emulator
 from keyturn.idtoken import unverified_claims
 from keyturn.pkce import code_challenge, new_code_verifier
+from keyturn_emulator import AuthorizeRefused, Emulator
 
 from .conftest import ROOT, FakeClock
 
@@ -117,21 +117,6 @@ def userinfo_status(emu: Emulator, profile: str, access_token: str) -> int:
 
 
 # -- packaging ----------------------------------------------------------------------------
-
-
-def test_import_without_the_extra_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['uvicorn'] = None\n"
-        "try:\n    import keyturn.emulator\n"
-        "except ImportError as exc:\n    print(exc)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert "pip install keyturn[emulator]" in result.stdout
-
-
-# -- google profile with the installed keyturn-google plugin ------------------------------
 
 
 def test_google_plugin_signs_in_refreshes_keeps_token_and_revokes(emu: Emulator) -> None:

@@ -27,9 +27,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 import keyturn
-from keyturn.emulator import Emulator
 from keyturn.stores import SQLiteTokenStore
 from keyturn.web import DEFAULT_SESSION_MAX_AGE, WebAuth
+from keyturn_emulator import Emulator
 
 from .conftest import START, FakeClock
 

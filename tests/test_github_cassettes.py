@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import keyturn
-from keyturn.testing.cassettes import make_vcr
 from keyturn_github import GITHUB
+from pytest_keyturn.cassettes import make_vcr
 
 from ._replay import Connect, Driver, Failure, Replay, replay_fixtures
 from .conftest import CASSETTES, CLIENT_ID, FakeClock

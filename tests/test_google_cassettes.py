@@ -12,7 +12,7 @@ import pytest
 
 import keyturn
 from keyturn.idtoken import unverified_claims
-from keyturn.testing.cassettes import make_vcr
+from pytest_keyturn.cassettes import make_vcr
 
 from ._replay import Connect, Driver, Failure, Replay, replay_fixtures
 from .conftest import CASSETTES, CLIENT_ID, FakeClock

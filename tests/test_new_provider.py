@@ -24,9 +24,9 @@ import yaml
 import keyturn
 from keyturn import cli
 from keyturn.plugins import KeyturnPluginManager, collect_providers
-from keyturn.scaffold import ScaffoldError, generate
-from keyturn.testing import ProviderConformance
-from keyturn.testing.cassettes import find_secrets
+from pytest_keyturn import ProviderConformance
+from pytest_keyturn.cassettes import find_secrets
+from pytest_keyturn.scaffold import ScaffoldError, generate
 
 from .test_cassette_hygiene import check_cassette
 
@@ -106,8 +106,7 @@ def test_pyproject_declares_the_entry_point_and_the_test_extra(tmp_path: Path) -
     assert meta["dependencies"] == ["keyturn>=0.1"]
     assert meta["entry-points"]["keyturn"] == {"my-idp": "keyturn_my_idp"}
     test_extra = meta["optional-dependencies"]["test"]
-    assert any(req.startswith("keyturn[testing]") for req in test_extra)
-    assert any(req.startswith("pytest") for req in test_extra)
+    assert test_extra == ["pytest-keyturn>=0.1"]
     assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
         "src/keyturn_my_idp"
     ]
@@ -135,7 +134,7 @@ def test_the_spec_has_placeholder_https_endpoints_and_the_options(tmp_path: Path
 def test_the_conformance_test_is_the_documented_one(tmp_path: Path) -> None:
     generate("acme", tmp_path / "p")
     text = (tmp_path / "p/tests/test_conformance.py").read_text()
-    assert "from keyturn.testing import ProviderConformance" in text
+    assert "from pytest_keyturn import ProviderConformance" in text
     assert 'provider = "acme"' in text
     assert 'cassettes = Path(__file__).parent.parent / "cassettes"' in text
 

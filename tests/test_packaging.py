@@ -1,11 +1,13 @@
 """keyturn as users get it: wheels installed into a fresh virtual environment.
 
-One session fixture builds the wheels of keyturn, keyturn-google and keyturn-github, makes a
-virtual environment in a temporary folder, and installs them there (``keyturn[testing]``,
-plus pytest from the registry): no editable install, and every command runs from the
-temporary folder with a clean environment, so the source tree is not on ``sys.path``. The
-tests then use only the installed distributions: entry points, the console script, a
-cassette replay, and ``keyturn new-provider`` end to end.
+One session fixture builds the wheels of every distribution (keyturn, keyturn-google,
+keyturn-github, keyturn-emulator, pytest-keyturn); others make virtual environments in
+temporary folders and install wheels there: no editable install, and every command runs from
+the temporary folder with a clean environment, so the source tree is not on ``sys.path``.
+
+* the full set: entry points, the console script, a cassette replay, and
+  ``keyturn new-provider`` end to end;
+* the ``keyturn`` wheel alone: the library without any of its tools, and no pytest plugin.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ DISTRIBUTIONS = {
     "keyturn": ROOT / "core",
     "keyturn-google": ROOT / "plugins/google",
     "keyturn-github": ROOT / "plugins/github",
+    "keyturn-emulator": ROOT / "tools/keyturn-emulator",
+    "pytest-keyturn": ROOT / "tools/pytest-keyturn",
 }
 #: A guard against a hung subprocess, not a speed check.
 GUARD = 600
@@ -94,23 +98,107 @@ class Venv:
 
 
 @pytest.fixture(scope="session")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    work = tmp_path_factory.mktemp("packaging")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every distribution built as a wheel, by package name (``keyturn_google``...)."""
+    folder = tmp_path_factory.mktemp("wheels")
     uv = _uv()
-    wheels = work / "wheels"
-    env = Venv(work / "venv", work, uv)
+    builder = Venv(folder, folder, uv)
     for source in DISTRIBUTIONS.values():
-        env.run([*uv, "build", "--wheel", "--quiet", "--out-dir", wheels, source])
-    built = {path.name.split("-")[0]: path for path in wheels.glob("*.whl")}
-    assert set(built) == {"keyturn", "keyturn_google", "keyturn_github"}
-    env.run([*uv, "venv", "--quiet", "--python", sys.executable, env.root])
+        builder.run([*uv, "build", "--wheel", "--quiet", "--out-dir", folder, source])
+    built = {path.name.split("-")[0]: path for path in folder.glob("*.whl")}
+    assert set(built) == {name.replace("-", "_") for name in DISTRIBUTIONS}
+    return built
+
+
+def _new_venv(tmp_path_factory: pytest.TempPathFactory, name: str) -> Venv:
+    work = tmp_path_factory.mktemp(name)
+    env = Venv(work / "venv", work, _uv())
+    env.run([*env.uv, "venv", "--quiet", "--python", sys.executable, env.root])
+    return env
+
+
+@pytest.fixture(scope="session")
+def venv(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Venv:
+    """keyturn with its web extra, both plugins and both tools."""
+    env = _new_venv(tmp_path_factory, "packaging")
     env.install(
-        f"keyturn[testing,web] @ {built['keyturn'].as_uri()}",
-        built["keyturn_google"],
-        built["keyturn_github"],
-        "pytest",
+        f"keyturn[web] @ {wheels['keyturn'].as_uri()}",
+        wheels["keyturn_google"],
+        wheels["keyturn_github"],
+        wheels["keyturn_emulator"],
+        wheels["pytest_keyturn"],
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def library_alone(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Venv:
+    """The keyturn wheel alone, with its dependencies and nothing of the project besides."""
+    env = _new_venv(tmp_path_factory, "library-alone")
+    env.install(wheels["keyturn"])
+    return env
+
+
+LIBRARY_PROBE = """
+import importlib.metadata, importlib.util, json, pkgutil
+import keyturn
+
+modules = sorted(
+    info.name for info in pkgutil.walk_packages(keyturn.__path__, "keyturn.")
+)
+entry_points = {
+    group: sorted(
+        f"{ep.dist.metadata['Name']}:{ep.name}"
+        for ep in importlib.metadata.entry_points(group=group)
+        if ep.dist is not None and "keyturn" in ep.dist.metadata["Name"]
+    )
+    for group in ("pytest11", "keyturn", "keyturn.commands")
+}
+tools = {
+    name: importlib.util.find_spec(name) is not None
+    for name in ("keyturn_emulator", "pytest_keyturn", "vcr", "uvicorn", "pytest")
+}
+dists = sorted(d.metadata["Name"] for d in importlib.metadata.distributions())
+print(json.dumps({"modules": modules, "entry_points": entry_points, "tools": tools,
+                  "dists": dists}))
+"""
+
+
+def test_the_keyturn_wheel_alone_installs_the_library_and_none_of_the_tools(
+    library_alone: Venv,
+) -> None:
+    found = json.loads(library_alone.run([library_alone.python, "-I", "-c", LIBRARY_PROBE]).stdout)
+    top = {name.split(".")[1] for name in found["modules"]}
+    assert top >= {"client", "flows", "hookspecs", "models", "stores", "web", "starlette"}
+    for tool in ("emulator", "demo", "testing", "scaffold", "recording"):
+        assert tool not in top, f"keyturn.{tool} is in the library's wheel"
+    assert not any(found["tools"].values()), found["tools"]
+    assert found["entry_points"] == {
+        "pytest11": [],
+        "keyturn": [],
+        "keyturn.commands": ["keyturn:authorize-url", "keyturn:providers"],
+    }
+    assert "pytest" not in found["dists"] and "vcrpy" not in found["dists"]
+
+
+def test_with_the_library_alone_the_tools_commands_name_their_distribution(
+    library_alone: Venv,
+) -> None:
+    command = [str(library_alone.root / "bin" / "keyturn"), "demo"]
+    done = subprocess.run(
+        command,
+        cwd=library_alone.work,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=GUARD,
+    )
+    assert done.returncode == 2
+    assert "pip install keyturn-emulator" in done.stderr
+    assert "Traceback" not in done.stderr
+    listed = library_alone.keyturn("--help").stdout
+    assert "record, new-provider (pip install pytest-keyturn)" in listed
 
 
 def test_keyturn_is_imported_from_the_venv_not_the_source_tree(venv: Venv) -> None:
@@ -160,7 +248,7 @@ import json, sys
 from pathlib import Path
 
 import keyturn
-from keyturn.testing.cassettes import make_vcr
+from pytest_keyturn.cassettes import make_vcr
 
 folder = Path(sys.argv[1])
 old = keyturn.TokenSet(

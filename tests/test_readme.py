@@ -98,7 +98,7 @@ async def test_the_fastapi_example_signs_in_against_the_emulator(monkeypatch) ->
     import httpx
 
     import keyturn.web.auth
-    from keyturn.emulator import Emulator
+    from keyturn_emulator import Emulator
 
     with Emulator() as emu:
         real = keyturn.AsyncKeyturn

@@ -29,10 +29,17 @@ import yaml
 
 import keyturn
 from keyturn import cli
-from keyturn.cli import record as record_cli
 from keyturn.idtoken import unverified_claims
 from keyturn.plugins import KeyturnPluginManager
-from keyturn.recording import (
+from pytest_keyturn.cassettes import (
+    find_secrets,
+    make_vcr,
+    scrub_personal_data,
+    scrub_personal_json,
+    scrub_response,
+)
+from pytest_keyturn.commands import record as record_cli
+from pytest_keyturn.recording import (
     ACCESS_TOKEN_ENV,
     DEFAULT_PORT,
     REFRESH_TOKEN_ENV,
@@ -41,13 +48,6 @@ from keyturn.recording import (
     Scenario,
     record,
     save_tokens,
-)
-from keyturn.testing.cassettes import (
-    find_secrets,
-    make_vcr,
-    scrub_personal_data,
-    scrub_personal_json,
-    scrub_response,
 )
 
 from .conftest import CASSETTES, CLIENT_ID, CLIENT_SECRET

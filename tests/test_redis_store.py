@@ -381,7 +381,7 @@ def prefix(redis_client: redis.Redis) -> str:
 def test_two_processes_refresh_once_against_the_emulator(
     redis_url: str, redis_client: redis.Redis, prefix: str
 ) -> None:
-    from keyturn.emulator import Emulator
+    from keyturn_emulator import Emulator
 
     with Emulator(latency=0.3) as emu:
         spec = emu.spec("strict")

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import pytest
 
 import keyturn
-from keyturn.emulator import Emulator
 from keyturn.stores import AsyncTokenManager, SQLiteTokenStore, StoredTokens, TokenManager
+from keyturn_emulator import Emulator
 
 from ._refresh_worker import WAIT, refresh_in_child
 from .conftest import START, FakeClock

@@ -34,7 +34,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from keyturn import JWT, AsyncKeyturn, ConfigurationError, Keyturn, Session, TokenSet, hookimpl
-from keyturn.emulator import Emulator
 from keyturn.plugins import get_plugin_manager
 from keyturn.starlette import KeyturnAuth
 from keyturn.stores.base import TokenStore
@@ -46,6 +45,7 @@ from keyturn.web.redirects import same_origin_target
 from keyturn.web.sealing import MAX_SEALED_LENGTH, Sealer
 from keyturn.web.settings import StrategyName
 from keyturn.web.strategies import DatabaseStrategy
+from keyturn_emulator import Emulator
 from keyturn_github import GITHUB
 from keyturn_google import GOOGLE
 

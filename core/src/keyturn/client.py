@@ -24,7 +24,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -57,7 +57,7 @@ from .plugins import default_plugin_manager as _default_pm
 from .singleflight import SingleFlight
 from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient, arun_flow, run_flow
 
-__all__ = ["AsyncKeyturn", "Keyturn"]
+__all__ = ["AsyncKeyturn", "ClientOptions", "Keyturn"]
 
 T = TypeVar("T")
 CredentialsArg = ClientCredentials | tuple[str, str | None] | Mapping[str, str]
@@ -78,6 +78,32 @@ _RESERVED_PARAMS = frozenset(
 DEFAULT_TIMEOUT = 10.0
 #: Seconds a refresh outcome is reused for callers holding the same refresh token.
 DEFAULT_REFRESH_REUSE_WINDOW = 30.0
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments :class:`Keyturn` and :class:`AsyncKeyturn` share; all optional.
+
+    :param leeway: seconds before ``expires_at`` at which a token counts as expired (60).
+    :param clock: returns epoch seconds; inject a fake one in tests (``time.time``).
+    :param plugin_manager: a manager from :func:`keyturn.get_plugin_manager`; the
+        process-wide default otherwise.
+    :param environ: where to read ``KEYTURN_<PROVIDER>_CLIENT_ID`` / ``_CLIENT_SECRET``
+        (``os.environ``).
+    :param providers: provider specs of the app's own. A spec whose id is installed
+        replaces that provider's spec and keeps its plugin's hooks: the supported way to
+        point a provider at other endpoints (the emulator, a staging server). Any other id
+        adds a provider served by keyturn's RFC 6749 defaults.
+    :param refresh_reuse_window: seconds (on ``clock``) during which the outcome of a
+        refresh is handed to callers that present the same refresh token again (30);
+        0 turns the reuse off, though concurrent callers still share one request.
+    """
+
+    leeway: float
+    clock: Callable[[], float]
+    plugin_manager: KeyturnPluginManager | None
+    environ: Mapping[str, str] | None
+    providers: Sequence[ProviderSpec]
+    refresh_reuse_window: float
 
 
 def _remember_refresh_error(error: Exception) -> bool:
@@ -132,16 +158,15 @@ class _KeyturnBase:
     """Everything except driving flows."""
 
     def __init__(
-        self,
-        credentials: Mapping[str, CredentialsArg] | None = None,
-        *,
-        leeway: float = 60,
-        clock: Callable[[], float] = time.time,
-        plugin_manager: KeyturnPluginManager | None = None,
-        environ: Mapping[str, str] | None = None,
-        providers: Sequence[ProviderSpec] = (),
-        refresh_reuse_window: float = DEFAULT_REFRESH_REUSE_WINDOW,
+        self, credentials: Mapping[str, CredentialsArg] | None, options: ClientOptions
     ) -> None:
+        unknown = sorted(set(options) - set(ClientOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+        leeway = options.get("leeway", 60)
+        clock = options.get("clock", time.time)
+        refresh_reuse_window = options.get("refresh_reuse_window", DEFAULT_REFRESH_REUSE_WINDOW)
+        environ = options.get("environ")
         if leeway < 0:
             raise ConfigurationError("leeway must be zero or more seconds")
         if refresh_reuse_window < 0:
@@ -156,9 +181,9 @@ class _KeyturnBase:
             remember_error=_remember_refresh_error,
             reusable=self._still_fresh,
         )
-        self.plugin_manager = plugin_manager or _default_pm()
+        self.plugin_manager = options.get("plugin_manager") or _default_pm()
         self._registered = collect_providers(self.plugin_manager)
-        self._registered.update(_local_providers(providers, self._registered))
+        self._registered.update(_local_providers(options.get("providers", ()), self._registered))
         self._environ = os.environ if environ is None else environ
         self._credentials = {
             name: _coerce_credentials(name, value) for name, value in (credentials or {}).items()
@@ -486,17 +511,8 @@ class Keyturn(_KeyturnBase):
         are read from ``KEYTURN_<PROVIDER>_CLIENT_ID`` / ``KEYTURN_<PROVIDER>_CLIENT_SECRET``.
     :param http_client: an ``httpx.Client`` or ``httpx2.Client`` (keyturn makes its own
         with a 10 s timeout otherwise, and closes only that one).
-    :param leeway: seconds before ``expires_at`` at which a token counts as expired (60).
-    :param clock: returns epoch seconds; inject a fake one in tests.
-    :param plugin_manager: a manager from :func:`keyturn.get_plugin_manager`; the
-        process-wide default otherwise.
-    :param providers: provider specs of the app's own. A spec whose id is installed
-        replaces that provider's spec and keeps its plugin's hooks: the supported way to
-        point a provider at other endpoints (the emulator, a staging server). Any other id
-        adds a provider served by keyturn's RFC 6749 defaults.
-    :param refresh_reuse_window: seconds (on ``clock``) during which the outcome of a
-        refresh is handed to callers that present the same refresh token again (30);
-        0 turns the reuse off, though concurrent callers still share one request.
+    :param options: ``leeway``, ``clock``, ``plugin_manager``, ``environ``, ``providers``,
+        ``refresh_reuse_window``: see :class:`ClientOptions`.
     """
 
     def __init__(
@@ -504,22 +520,9 @@ class Keyturn(_KeyturnBase):
         credentials: Mapping[str, CredentialsArg] | None = None,
         *,
         http_client: SyncHttpClient | None = None,
-        leeway: float = 60,
-        clock: Callable[[], float] = time.time,
-        plugin_manager: KeyturnPluginManager | None = None,
-        environ: Mapping[str, str] | None = None,
-        providers: Sequence[ProviderSpec] = (),
-        refresh_reuse_window: float = DEFAULT_REFRESH_REUSE_WINDOW,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(
-            credentials,
-            leeway=leeway,
-            clock=clock,
-            plugin_manager=plugin_manager,
-            environ=environ,
-            providers=providers,
-            refresh_reuse_window=refresh_reuse_window,
-        )
+        super().__init__(credentials, options)
         self._owns_client = http_client is None
         self.http_client: SyncHttpClient = http_client or httpx.Client(timeout=DEFAULT_TIMEOUT)
 
@@ -628,22 +631,9 @@ class AsyncKeyturn(_KeyturnBase):
         credentials: Mapping[str, CredentialsArg] | None = None,
         *,
         http_client: AsyncHttpClient | None = None,
-        leeway: float = 60,
-        clock: Callable[[], float] = time.time,
-        plugin_manager: KeyturnPluginManager | None = None,
-        environ: Mapping[str, str] | None = None,
-        providers: Sequence[ProviderSpec] = (),
-        refresh_reuse_window: float = DEFAULT_REFRESH_REUSE_WINDOW,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(
-            credentials,
-            leeway=leeway,
-            clock=clock,
-            plugin_manager=plugin_manager,
-            environ=environ,
-            providers=providers,
-            refresh_reuse_window=refresh_reuse_window,
-        )
+        super().__init__(credentials, options)
         self._owns_client = http_client is None
         self.http_client: AsyncHttpClient = http_client or httpx.AsyncClient(
             timeout=DEFAULT_TIMEOUT

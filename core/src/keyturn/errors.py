@@ -14,20 +14,18 @@ The tree::
     │   ├── MissingCodeError        no `code` and no `error` in the callback
     │   ├── AuthorizationDenied     the provider sent `error=...` (access_denied and friends)
     │   └── IdTokenError*           the ID token's nonce, audience or issuer is wrong
-    ├── ProviderError               talking to the provider's endpoints failed
-    │   ├── TransportError          no usable HTTP answer: DNS, connect, timeout, reset
-    │   ├── InvalidResponseError    an answer, but not a usable one: HTML 502, no access_token
-    │   ├── OAuthError              the provider answered with an OAuth `error` code
-    │   └── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
-    └── (the tools')
-        ├── RecordingError*         `keyturn record` could not make or keep a cassette
-        ├── ScaffoldError*          `keyturn new-provider` refused a name or a target folder
-        ├── AuthorizeRefused*       the emulator's authorize endpoint refused the request
-        └── DemoFailure*            a step of `keyturn demo` did not behave as claimed
+    └── ProviderError               talking to the provider's endpoints failed
+        ├── TransportError          no usable HTTP answer: DNS, connect, timeout, reset
+        ├── InvalidResponseError    an answer, but not a usable one: HTML 502, no access_token
+        ├── OAuthError              the provider answered with an OAuth `error` code
+        └── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
 
-``*``: defined next to the code that raises it (:mod:`keyturn.idtoken`,
-:mod:`keyturn.recording`, :mod:`keyturn.scaffold`, :mod:`keyturn.emulator`,
-:mod:`keyturn.demo`), so the library does not import the tools to define their errors.
+``*``: defined next to the code that raises it (:mod:`keyturn.idtoken`).
+
+keyturn's tools, which are distributions of their own, derive their errors from
+:class:`KeyturnError` too: ``RecordingError`` and ``ScaffoldError`` in pytest-keyturn
+(``keyturn record``, ``keyturn new-provider``); ``AuthorizeRefused`` and ``DemoFailure`` in
+keyturn-emulator. The library never imports them.
 
 Every :class:`ProviderError` says whether it is ``permanent``. A permanent failure will not go
 away by retrying (the grant is revoked, the client is misconfigured): the user has to sign in

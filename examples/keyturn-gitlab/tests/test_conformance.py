@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from keyturn.testing import ProviderConformance
+from pytest_keyturn import ProviderConformance
 
 
 class TestConformance(ProviderConformance):

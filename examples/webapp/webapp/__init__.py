@@ -2,7 +2,7 @@
 
 :func:`~webapp.app.create_app` builds the FastAPI app (keyturn's routes at ``/auth``, one
 page, one protected API endpoint); :func:`~webapp.emulated.emulated_client` gives it a
-client whose providers are a local :class:`keyturn.emulator.Emulator`;
+client whose providers are a local :class:`keyturn_emulator.Emulator`;
 ``python -m webapp`` runs both on 127.0.0.1. See ``README.md`` next to this package.
 """
 

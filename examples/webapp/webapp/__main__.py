@@ -20,12 +20,12 @@ from typing import get_args
 
 import uvicorn
 
-from keyturn.emulator import Emulator
 from keyturn.stores.base import TokenStore
 from keyturn.stores.memory import MemoryTokenStore
 from keyturn.stores.sqlite import SQLiteTokenStore
 from keyturn.web import SECRET_ENV
 from keyturn.web.settings import StrategyName
+from keyturn_emulator import Emulator
 
 from .app import create_app
 from .emulated import emulated_client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from keyturn import AsyncKeyturn, Keyturn
-from keyturn.emulator import Emulator
+from keyturn_emulator import Emulator
 
 __all__ = ["DEFAULT_PROVIDERS", "emulated_client"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from keyturn.client import Keyturn
 from keyturn.models import REVEAL
 
-from ._options import add_authorize_options, authorize_params
+from .options import add_authorize_options, authorize_params
 
 ORDER = 20
 

@@ -1,0 +1,79 @@
+"""A real OAuth 2.0 provider on loopback: sign-in, refresh and revocation with no credentials
+and no internet.
+
+It serves three profiles from one server, each under its own path prefix: ``google`` and
+``github`` behave as ``reference/providers.md`` (sections A, B and D) documents the real
+providers, and ``strict`` is plain RFC 6749 with PKCE required and refresh-token rotation
+with reuse detection. See :mod:`keyturn_emulator.profiles` for every difference.
+
+Pointing a shipped plugin at it
+-------------------------------
+
+``Keyturn(providers=[...])`` is the one supported way. A spec whose id is installed replaces
+that provider's spec *and keeps its plugin's hooks*, so the real keyturn-google or
+keyturn-github code runs against the emulator::
+
+    import keyturn
+    from keyturn_emulator import Emulator
+
+    with Emulator(access_token_lifetime=3600) as emu:
+        installed = keyturn.Keyturn(environ={}).provider("google")
+        kt = keyturn.Keyturn(
+            {"google": emu.credentials}, providers=[emu.point(installed)]
+        )
+        request = kt.authorize_url("google", "http://127.0.0.1:8000/callback")
+        token = kt.sign_in(request, emu.authorize(request.url))   # the browser, played
+        tokens = kt.refresh(token.tokens)
+
+:meth:`Emulator.point` copies the spec with every endpoint and the issuer moved to the
+emulator's profile of the same name. Apps that need no plugin use :meth:`Emulator.spec`
+(``emu.spec("strict")``), a plain spec keyturn's RFC 6749 defaults serve.
+
+Knobs
+-----
+
+Lifetimes, ``fault_rate`` (503 answers with an HTML body), ``drop_rate`` (connections
+closed before a complete answer; such a request is never processed, so a dropped refresh
+leaves the refresh token valid), ``latency`` and ``seed``; change them while running with
+:meth:`Emulator.configure`. Everything is counted (:meth:`Emulator.counters`), also over
+HTTP at ``GET /_emulator/state``; ``POST /_emulator/revoke`` revokes grants from outside.
+
+``keyturn emulator`` runs the same server from the command line, and ``keyturn demo`` tours
+keyturn against it (:mod:`keyturn_emulator.demo`).
+
+Modules
+-------
+
+* :mod:`.controller`: :class:`Emulator`, which starts the server, points specs at it and
+  steers it from a test.
+* :mod:`.server`: uvicorn in a background thread on a pre-bound loopback socket.
+* :mod:`.gate`: the ASGI layer in front of the routes: latency, 503s, dropped connections.
+* :mod:`.faults`: the knobs, and the dice that pick which token requests fail.
+* :mod:`.app`: :class:`~.app.EmulatorApp`, the Starlette app assembled from the routes.
+* :mod:`.routes`: the HTTP endpoints, one module each (authorize and consent, token,
+  userinfo, revoke, the ``/_emulator`` controls) and the helpers they share.
+* :mod:`.profiles`: how each emulated provider behaves (paths, token shapes, errors).
+* :mod:`.state`: codes, grants, tokens and counters, behind one lock.
+* :mod:`.pkce`: the PKCE checks (RFC 7636).
+* :mod:`.idtoken`: signing ID tokens.
+* :mod:`.demo`: ``keyturn demo``, a tour of keyturn against the emulator.
+* :mod:`.commands`: the ``keyturn emulator`` and ``keyturn demo`` command lines.
+"""
+
+from __future__ import annotations
+
+from .controller import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, AuthorizeRefused, Emulator
+from .faults import Knobs
+from .profiles import PROFILES, Behaviour
+from .state import COUNTERS
+
+__all__ = [
+    "COUNTERS",
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "PROFILES",
+    "AuthorizeRefused",
+    "Behaviour",
+    "Emulator",
+    "Knobs",
+]

@@ -1,0 +1,115 @@
+"""Step 2: the access token falls due, ``jwt()`` refreshes it; rotation or keeping is checked.
+
+A rotating provider must return a new refresh token and refuse the old one from then on; a
+provider that does not rotate (Google) must leave the refresh token as it was.
+"""
+
+from __future__ import annotations
+
+from keyturn.client import Keyturn
+from keyturn.errors import ProviderError
+from keyturn.models import JWT
+from keyturn_emulator import PROFILES
+from keyturn_emulator.demo.report import fingerprint
+from keyturn_emulator.demo.tour import Tour
+
+__all__ = ["refresh"]
+
+
+def refresh(tour: Tour, token: JWT) -> JWT:
+    """Let the token fall due, refresh through ``jwt()``, check rotation or keeping.
+
+    :param tour: the provider's tour.
+    :param token: the signed-in token.
+    :return: the refreshed token.
+    :raises DemoFailure: the refresh failed, returned the old access token, rotated when it
+        should not (or the reverse), cost other than one token request, or the rotated-away
+        refresh token still works.
+    """
+    tour.wait_until_due(token)
+    before = token.tokens
+    with tour.step("refresh"):
+        after = tour.kt.jwt(token)
+    failure = after.refresh_failure
+    if failure is not None or after.error is not None:
+        reason = failure.error if failure is not None else after.error
+        status = f" (HTTP {failure.status})" if failure and failure.status else ""
+        raise tour.fail("refresh", f"the refresh failed: {reason}{status}")
+    old_access, new_access = (
+        fingerprint(before.access_token),
+        fingerprint(after.tokens.access_token),
+    )
+    old_refresh, new_refresh = (
+        fingerprint(before.refresh_token),
+        fingerprint(after.tokens.refresh_token),
+    )
+    if new_access == old_access:
+        raise tour.fail("refresh", "jwt() returned the old access token")
+    rotated = new_refresh != old_refresh
+    if rotated != tour.spec.rotates_refresh_tokens:
+        expected = "rotated" if tour.spec.rotates_refresh_tokens else "kept"
+        raise tour.fail("refresh", f"the refresh token should have been {expected}")
+    if rotated:
+        what = f"refresh token rotated {old_refresh} -> {new_refresh}"
+    else:
+        what = f"refresh token {old_refresh} kept ({tour.spec.name} does not rotate)"
+    requests = tour.record(
+        "refresh",
+        f"access token due; jwt() refreshed it: access {old_access} -> {new_access}; {what}",
+        access_before=old_access,
+        access_after=new_access,
+        refresh_before=old_refresh,
+        refresh_after=new_refresh,
+        rotated=rotated,
+    )
+    if requests.get("token") != 1:
+        raise tour.fail("refresh", f"expected 1 token request, the emulator saw {requests}")
+    if rotated:
+        _check_old_refresh_token(tour, token, old_refresh)
+    return after
+
+
+def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:
+    """Show that the rotated-away refresh token no longer works at the provider."""
+    value = old.tokens.refresh_token
+    assert value is not None
+    if tour.emu.store.lookup(tour.provider, value.get_secret_value()) is not None:
+        raise tour.fail("refresh", "the emulator still accepts the old refresh token")
+    if PROFILES[tour.provider].rotation == "detect_reuse":
+        # Sending it would be taken for token theft and revoke the whole grant.
+        tour.record(
+            "rotation_check",
+            f"the old refresh token {shown} is dead at the provider (not sent again: "
+            "this provider revokes the whole grant when a rotated token comes back)",
+            refresh_token=shown,
+            refused=True,
+            sent=False,
+        )
+        return
+    # A fresh client: the tour's own reuse window would answer with the new tokens instead.
+    probe = Keyturn(
+        {tour.provider: tour.credentials},
+        providers=[tour.spec],
+        environ={},
+        leeway=tour.settings.leeway,
+    )
+    try:
+        probe.refresh(old.tokens)
+    except ProviderError as exc:
+        error = exc
+    else:
+        raise tour.fail("refresh", "the provider accepted the old refresh token again")
+    finally:
+        probe.close()
+    code, status = error.error, error.status
+    if not error.permanent:
+        raise tour.fail("refresh", f"the old refresh token failed, but not permanently ({code})")
+    tour.record(
+        "rotation_check",
+        f"the old refresh token {shown} is refused: {code} (HTTP {status}, permanent)",
+        refresh_token=shown,
+        refused=True,
+        sent=True,
+        error=code,
+        status=status,
+    )

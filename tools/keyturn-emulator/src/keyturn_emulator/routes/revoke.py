@@ -1,0 +1,128 @@
+"""Revocation: RFC 7009 ``POST token=...`` (Google, strict) and GitHub's two ``DELETE``s.
+
+* Google (A8): revoking either token of a grant revokes the whole grant; ``GET`` is a 404;
+  a token it does not know is a 400 ``invalid_token``.
+* strict (RFC 7009 §2.1): the client authenticates; revoking an access token leaves the grant;
+  an unknown token still gets 200.
+* GitHub (B5): ``DELETE /applications/{client_id}/grant`` (the whole grant) and ``.../token``
+  (one access token), served under ``/github/api``, with Basic auth and a JSON body
+  ``{"access_token": ...}``; 204 on success.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from keyturn_emulator.profiles import Behaviour
+from keyturn_emulator.state import Refusal
+
+from .answers import NO_STORE, refuse
+from .clients import authenticate, basic
+from .forms import params
+from .site import Handler, Site
+
+__all__ = ["routes"]
+
+
+def routes(site: Site, b: Behaviour) -> list[Route]:
+    """The profile's revocation routes.
+
+    :param site: the emulated provider.
+    :param b: the profile: GitHub's two ``DELETE`` routes, or one RFC 7009 route.
+    """
+    root = f"/{b.name}"
+    if b.form_unless_json:
+        return [
+            Route(root + b.paths["revoke"], _github_revoke(site, b, True), methods=["DELETE"]),
+            Route(
+                root + b.paths["revoke_token"],
+                _github_revoke(site, b, False),
+                methods=["DELETE"],
+            ),
+        ]
+    return [Route(root + b.paths["revoke"], _revoke(site, b), methods=["GET", "POST"])]
+
+
+def _revoke(site: Site, b: Behaviour) -> Handler:
+    async def revoke(request: Request) -> Response:
+        if request.method == "GET":
+            return PlainTextResponse("Not Found", 404)  # A8: GET /revoke is a 404
+        body = await params(request)
+        if b.single_auth_method:
+            # RFC 7009 §2.1: the client authenticates; unknown tokens still get 200.
+            used_basic = basic(request.headers.get("authorization")) is not None
+            try:
+                authenticate(site, b, request, body)
+            except Refusal as refusal:
+                return refuse(site, b, request, refusal.situation, used_basic)
+        token = body.get("token") or request.query_params.get("token")
+        if not token:
+            site.store.count_error(b.name, "invalid_request")
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "Missing parameter: token"},
+                400,
+            )
+        found = site.store.lookup(b.name, token)
+        if found is None:
+            if b.single_auth_method:
+                site.store.count(b.name, "revoke")
+                return Response(status_code=200, headers=NO_STORE)
+            site.store.count_error(b.name, "invalid_token")
+            return JSONResponse(
+                {"error": "invalid_token", "error_description": "Token expired or revoked"},
+                400,
+            )
+        kind, grant = found[0].kind, found[1]
+        if kind == "access" and b.single_auth_method:
+            site.store.revoke_token(token)  # RFC 7009 §2.1: the grant may stay
+        else:
+            # A8: revoking either token of a Google grant revokes the grant.
+            site.store.revoke_grant(grant.id)
+        site.store.count(b.name, "revoke")
+        return JSONResponse({}, 200, NO_STORE)
+
+    return revoke
+
+
+def _github_revoke(site: Site, b: Behaviour, whole_grant: bool) -> Handler:
+    async def revoke(request: Request) -> Response:
+        credentials = basic(request.headers.get("authorization"))
+        if (
+            credentials is None
+            or not hmac.compare_digest(credentials[0].encode(), site.client_id.encode())
+            or not hmac.compare_digest(credentials[1].encode(), site.client_secret.encode())
+        ):
+            site.store.count_error(b.name, "bad_credentials")
+            return JSONResponse(
+                {
+                    "message": "Bad credentials",
+                    "documentation_url": "https://docs.github.com/rest",
+                },
+                401,
+            )
+        not_found = JSONResponse(
+            {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, 404
+        )
+        if request.path_params.get("client_id") != site.client_id:
+            site.store.count_error(b.name, "not_found")
+            return not_found
+        access_token = (await params(request)).get("access_token")
+        if not access_token:
+            site.store.count_error(b.name, "validation_failed")
+            return JSONResponse({"message": "Validation Failed"}, 422)
+        found = site.store.lookup(b.name, access_token)
+        if found is None or found[0].kind != "access":
+            site.store.count_error(b.name, "not_found")
+            return not_found
+        if whole_grant:
+            site.store.revoke_grant(found[1].id)  # "also delete all OAuth tokens" (B5)
+        else:
+            site.store.revoke_token(access_token)
+        site.store.count(b.name, "revoke")
+        return Response(status_code=204)
+
+    return revoke

@@ -1,0 +1,75 @@
+"""``Site``: what every route reads: the store, the address, the one client and the knobs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from keyturn_emulator.faults import Knobs
+from keyturn_emulator.profiles import Behaviour
+from keyturn_emulator.state import Store, User
+
+__all__ = ["Handler", "Site"]
+
+#: A Starlette endpoint: one request in, one response out.
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Site:
+    """The emulated provider as its routes see it.
+
+    :param store: the shared state.
+    :param base_url: ``http://127.0.0.1:PORT``, the root of every endpoint and issuer.
+    :param client_id: the one registered client.
+    :param client_secret: its secret.
+    :param knobs: returns the current knobs.
+    :param configure: applies new knobs (for ``POST /_emulator/configure``).
+    :param redirect_uris: redirect URIs accepted besides loopback ones.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        knobs: Callable[[], Knobs],
+        configure: Callable[..., Knobs],
+        redirect_uris: frozenset[str] = frozenset(),
+    ) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.knobs = knobs
+        self.configure = configure
+        self.redirect_uris = redirect_uris
+
+    def issuer(self, behaviour: Behaviour) -> str | None:
+        """The profile's issuer URL, or ``None`` for profiles without one.
+
+        :param behaviour: the profile.
+        """
+        return f"{self.base_url}/{behaviour.name}" if behaviour.has_issuer else None
+
+    def endpoints(self, behaviour: Behaviour) -> dict[str, str]:
+        """The profile's endpoint URLs under their ``ProviderSpec`` field names.
+
+        :param behaviour: the profile.
+        """
+        root = f"{self.base_url}/{behaviour.name}"
+        return {
+            "authorization_endpoint": root + behaviour.paths["authorize"],
+            "token_endpoint": root + behaviour.paths["token"],
+            "userinfo_endpoint": root + behaviour.paths["userinfo"],
+            "revocation_endpoint": root + behaviour.paths["revoke"],
+        }
+
+    def avatar_url(self, user: User) -> str:
+        """Where ``user``'s picture is served (``GET /_emulator/avatar/<login>.svg``).
+
+        :param user: the account.
+        """
+        return f"{self.base_url}/_emulator/avatar/{user.login}.svg"

@@ -1,0 +1,127 @@
+"""The token endpoint: the ``authorization_code`` and ``refresh_token`` grants (RFC 6749 §4.1.3,
+§6), with the profile's client authentication, token shapes, ID tokens and error answers.
+
+GitHub's profile also takes a code without ``grant_type`` and answers ``406`` to the REST
+media type (C3). Faults (503s, dropped connections, latency) are not injected here but in
+front of this route, by :mod:`keyturn_emulator.gate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from keyturn_emulator.idtoken import sign_id_token
+from keyturn_emulator.pkce import verify_pkce
+from keyturn_emulator.profiles import Behaviour
+from keyturn_emulator.state import Issued, Refusal, User
+
+from .answers import answer, refuse
+from .claims import claims
+from .clients import authenticate, basic
+from .forms import params
+from .site import Handler, Site
+
+__all__ = ["path", "routes"]
+
+
+def path(b: Behaviour) -> str:
+    """The profile's token-endpoint path on the server (``/<profile>/...``).
+
+    :param b: the profile.
+    """
+    return f"/{b.name}" + b.paths["token"]
+
+
+def routes(site: Site, b: Behaviour) -> list[Route]:
+    """The profile's token route (``POST``).
+
+    :param site: the emulated provider.
+    :param b: the profile.
+    """
+    return [Route(path(b), _token(site, b), methods=["POST"])]
+
+
+def _token(site: Site, b: Behaviour) -> Handler:
+    async def token(request: Request) -> Response:
+        if "application/vnd.github" in request.headers.get("accept", "") and (b.form_unless_json):
+            # C3: GitHub answers 406 to the REST media type here.
+            site.store.count_error(b.name, "not_acceptable")
+            return PlainTextResponse("Not Acceptable", 406)
+        body = await params(request)
+        used_basic = basic(request.headers.get("authorization")) is not None
+        try:
+            client_id = authenticate(site, b, request, body)
+            grant_type = body.get("grant_type")
+            if grant_type is None and b.grant_type_optional and "code" in body:
+                grant_type = "authorization_code"
+            knobs = site.knobs()
+            if grant_type == "authorization_code":
+                code = body.get("code")
+                if not code:
+                    raise Refusal("invalid_request")
+                issued = site.store.exchange(
+                    b,
+                    client_id,
+                    code,
+                    body.get("redirect_uri"),
+                    body.get("code_verifier"),
+                    knobs.access_token_lifetime,
+                    knobs.refresh_token_lifetime,
+                    verify_pkce,
+                )
+            elif grant_type == "refresh_token":
+                refresh_token = body.get("refresh_token")
+                if not refresh_token:
+                    raise Refusal("invalid_request")
+                issued = site.store.refresh(
+                    b,
+                    client_id,
+                    refresh_token,
+                    knobs.access_token_lifetime,
+                    knobs.refresh_token_lifetime,
+                )
+            else:
+                raise Refusal("unsupported_grant_type")
+        except Refusal as refusal:
+            return refuse(site, b, request, refusal.situation, used_basic)
+        return answer(b, request, 200, _token_body(site, b, issued))
+
+    return token
+
+
+def _token_body(site: Site, b: Behaviour, issued: Issued) -> dict[str, Any]:
+    grant = issued.grant
+    data: dict[str, Any] = {"access_token": issued.access_token}
+    if issued.access_expires_in is not None:
+        data["expires_in"] = issued.access_expires_in
+    if issued.refresh_token is not None:
+        data["refresh_token"] = issued.refresh_token
+        if issued.refresh_expires_in is not None:
+            data["refresh_token_expires_in"] = issued.refresh_expires_in
+    data["scope"] = b.scope_separator.join(grant.scopes)
+    data["token_type"] = b.token_type
+    if b.id_tokens and "openid" in grant.scopes:
+        data["id_token"] = _id_token(site, b, grant.user, grant.scopes, issued.nonce)
+    return data
+
+
+def _id_token(
+    site: Site, b: Behaviour, user: User, scopes: tuple[str, ...], nonce: str | None
+) -> str:
+    now = int(site.store.clock())
+    payload: dict[str, Any] = {
+        "iss": site.issuer(b),
+        "azp": site.client_id,
+        "aud": site.client_id,
+        "sub": user.sub,
+        "iat": now,
+        "exp": now + 3600,
+    }
+    payload.update(claims(site, user, scopes, include_picture=False))
+    if nonce is not None:
+        payload["nonce"] = nonce
+    return sign_id_token(payload, site.client_secret)

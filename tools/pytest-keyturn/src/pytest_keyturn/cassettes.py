@@ -1,0 +1,462 @@
+"""vcrpy settings for keyturn cassettes: where they live, how they match, how they are scrubbed.
+
+Scrubbing happens on record, so a cassette file never holds a live secret, while the test
+that records still sees the real values:
+
+* request headers: ``authorization`` (and cookies) are dropped;
+* request form bodies: ``client_secret``, ``code``, ``code_verifier``, ``refresh_token``,
+  ``token`` and ``access_token`` are redacted;
+* response bodies (JSON or form-encoded): ``access_token``, ``refresh_token`` and
+  ``id_token`` are redacted;
+* ``content-length`` is dropped from both sides, since the scrubbed body has another length.
+
+A redacted token reads ``REDACTED-<8 hex>``, the start of its SHA-256: the value is gone, but
+a cassette still shows that a refresh sent the refresh token the exchange returned, and that
+a rotating provider returned a different one. Client secrets read plain ``REDACTED``. Values
+that already start with ``REDACTED`` are left alone, so scrubbing twice changes nothing.
+
+Bodies match by their fields: secret fields must be present on both sides, whatever their
+values; every other field must be equal. Hand-written cassettes can therefore use any
+placeholder, and tests may send any token.
+
+An ID token keeps its claims segment (``REDACTED-<8 hex>.<claims>.REDACTED``): keyturn checks
+its nonce, audience and issuer on exchange, and vcrpy runs the response filter again when it
+loads a cassette.
+
+Personal data (names, emails, logins, avatars: :data:`PERSONAL_FIELDS`) is replaced when a
+cassette is *saved* (vcrpy's ``before_save_interaction``), in JSON response bodies at any depth
+and in the claims segment of an ID token; see :func:`scrub_personal_data`. Ids, ``sub``,
+booleans and the shape of the body stay, as do the claims keyturn checks (``nonce``, ``aud``,
+``iss``). Replay is left alone: a hand-written cassette is played back exactly as written.
+
+Part of pytest-keyturn (vcrpy comes with it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+__all__ = [
+    "EMAIL_FIELDS",
+    "PERSONAL_FIELDS",
+    "REDACTED",
+    "REQUEST_SECRET_FIELDS",
+    "RESPONSE_SECRET_FIELDS",
+    "SECRET_PATTERNS",
+    "body_matcher",
+    "find_secrets",
+    "make_vcr",
+    "redact",
+    "scrub_interaction",
+    "scrub_personal_body",
+    "scrub_personal_data",
+    "scrub_personal_json",
+    "scrub_request",
+    "scrub_response",
+    "vcr_config",
+]
+
+REDACTED = "REDACTED"
+REQUEST_SECRET_FIELDS = (
+    "client_secret",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "token",
+    "access_token",
+)
+RESPONSE_SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
+_DROPPED_REQUEST_HEADERS = ("authorization", "cookie", "proxy-authorization")
+_DROPPED_RESPONSE_HEADERS = ("content-length", "set-cookie")
+
+#: What live provider secrets look like. A cassette matching one of these is not scrubbed.
+SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
+    "Google access token": re.compile(r"ya29\.[A-Za-z0-9_\-]{20,}"),
+    "Google refresh token": re.compile(r"1//0[A-Za-z0-9_\-]{20,}"),
+    "GitHub token": re.compile(r"gh[opsur]_[A-Za-z0-9]{30,}"),
+    "GitHub fine-grained token": re.compile(r"github_pat_[A-Za-z0-9_]{30,}"),
+    "client secret": re.compile(
+        r"client_secret[\"']?\s*[:=]\s*[\"']?(?!REDACTED)[A-Za-z0-9_\-]{8,}"
+    ),
+    "bearer credential": re.compile(r"Bearer\s+(?!REDACTED)[A-Za-z0-9_\-.]{20,}"),
+    "basic credential": re.compile(r"Basic\s+[A-Za-z0-9+/=]{16,}"),
+}
+
+
+def find_secrets(text: str) -> list[str]:
+    """The names of :data:`SECRET_PATTERNS` that match ``text`` (empty when clean)."""
+    return [name for name, pattern in SECRET_PATTERNS.items() if pattern.search(text)]
+
+
+def redact(name: str, value: Any) -> Any:
+    """The placeholder for one secret value (see the module docs)."""
+    if not isinstance(value, str) or not value or value.startswith(REDACTED):
+        return value
+    if name == "client_secret":
+        return REDACTED
+    digest = f"{REDACTED}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+    parts = value.split(".")
+    if name == "id_token" and len(parts) == 3:
+        # Keep the claims readable (nonce, aud, iss are checked on exchange); drop the
+        # header and the signature, which are what make the token usable elsewhere.
+        return f"{digest}.{parts[1]}.{REDACTED}"
+    return digest
+
+
+def _scrub_form(body: str, fields: Iterable[str]) -> str:
+    pairs = parse_qsl(body, keep_blank_values=True)
+    wanted = set(fields)
+    return urlencode([(k, redact(k, v) if k in wanted else v) for k, v in pairs])
+
+
+def _scrub_json(value: Any, fields: Iterable[str]) -> Any:
+    wanted = set(fields)
+    if isinstance(value, dict):
+        return {
+            k: (redact(k, v) if k in wanted else _scrub_json(v, wanted)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub_json(item, wanted) for item in value]
+    return value
+
+
+def _decode(body: bytes | str, content_type: str) -> tuple[bytes, str, str | None]:
+    """Take a stored body apart for scrubbing.
+
+    :return: the body as bytes; its media type, lower case and without parameters; and its
+        text, or None when it is not UTF-8 (such a body passes unchanged).
+    """
+    raw = body.encode() if isinstance(body, str) else body
+    kind = content_type.split(";", 1)[0].strip().lower()
+    try:
+        return raw, kind, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw, kind, None
+
+
+def _is_json(kind: str, text: str) -> bool:
+    """Whether a body is JSON: by its media type, or by its first character when it has none."""
+    return kind.endswith("json") or (not kind and text.lstrip().startswith(("{", "[")))
+
+
+def scrub_body(body: bytes | str | None, content_type: str, fields: Iterable[str]) -> bytes | None:
+    """Replace ``fields`` in a JSON or form-encoded body; other bodies pass unchanged."""
+    if body is None:
+        return None
+    raw, kind, text = _decode(body, content_type)
+    if text is None:
+        return raw
+    if kind == "application/x-www-form-urlencoded":
+        return _scrub_form(text, fields).encode()
+    if _is_json(kind, text):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return raw
+        return json.dumps(_scrub_json(data, fields), separators=(",", ":")).encode()
+    return raw
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value[0] if isinstance(value, list) else value)
+    return ""
+
+
+def scrub_request(request: Any) -> Any:
+    """vcrpy ``before_record_request``: drop credential headers, redact secret form fields."""
+    for name in list(request.headers):
+        if name.lower() in _DROPPED_REQUEST_HEADERS or name.lower() == "content-length":
+            del request.headers[name]
+    content_type = _header(request.headers, "content-type")
+    request.body = scrub_body(request.body, content_type, REQUEST_SECRET_FIELDS)
+    return request
+
+
+def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    """vcrpy ``before_record_response``: redact tokens in the body, drop stale lengths."""
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in _DROPPED_RESPONSE_HEADERS:
+            del headers[name]
+    content_type = _header(headers, "content-type")
+    body = response.get("body", {})
+    if isinstance(body, dict) and body.get("string") is not None:
+        scrubbed = scrub_body(body["string"], content_type, RESPONSE_SECRET_FIELDS)
+        body["string"] = scrubbed
+    return response
+
+
+def _fields(body: bytes | str | None, content_type: str) -> Any:
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    kind = content_type.split(";", 1)[0].strip().lower()
+    text = raw.decode("utf-8", "replace")
+    if not kind and text:  # a hand-written request without a content type: guess
+        stripped = text.lstrip()
+        kind = (
+            "application/json"
+            if stripped.startswith(("{", "["))
+            else ("application/x-www-form-urlencoded" if "=" in text else "")
+        )
+    if kind == "application/x-www-form-urlencoded":
+        pairs = sorted(parse_qsl(text, keep_blank_values=True))
+        return [(k, "<secret>" if k in REQUEST_SECRET_FIELDS else v) for k, v in pairs]
+    if kind.endswith("json"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(data, dict):
+            return {k: ("<secret>" if k in REQUEST_SECRET_FIELDS else v) for k, v in data.items()}
+        return data
+    return text
+
+
+def body_matcher(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: bodies carry the same fields; secret fields only need to be present."""
+    a = _fields(r1.body, _header(r1.headers, "content-type"))
+    b = _fields(r2.body, _header(r2.headers, "content-type"))
+    if a != b:
+        raise AssertionError(f"request bodies differ: {a!r} != {b!r}")
+
+
+def vcr_config(cassette_dir: str | Path, *, record_mode: str = "none") -> dict[str, Any]:
+    """Keyword arguments for ``vcr.VCR(**...)``; :func:`make_vcr` adds the body matcher.
+
+    Needs a vcrpy with ``before_save_interaction`` (which :func:`make_vcr` checks for).
+    """
+    return {
+        "cassette_library_dir": str(cassette_dir),
+        "record_mode": record_mode,
+        "match_on": ["method", "uri", "keyturn_body"],
+        "before_record_request": scrub_request,
+        "before_record_response": scrub_response,
+        "before_save_interaction": scrub_interaction,
+        "decode_compressed_response": True,
+    }
+
+
+def make_vcr(cassette_dir: str | Path, *, record_mode: str = "none") -> Any:
+    """A ``vcr.VCR`` with keyturn's scrubbing and matching.
+
+    Requests match on method, full URI and body fields, so a cassette also proves what
+    keyturn *sends*. ``record_mode="none"`` (the default) replays only and fails on any
+    request the cassette does not hold.
+
+    With a vcrpy too old to have ``before_save_interaction``, personal data is scrubbed by
+    the response hook instead, which vcrpy also runs on replay.
+    """
+    import vcr
+
+    config = vcr_config(cassette_dir, record_mode=record_mode)
+    if "before_save_interaction" not in inspect.signature(vcr.VCR).parameters:
+        del config["before_save_interaction"]
+        config["before_record_response"] = _scrub_response_and_personal_data
+    recorder = vcr.VCR(**config)
+    recorder.register_matcher("keyturn_body", body_matcher)
+    return recorder
+
+
+def _scrub_response_and_personal_data(response: dict[str, Any]) -> dict[str, Any]:
+    return scrub_personal_data(scrub_response(response))
+
+
+# -- personal data ------------------------------------------------------------------------
+
+_AVATAR = "https://example.com/avatar.png"
+_HANDLE = "example-user"
+
+#: Response fields holding personal data, and the placeholder each one gets (``name`` only in
+#: an object that identifies someone: one with ``sub``, ``id``, ``login``, ``email``...). Emails
+#: (``email`` and :data:`EMAIL_FIELDS`) are numbered instead: ``user@example.com``,
+#: ``user2@example.com``... in the order they appear, so distinct addresses stay distinct.
+PERSONAL_FIELDS: dict[str, str] = {
+    "name": "Example User",
+    "given_name": "Example",
+    "family_name": "User",
+    "middle_name": "Example",
+    "nickname": _HANDLE,
+    "preferred_username": _HANDLE,
+    "login": _HANDLE,
+    "username": _HANDLE,
+    "twitter_username": _HANDLE,
+    "picture": _AVATAR,
+    "avatar_url": _AVATAR,
+    "profile": "https://example.com/example-user",
+    "website": "https://example.com/",
+    "blog": "https://example.com/",
+    "gravatar_id": "",
+    "bio": "Example bio",
+    "company": "Example Org",
+    "location": "Example City",
+    "phone_number": "+1 555 0100",
+    "birthdate": "2000-01-01",
+    "hd": "example.com",
+}
+#: Fields holding an email address.
+EMAIL_FIELDS = ("email", "notification_email")
+#: Fields whose value can also appear as a path segment of the body's URLs (GitHub's
+#: ``https://api.github.com/users/<login>/repos``).
+_HANDLE_FIELDS = ("login", "username", "preferred_username", "nickname")
+#: ``name`` is personal only next to one of these (GitHub's ``plan.name`` is not).
+_IDENTITY_FIELDS = frozenset({"sub", "id", "login", "username", "email", "given_name"})
+_RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+_RESERVED_TLDS = ("example", "test", "invalid", "localhost")
+
+
+def _reserved(host: str) -> bool:
+    """Whether ``host`` is a domain reserved for documentation (RFC 2606, RFC 6761)."""
+    host = host.lower().rstrip(".")
+    if host in _RESERVED_DOMAINS or any(host.endswith("." + d) for d in _RESERVED_DOMAINS):
+        return True
+    return host.rsplit(".", 1)[-1] in _RESERVED_TLDS
+
+
+def _is_placeholder(value: str) -> bool:
+    """Already harmless: an address or URL on a reserved domain."""
+    if "@" in value and "://" not in value:
+        return _reserved(value.rsplit("@", 1)[1])
+    if "://" in value:
+        return _reserved(urlsplit(value).hostname or "")
+    return False
+
+
+class _PersonalScrubber:
+    """One body's worth of state: the emails seen so far and the handles to hide in URLs."""
+
+    def __init__(self, handles: Iterable[str]) -> None:
+        self.emails: dict[str, str] = {}
+        self.handles = [h for h in handles if h and h != _HANDLE]
+
+    def email(self, value: str) -> str:
+        if _is_placeholder(value):
+            return value
+        if value not in self.emails:
+            number = len(self.emails) + 1
+            self.emails[value] = "user@example.com" if number == 1 else f"user{number}@example.com"
+        return self.emails[value]
+
+    def text(self, value: str) -> str:
+        for handle in self.handles:
+            value = re.sub(rf"(?<=/){re.escape(handle)}(?=[/?#{{]|$)", _HANDLE, value)
+        return value
+
+    def walk(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            person = not _IDENTITY_FIELDS.isdisjoint(value)
+            return {key: self.field(key, item, person) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.walk(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def field(self, key: str, value: Any, person: bool) -> Any:
+        if not isinstance(value, str):
+            return self.walk(value)
+        if key in EMAIL_FIELDS:
+            return self.email(value)
+        if key == "id_token":
+            return _scrub_id_token(value)
+        if key in PERSONAL_FIELDS and (person or key != "name"):
+            if not value or _is_placeholder(value):
+                return value
+            return PERSONAL_FIELDS[key]
+        return self.text(value)
+
+
+def _handles(value: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _HANDLE_FIELDS and isinstance(item, str) and item:
+                found.append(item)
+            else:
+                found.extend(_handles(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_handles(item))
+    return found
+
+
+def scrub_personal_json(value: Any) -> Any:
+    """Replace personal data in decoded JSON (see :data:`PERSONAL_FIELDS`).
+
+    Keys, ids, ``sub``, numbers, booleans and ``null`` are kept; so are emails and URLs on a
+    reserved example domain, which makes the function idempotent. An ``id_token`` field has
+    its claims segment scrubbed the same way.
+
+    :param value: a decoded JSON document (object, list or scalar).
+    :return: a scrubbed copy; ``value`` itself is not changed.
+    """
+    return _PersonalScrubber(_handles(value)).walk(value)
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _scrub_id_token(value: str) -> str:
+    """Scrub an ID token's claims segment; the header and signature segments are kept."""
+    parts = value.split(".")
+    if len(parts) != 3:
+        return value
+    try:
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, TypeError):
+        return value
+    scrubbed = scrub_personal_json(claims)
+    if scrubbed == claims:
+        return value  # unchanged: keep the exact bytes, so a second pass is a no-op
+    payload = json.dumps(scrubbed, separators=(",", ":")).encode()
+    parts[1] = base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+    return ".".join(parts)
+
+
+def scrub_personal_body(body: bytes | str | None, content_type: str) -> bytes | None:
+    """Replace personal data in a JSON body; any other body passes unchanged.
+
+    :param body: the body as stored in a cassette.
+    :param content_type: the body's ``content-type`` header (may be empty).
+    :return: the body, re-written compactly only when something was replaced.
+    """
+    if body is None:
+        return None
+    raw, kind, text = _decode(body, content_type)
+    if text is None or not _is_json(kind, text):
+        return raw
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return raw
+    scrubbed = scrub_personal_json(data)
+    if scrubbed == data:
+        return raw
+    return json.dumps(scrubbed, separators=(",", ":")).encode()
+
+
+def scrub_personal_data(response: dict[str, Any]) -> dict[str, Any]:
+    """Replace personal data in a recorded response (a vcrpy response dict), in place.
+
+    :param response: the response as vcrpy stores it.
+    :return: the same dict.
+    """
+    body = response.get("body", {})
+    if isinstance(body, dict) and body.get("string") is not None:
+        content_type = _header(response.get("headers", {}), "content-type")
+        body["string"] = scrub_personal_body(body["string"], content_type)
+    return response
+
+
+def scrub_interaction(request: Any, response: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """vcrpy ``before_save_interaction``: scrub personal data as a cassette is written."""
+    return request, scrub_personal_data(response)
