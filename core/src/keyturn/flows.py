@@ -22,6 +22,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "TRANSIENT_STATUSES",
     "authorize_url",
+    "basic_auth",
     "bearer_request",
     "check_revoke_response",
     "error_from_response",
@@ -30,9 +31,12 @@ __all__ = [
     "parse_expires_in",
     "parse_token_response",
     "profile_from_oidc",
+    "read_json",
     "refresh_flow",
     "revoke_flow",
+    "text",
     "token_request",
+    "unusable_response",
     "userinfo_flow",
 ]
 
@@ -89,8 +93,37 @@ def is_permanent(provider: ProviderSpec, status: int | None, error: str | None) 
     return not (status in TRANSIENT_STATUSES or status >= 500)
 
 
-def _text(value: Any) -> str | None:
+def text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else ``None``: for optional text fields of a body.
+
+    :param value: a field read from a decoded body (``data.get("email")``).
+    :return: the text, or ``None`` for a missing, empty or non-string value.
+    """
     return value if isinstance(value, str) and value else None
+
+
+def unusable_response(
+    provider: ProviderSpec, operation: str, response: HttpResponse, description: str
+) -> InvalidResponseError:
+    """The error for a response that arrived but cannot be used (no token, not JSON, no id).
+
+    Always transient: a body that cannot be read is most often a proxy or a passing fault in
+    the way, and retrying costs nothing. ``error`` is ``invalid_response``.
+
+    :param provider: the provider's spec.
+    :param operation: ``exchange_code``, ``refresh``, ``userinfo`` or ``revoke``.
+    :param response: the response, for its status.
+    :param description: what is wrong with it, without any value from the body.
+    :return: the error, to raise.
+    """
+    return InvalidResponseError(
+        provider=provider.id,
+        operation=operation,
+        error="invalid_response",
+        status=response.status,
+        description=description,
+        permanent=False,
+    )
 
 
 def error_from_response(
@@ -104,14 +137,14 @@ def error_from_response(
     An ``error`` field is an OAuth error whatever the status (some providers send errors
     with HTTP 200). A non-2xx response without one is an :class:`InvalidResponseError`.
     """
-    if data is not None and _text(data.get("error")):
+    if data is not None and text(data.get("error")):
         code = str(data["error"])
         return OAuthError(
             provider=provider.id,
             operation=operation,
             error=code,
             status=response.status,
-            description=_text(data.get("error_description")),
+            description=text(data.get("error_description")),
             permanent=is_permanent(provider, response.status, code),
             details=_error_details(data),
         )
@@ -202,31 +235,21 @@ def parse_token_response(
     if error is not None:
         raise error
     if data is None:
-        raise InvalidResponseError(
-            provider=provider.id,
-            operation=operation,
-            error="invalid_response",
-            status=response.status,
-            description=f"the token response is not JSON or form data "
-            f"({response.content_type or 'no content type'})",
-            permanent=False,
+        kind = response.content_type or "no content type"
+        raise unusable_response(
+            provider, operation, response, f"the token response is not JSON or form data ({kind})"
         )
-    access_token = _text(data.get("access_token"))
+    access_token = text(data.get("access_token"))
     if access_token is None:
-        raise InvalidResponseError(
-            provider=provider.id,
-            operation=operation,
-            error="invalid_response",
-            status=response.status,
-            description="the token response has no access_token",
-            permanent=False,
+        raise unusable_response(
+            provider, operation, response, "the token response has no access_token"
         )
     issued = int(now)
     # An unreadable access-token lifetime makes the token due now (refreshed early, never
     # used stale); an unreadable refresh-token lifetime counts as unknown, so the refresh
     # token is still tried rather than thrown away.
     expires_in = _lifetime(provider, "expires_in", data.get("expires_in"), 0)
-    refresh_token = _text(data.get("refresh_token"))
+    refresh_token = text(data.get("refresh_token"))
     refresh_expires_in = _lifetime(
         provider, "refresh_token_expires_in", data.get("refresh_token_expires_in"), None
     )
@@ -237,11 +260,11 @@ def parse_token_response(
     if isinstance(raw_scope, str):
         scope = tuple(s.strip() for s in raw_scope.split(provider.scope_separator) if s.strip())
 
-    token_type = _text(data.get("token_type")) or "Bearer"
+    token_type = text(data.get("token_type")) or "Bearer"
     if token_type.lower() == "bearer":
         token_type = "Bearer"
 
-    id_token = _text(data.get("id_token"))
+    id_token = text(data.get("id_token"))
     extra = {k: v for k, v in data.items() if k not in _KNOWN_TOKEN_FIELDS}
 
     if previous is not None:
@@ -278,7 +301,14 @@ def _secret(value: Any) -> str | None:
 
 
 def basic_auth(credentials: ClientCredentials) -> str:
-    """The ``Authorization: Basic`` value for the client (RFC 6749 §2.3.1 form-encodes both)."""
+    """The ``Authorization: Basic`` value for the client at a token endpoint.
+
+    RFC 6749 §2.3.1 form-encodes the client id and secret before joining them; an API that
+    takes plain HTTP Basic (RFC 7617) needs the pair as it is instead.
+
+    :param credentials: the app's client id and secret (an empty secret without one).
+    :return: ``Basic <base64>``.
+    """
     secret = _secret(credentials.client_secret) or ""
     pair = f"{quote(credentials.client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
@@ -338,29 +368,42 @@ def refresh_flow(
     return parse_token_response(provider, "refresh", response, clock(), previous=tokens)
 
 
-def bearer_request(method: str, url: str, tokens: TokenSet) -> HttpRequest:
-    """A request authorised with the access token."""
+def bearer_request(
+    method: str, url: str, tokens: TokenSet, *, accept: str = "application/json"
+) -> HttpRequest:
+    """A request authorised with the user's access token (RFC 6750 §2.1).
+
+    :param method: ``GET``, ``DELETE``...
+    :param url: the full URL.
+    :param tokens: the user's tokens; the access token goes into ``Authorization``.
+    :param accept: the ``Accept`` header (an API's own media type, say).
+    :return: the request, with no body.
+    """
     headers = {
-        "Accept": "application/json",
+        "Accept": accept,
         "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
     }
     return HttpRequest(method, url, headers)
 
 
 def read_json(provider: ProviderSpec, operation: str, response: HttpResponse) -> dict[str, Any]:
-    """The JSON object of a successful API response, or the error it carries."""
+    """The JSON object of a successful API response, or the error it carries.
+
+    :param provider: the provider's spec.
+    :param operation: the operation, for the error.
+    :param response: the response.
+    :return: the decoded object.
+    :raises ProviderError: an OAuth error in the body, a non-2xx status, or a body that is
+        not a JSON object (:func:`unusable_response`).
+    """
     data = response.data()
     error = error_from_response(provider, operation, response, data)
     if error is not None:
         raise error
     if data is None:
-        raise InvalidResponseError(
-            provider=provider.id,
-            operation=operation,
-            error="invalid_response",
-            status=response.status,
-            description=f"expected a JSON object, got {response.content_type or 'no content type'}",
-            permanent=False,
+        kind = response.content_type or "no content type"
+        raise unusable_response(
+            provider, operation, response, f"expected a JSON object, got {kind}"
         )
     return data
 
@@ -372,10 +415,10 @@ def profile_from_oidc(data: Mapping[str, Any]) -> Profile:
         verified = verified.lower() == "true"
     return Profile(
         id=data["sub"],
-        name=_text(data.get("name")),
-        email=_text(data.get("email")),
+        name=text(data.get("name")),
+        email=text(data.get("email")),
         email_verified=verified if isinstance(verified, bool) else None,
-        image=_text(data.get("picture")),
+        image=text(data.get("picture")),
         raw=dict(data),
     )
 
@@ -387,13 +430,8 @@ def userinfo_flow(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile]:
     response = yield bearer_request("GET", provider.userinfo_endpoint, tokens)
     data = read_json(provider, "userinfo", response)
     if not isinstance(data.get("sub"), str | int):
-        raise InvalidResponseError(
-            provider=provider.id,
-            operation="userinfo",
-            error="invalid_response",
-            status=response.status,
-            description="the userinfo response has no 'sub'",
-            permanent=False,
+        raise unusable_response(
+            provider, "userinfo", response, "the userinfo response has no 'sub'"
         )
     return profile_from_oidc(data)
 

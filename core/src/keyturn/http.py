@@ -31,6 +31,9 @@ T = TypeVar("T")
 #: A generator that yields requests, is sent responses, and returns a ``T``.
 Flow = Generator["HttpRequest", "HttpResponse", T]
 
+#: Media types read as JSON (with any ``+json`` type, and a body that declares none).
+_JSON_TYPES = frozenset({"", "application/json", "text/json", "text/javascript"})
+
 _HIDDEN_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
 
 
@@ -120,15 +123,23 @@ class HttpResponse:
             except UnicodeDecodeError:
                 return None
             return dict(parse_qsl(text, keep_blank_values=True))
-        if kind in ("", "application/json", "text/json", "text/javascript") or kind.endswith(
-            "+json"
-        ):
-            try:
-                value = json.loads(self.body)
-            except (ValueError, RecursionError):
-                return None
-            return value if isinstance(value, dict) else None
-        return None
+        value = self.json()
+        return value if isinstance(value, dict) else None
+
+    def json(self) -> Any:
+        """The body decoded as JSON of any shape (object, array, scalar); ``None`` if it is not.
+
+        Read for a JSON media type or a body with no content type, as :meth:`data` does. APIs
+        that answer with arrays (a list of e-mail addresses) need this rather than
+        :meth:`data`. A body that is not JSON, or nests too deep to decode, gives ``None``.
+        """
+        kind = self.content_type
+        if kind not in _JSON_TYPES and not kind.endswith("+json"):
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):
+            return None
 
     def __repr__(self) -> str:
         return (

@@ -3,55 +3,23 @@
 The token endpoint under ``github.com/login`` speaks OAuth; the REST API does not. It reports
 a failure through the HTTP status and a JSON body with a ``message`` (``"Bad credentials"``),
 never an OAuth ``error`` field. :func:`api_error` keeps that message as the error's
-description, where keyturn's OAuth reader could only say "HTTP 401".
+description, where keyturn's OAuth reader could only say "HTTP 401". Requests are keyturn's
+own :func:`keyturn.flows.bearer_request` with GitHub's media type in ``Accept``.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from keyturn import flows
 from keyturn.errors import InvalidResponseError, ProviderError
-from keyturn.http import HttpRequest, HttpResponse
-from keyturn.models import ProviderSpec, TokenSet
+from keyturn.http import HttpResponse
+from keyturn.models import ProviderSpec
 
-__all__ = ["MEDIA_TYPE", "api_error", "api_request", "json_body"]
+__all__ = ["MEDIA_TYPE", "api_error"]
 
 #: The media type GitHub's REST API asks clients to accept.
 MEDIA_TYPE = "application/vnd.github+json"
 
 _MESSAGE_LIMIT = 200
-
-
-def api_request(method: str, url: str, tokens: TokenSet) -> HttpRequest:
-    """A REST API request authorised with the user's access token.
-
-    :param method: ``GET``, ``DELETE``...
-    :param url: the full URL.
-    :param tokens: the user's tokens; the access token goes into ``Authorization``.
-    :return: the request, with GitHub's media type in ``Accept``.
-    """
-    headers = {
-        "Accept": MEDIA_TYPE,
-        "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
-    }
-    return HttpRequest(method, url, headers)
-
-
-def json_body(response: HttpResponse) -> Any:
-    """The decoded JSON body (object, array or scalar), or ``None`` if it is not JSON.
-
-    The REST API answers some calls with arrays (``/user/emails``), which
-    :meth:`HttpResponse.data` does not return.
-    """
-    kind = response.content_type
-    if kind not in ("", "application/json") and not kind.endswith("+json"):
-        return None
-    try:
-        return json.loads(response.body)
-    except (ValueError, RecursionError):
-        return None
 
 
 def api_error(
@@ -71,7 +39,7 @@ def api_error(
     :return: an :class:`~keyturn.InvalidResponseError` with ``error="http_error"``, the
         status, and GitHub's ``message`` as the description when the body has one.
     """
-    body = json_body(response)
+    body = response.json()
     message = body.get("message") if isinstance(body, dict) else None
     if isinstance(message, str) and message and len(message) <= _MESSAGE_LIMIT:
         description = message

@@ -13,11 +13,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from keyturn.errors import ConfigurationError, InvalidResponseError
+from keyturn import flows
+from keyturn.errors import ConfigurationError
 from keyturn.http import Flow, HttpResponse
 from keyturn.models import Profile, ProviderSpec, TokenSet
 
-from .rest import api_error, api_request, json_body
+from .rest import MEDIA_TYPE, api_error
 
 __all__ = ["emails_endpoint", "primary_verified_email", "profile_from_user", "userinfo_flow"]
 
@@ -54,10 +55,6 @@ def primary_verified_email(entries: Any) -> str | None:
     return None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def profile_from_user(
     user: Mapping[str, Any], email: str | None = None, email_verified: bool | None = None
 ) -> Profile:
@@ -69,14 +66,14 @@ def profile_from_user(
     :return: ``id`` as text, ``name`` (the login when the user set no name), ``email``,
         ``image`` from ``avatar_url``, and the whole object in ``raw``.
     """
-    own_email = _text(user.get("email"))
+    own_email = flows.text(user.get("email"))
     return Profile(
         id=user["id"],
-        name=_text(user.get("name")) or _text(user.get("login")),
+        name=flows.text(user.get("name")) or flows.text(user.get("login")),
         email=own_email or email,
         # A public address on /user says nothing about verification: unknown, not False.
         email_verified=None if own_email else email_verified,
-        image=_text(user.get("avatar_url")),
+        image=flows.text(user.get("avatar_url")),
         raw=dict(user),
     )
 
@@ -91,15 +88,10 @@ def _has_id(user: Mapping[str, Any]) -> bool:
 def _read_user(provider: ProviderSpec, response: HttpResponse) -> dict[str, Any]:
     if not response.ok:
         raise api_error(provider, "userinfo", response)
-    user = json_body(response)
+    user = response.json()
     if not isinstance(user, dict) or not _has_id(user):
-        raise InvalidResponseError(
-            provider=provider.id,
-            operation="userinfo",
-            error="invalid_response",
-            status=response.status,
-            description="the /user response is not an object with an 'id'",
-            permanent=False,
+        raise flows.unusable_response(
+            provider, "userinfo", response, "the /user response is not an object with an 'id'"
         )
     return user
 
@@ -121,11 +113,13 @@ def userinfo_flow(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile]:
 
 
 def _flow(provider: ProviderSpec, endpoint: str, tokens: TokenSet) -> Flow[Profile]:
-    response = yield api_request("GET", endpoint, tokens)
+    response = yield flows.bearer_request("GET", endpoint, tokens, accept=MEDIA_TYPE)
     user = _read_user(provider, response)
-    if _text(user.get("email")) is not None:
+    if flows.text(user.get("email")) is not None:
         return profile_from_user(user)
-    response = yield api_request("GET", emails_endpoint(endpoint), tokens)
+    response = yield flows.bearer_request(
+        "GET", emails_endpoint(endpoint), tokens, accept=MEDIA_TYPE
+    )
     if response.status in EMAILS_UNAVAILABLE:
         log.info(
             "%s: the address list answered %d (no user:email scope or permission); "
@@ -136,5 +130,5 @@ def _flow(provider: ProviderSpec, endpoint: str, tokens: TokenSet) -> Flow[Profi
         return profile_from_user(user)
     if not response.ok:
         raise api_error(provider, "userinfo", response)
-    email = primary_verified_email(json_body(response))
+    email = primary_verified_email(response.json())
     return profile_from_user(user, email, True if email else None)
