@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from itsdangerous import URLSafeTimedSerializer
 
 import keyturn
+from keyturn.effects import run
 from keyturn.models import Profile
 from keyturn.web import WebAuth, WebRequest
-from keyturn.web.ops import drive
 
 from ._report import Result, parse_args, per_call_pair, print_ratio
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     jwt = client.jwt(tokens=tokens, profile=user)
     blank = WebRequest("GET", URL)
     strategy = auth.settings.strategy
-    set_cookie = drive(strategy.create(blank, auth.settings.policy(blank), jwt), auth._ops)
+    set_cookie = run(strategy.create(blank, auth.settings.policy(blank), jwt), client.http_client)
     name, value = set_cookie[0].split(";", 1)[0].split("=", 1)
     request = WebRequest("GET", URL, headers={"accept": "application/json"}, cookies={name: value})
 

@@ -1,8 +1,11 @@
 """``Keyturn`` and ``AsyncKeyturn``: the app's entry points.
 
-Every operation is written once, as a flow (see :mod:`keyturn.http`); the two classes differ
-only in how they drive flows: a blocking HTTP client or an async one. This mirrors
-``httpx.Client`` / ``httpx.AsyncClient``.
+Every operation is written once, in :class:`BaseKeyturn`, as a generator of effects (see
+:mod:`keyturn.effects`): ``exchange_code_op``, ``refresh_op``, ``jwt_op``... The two classes
+differ only in how they drive them: :class:`Keyturn` with :func:`~keyturn.effects.run` and a
+blocking HTTP client, :class:`AsyncKeyturn` with :func:`~keyturn.effects.arun` and an async
+one. This mirrors ``httpx.Client`` / ``httpx.AsyncClient``. Other operations (the token
+manager's, the web routes') compose these with ``yield from``.
 
 Refreshes go through a :class:`~keyturn.singleflight.SingleFlight` keyed by a digest of the
 provider id and the refresh token: however many threads (``Keyturn``) or tasks
@@ -24,13 +27,14 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict, TypeVar, Unpack, cast
+from typing import Any, Generic, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import ValidationError
 
 from . import pkce as pkce_module
+from .effects import Operation, Shared, arun, run
 from .errors import (
     ConfigurationError,
     PluginError,
@@ -55,11 +59,12 @@ from .models import (
 from .plugins import KeyturnPluginManager, RegisteredProvider, collect_providers
 from .plugins import default_plugin_manager as _default_pm
 from .singleflight import SingleFlight
-from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient, arun_flow, run_flow
+from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient
 
-__all__ = ["AsyncKeyturn", "ClientOptions", "Keyturn"]
+__all__ = ["AsyncKeyturn", "BaseKeyturn", "ClientOptions", "Keyturn"]
 
 T = TypeVar("T")
+H = TypeVar("H")
 CredentialsArg = ClientCredentials | tuple[str, str | None] | Mapping[str, str]
 
 #: Parameters keyturn sets itself; callers cannot pass them as extras.
@@ -154,11 +159,24 @@ def _local_providers(
     return local
 
 
-class _KeyturnBase:
-    """Everything except driving flows."""
+class BaseKeyturn(Generic[H]):
+    """What both clients share: providers, credentials, and every operation, written once.
+
+    ``H`` is the type of HTTP client the subclass drives its operations with.
+
+    The ``*_op`` methods return operations (generators of effects, see
+    :mod:`keyturn.effects`) that :class:`Keyturn` drives with :func:`~keyturn.effects.run`
+    and :class:`AsyncKeyturn` with :func:`~keyturn.effects.arun`. Compose them into
+    operations of your own with ``yield from``, as :mod:`keyturn.stores` and
+    :mod:`keyturn.web` do; each does what the client method of the same name does.
+    """
 
     def __init__(
-        self, credentials: Mapping[str, CredentialsArg] | None, options: ClientOptions
+        self,
+        credentials: Mapping[str, CredentialsArg] | None = None,
+        *,
+        http_client: H | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         unknown = sorted(set(options) - set(ClientOptions.__annotations__))
         if unknown:
@@ -188,6 +206,13 @@ class _KeyturnBase:
         self._credentials = {
             name: _coerce_credentials(name, value) for name, value in (credentials or {}).items()
         }
+        self._owns_client = http_client is None
+        #: The HTTP client operations are driven with (the app's, or keyturn's own).
+        self.http_client: H = self._new_http_client() if http_client is None else http_client
+
+    def _new_http_client(self) -> H:
+        """The HTTP client keyturn makes (and closes) when the app passes none."""
+        raise NotImplementedError
 
     # -- providers and credentials -------------------------------------------------------
 
@@ -318,7 +343,7 @@ class _KeyturnBase:
             }
         )
 
-    # -- flows: every I/O operation, written once -----------------------------------------
+    # -- operations: everything that does I/O, written once ---------------------------------
 
     def _hook_flow(self, hook: str, spec: ProviderSpec, operation: str, **kwargs: Any) -> Flow[Any]:
         flow = getattr(self.plugin_manager.hook, hook)(provider=spec, **kwargs)
@@ -344,13 +369,15 @@ class _KeyturnBase:
             permanent=False,
         )
 
-    def _exchange_flow(
+    def exchange_code_op(
         self,
         provider: str | ProviderSpec | AuthorizationRequest,
         code: str,
-        redirect_uri: str | None,
-        code_verifier: str | None,
-    ) -> Flow[TokenSet]:
+        *,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+    ) -> Operation[TokenSet]:
+        """The operation behind :meth:`Keyturn.exchange_code`."""
         request = provider if isinstance(provider, AuthorizationRequest) else None
         if request is not None:
             if redirect_uri is not None and redirect_uri != request.redirect_uri:
@@ -393,6 +420,13 @@ class _KeyturnBase:
             )
         return tokens
 
+    def refresh_op(self, tokens: TokenSet) -> Operation[TokenSet]:
+        """The operation behind :meth:`Keyturn.refresh`: one request per refresh token."""
+        key = self._refresh_key(tokens)
+        if key is None:
+            return (yield from self._refresh_flow(tokens))
+        return (yield from Shared(self.single_flight, key, lambda: self._refresh_flow(tokens)))
+
     def _refresh_flow(self, tokens: TokenSet) -> Flow[TokenSet]:
         spec = self.provider(tokens.provider)
         if tokens.refresh_token is None:
@@ -421,18 +455,59 @@ class _KeyturnBase:
         )
         return result
 
-    def _userinfo_flow(self, tokens: TokenSet) -> Flow[Profile]:
+    def userinfo_op(self, tokens: TokenSet) -> Operation[Profile]:
+        """The operation behind :meth:`Keyturn.userinfo`."""
         spec = self.provider(tokens.provider)
         result: Profile = yield from self._hook_flow(
             "keyturn_userinfo", spec, "userinfo", tokens=tokens
         )
         return result
 
-    def _revoke_flow(self, tokens: TokenSet) -> Flow[None]:
+    def revoke_op(self, tokens: TokenSet) -> Operation[None]:
+        """The operation behind :meth:`Keyturn.revoke`."""
         spec = self.provider(tokens.provider)
         yield from self._hook_flow(
             "keyturn_revoke", spec, "revoke", credentials=self.credentials(spec), tokens=tokens
         )
+
+    def jwt_op(
+        self,
+        token: JWT | None = None,
+        *,
+        tokens: TokenSet | None = None,
+        profile: Profile | None = None,
+    ) -> Operation[JWT]:
+        """The operation behind :meth:`Keyturn.jwt`; no effect unless a refresh is due."""
+        done = self._jwt_start(token, tokens, profile)
+        if done is not None:
+            return done
+        assert token is not None
+        return (yield from self._jwt_refresh_op(token))
+
+    def _jwt_refresh_op(self, token: JWT) -> Operation[JWT]:
+        """Refresh ``token``'s tokens and run the callback with the outcome, never raising it."""
+        try:
+            refreshed = yield from self.refresh_op(token.tokens)
+        except ProviderError as exc:
+            return self._call_jwt(token, "refreshError", error=exc)
+        return self._call_jwt(token, "refresh", tokens=refreshed)
+
+    def sign_in_op(
+        self,
+        request: AuthorizationRequest,
+        query: Mapping[str, str],
+        *,
+        fetch_profile: bool = True,
+    ) -> Operation[JWT]:
+        """The operation behind :meth:`Keyturn.sign_in`."""
+        code = request.verify_callback(query)
+        tokens = yield from self.exchange_code_op(request, code)
+        profile = None
+        if fetch_profile and self.provider(request.provider).userinfo_endpoint is not None:
+            profile = yield from self.userinfo_op(tokens)
+        return self._call_jwt(None, "signIn", tokens=tokens, profile=profile)
+
+    # -- the jwt callback ------------------------------------------------------------------
 
     def _call_jwt(
         self,
@@ -467,11 +542,7 @@ class _KeyturnBase:
     def _jwt_start(
         self, token: JWT | None, tokens: TokenSet | None, profile: Profile | None
     ) -> JWT | None:
-        """The first half of ``jwt()``: its result, or ``None`` when a refresh is due.
-
-        Sign-in and reads end here with no I/O; a ``None`` makes the client refresh
-        ``token.tokens`` (through single-flight) and call :meth:`_jwt_end`.
-        """
+        """``jwt()``'s result when no refresh is due (sign-in, a valid token); else ``None``."""
         if tokens is not None:
             return self._call_jwt(token, "signIn", tokens=tokens, profile=profile)
         if token is None:
@@ -481,22 +552,6 @@ class _KeyturnBase:
             return self._call_jwt(token, "read")
         return None
 
-    def _jwt_end(self, token: JWT, outcome: TokenSet | ProviderError) -> JWT:
-        """The second half of ``jwt()``: run the callback with the refresh's outcome."""
-        if isinstance(outcome, ProviderError):
-            return self._call_jwt(token, "refreshError", error=outcome)
-        return self._call_jwt(token, "refresh", tokens=outcome)
-
-    def _sign_in_flow(
-        self, request: AuthorizationRequest, query: Mapping[str, str], fetch_profile: bool
-    ) -> Flow[JWT]:
-        code = request.verify_callback(query)
-        tokens = yield from self._exchange_flow(request, code, None, None)
-        profile = None
-        if fetch_profile and self.provider(request.provider).userinfo_endpoint is not None:
-            profile = yield from self._userinfo_flow(tokens)
-        return self._call_jwt(None, "signIn", tokens=tokens, profile=profile)
-
     # -- no I/O ---------------------------------------------------------------------------
 
     def session(self, token: JWT) -> Session:
@@ -504,7 +559,7 @@ class _KeyturnBase:
         return cast(Session, self.plugin_manager.hook.keyturn_session(token=token))
 
 
-class Keyturn(_KeyturnBase):
+class Keyturn(BaseKeyturn[SyncHttpClient]):
     """The blocking client.
 
     :param credentials: ``{"google": (client_id, client_secret)}``; providers not given here
@@ -515,16 +570,8 @@ class Keyturn(_KeyturnBase):
         ``refresh_reuse_window``: see :class:`ClientOptions`.
     """
 
-    def __init__(
-        self,
-        credentials: Mapping[str, CredentialsArg] | None = None,
-        *,
-        http_client: SyncHttpClient | None = None,
-        **options: Unpack[ClientOptions],
-    ) -> None:
-        super().__init__(credentials, options)
-        self._owns_client = http_client is None
-        self.http_client: SyncHttpClient = http_client or httpx.Client(timeout=DEFAULT_TIMEOUT)
+    def _new_http_client(self) -> SyncHttpClient:
+        return httpx.Client(timeout=DEFAULT_TIMEOUT)
 
     def close(self) -> None:
         """Close the HTTP client if keyturn created it."""
@@ -537,8 +584,8 @@ class Keyturn(_KeyturnBase):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self, flow: Flow[T]) -> T:
-        return run_flow(flow, self.http_client)
+    def _run(self, operation: Operation[T]) -> T:
+        return run(operation, self.http_client)
 
     def exchange_code(
         self,
@@ -555,7 +602,11 @@ class Keyturn(_KeyturnBase):
 
         :raises ProviderError: the provider refused or could not be reached.
         """
-        return self._run(self._exchange_flow(provider, code, redirect_uri, code_verifier))
+        return self._run(
+            self.exchange_code_op(
+                provider, code, redirect_uri=redirect_uri, code_verifier=code_verifier
+            )
+        )
 
     def refresh(self, tokens: TokenSet) -> TokenSet:
         """Refresh the access token; the result keeps the old refresh token unless rotated.
@@ -567,18 +618,15 @@ class Keyturn(_KeyturnBase):
         :raises RefreshTokenUnusable: no refresh token, or it has expired (nothing is sent).
         :raises ProviderError: the refresh failed; see ``permanent``.
         """
-        key = self._refresh_key(tokens)
-        if key is None:
-            return self._run(self._refresh_flow(tokens))
-        return self.single_flight.call(key, lambda: self._run(self._refresh_flow(tokens)))
+        return self._run(self.refresh_op(tokens))
 
     def userinfo(self, tokens: TokenSet) -> Profile:
         """Fetch the user's normalised profile."""
-        return self._run(self._userinfo_flow(tokens))
+        return self._run(self.userinfo_op(tokens))
 
     def revoke(self, tokens: TokenSet) -> None:
         """Revoke the grant at the provider (already-dead tokens count as revoked)."""
-        self._run(self._revoke_flow(tokens))
+        self._run(self.revoke_op(tokens))
 
     def jwt(
         self,
@@ -597,11 +645,7 @@ class Keyturn(_KeyturnBase):
         if done is not None:
             return done
         assert token is not None
-        try:
-            refreshed = self.refresh(token.tokens)
-        except ProviderError as exc:
-            return self._jwt_end(token, exc)
-        return self._jwt_end(token, refreshed)
+        return self._run(self._jwt_refresh_op(token))
 
     def sign_in(
         self,
@@ -615,10 +659,10 @@ class Keyturn(_KeyturnBase):
         :raises CallbackError: the callback is forged, stale or carries an error.
         :raises ProviderError: the exchange or the profile request failed.
         """
-        return self._run(self._sign_in_flow(request, query, fetch_profile))
+        return self._run(self.sign_in_op(request, query, fetch_profile=fetch_profile))
 
 
-class AsyncKeyturn(_KeyturnBase):
+class AsyncKeyturn(BaseKeyturn[AsyncHttpClient]):
     """The async client: the same methods as :class:`Keyturn`, as coroutines.
 
     :param http_client: an ``httpx.AsyncClient`` or ``httpx2.AsyncClient``.
@@ -626,18 +670,8 @@ class AsyncKeyturn(_KeyturnBase):
     Other parameters as for :class:`Keyturn`.
     """
 
-    def __init__(
-        self,
-        credentials: Mapping[str, CredentialsArg] | None = None,
-        *,
-        http_client: AsyncHttpClient | None = None,
-        **options: Unpack[ClientOptions],
-    ) -> None:
-        super().__init__(credentials, options)
-        self._owns_client = http_client is None
-        self.http_client: AsyncHttpClient = http_client or httpx.AsyncClient(
-            timeout=DEFAULT_TIMEOUT
-        )
+    def _new_http_client(self) -> AsyncHttpClient:
+        return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
 
     async def aclose(self) -> None:
         """Close the HTTP client if keyturn created it."""
@@ -650,8 +684,8 @@ class AsyncKeyturn(_KeyturnBase):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _run(self, flow: Flow[T]) -> T:
-        return await arun_flow(flow, self.http_client)
+    async def _run(self, operation: Operation[T]) -> T:
+        return await arun(operation, self.http_client)
 
     async def exchange_code(
         self,
@@ -662,7 +696,11 @@ class AsyncKeyturn(_KeyturnBase):
         code_verifier: str | None = None,
     ) -> TokenSet:
         """See :meth:`Keyturn.exchange_code`."""
-        return await self._run(self._exchange_flow(provider, code, redirect_uri, code_verifier))
+        return await self._run(
+            self.exchange_code_op(
+                provider, code, redirect_uri=redirect_uri, code_verifier=code_verifier
+            )
+        )
 
     async def refresh(self, tokens: TokenSet) -> TokenSet:
         """See :meth:`Keyturn.refresh`; tasks (of any event loop) share one request.
@@ -670,18 +708,15 @@ class AsyncKeyturn(_KeyturnBase):
         A caller cancelled while the request is out does not cancel the request: its
         outcome still reaches the other callers and the reuse window.
         """
-        key = self._refresh_key(tokens)
-        if key is None:
-            return await self._run(self._refresh_flow(tokens))
-        return await self.single_flight.acall(key, lambda: self._run(self._refresh_flow(tokens)))
+        return await self._run(self.refresh_op(tokens))
 
     async def userinfo(self, tokens: TokenSet) -> Profile:
         """See :meth:`Keyturn.userinfo`."""
-        return await self._run(self._userinfo_flow(tokens))
+        return await self._run(self.userinfo_op(tokens))
 
     async def revoke(self, tokens: TokenSet) -> None:
         """See :meth:`Keyturn.revoke`."""
-        await self._run(self._revoke_flow(tokens))
+        await self._run(self.revoke_op(tokens))
 
     async def jwt(
         self,
@@ -695,11 +730,7 @@ class AsyncKeyturn(_KeyturnBase):
         if done is not None:
             return done
         assert token is not None
-        try:
-            refreshed = await self.refresh(token.tokens)
-        except ProviderError as exc:
-            return self._jwt_end(token, exc)
-        return self._jwt_end(token, refreshed)
+        return await self._run(self._jwt_refresh_op(token))
 
     async def sign_in(
         self,
@@ -709,4 +740,4 @@ class AsyncKeyturn(_KeyturnBase):
         fetch_profile: bool = True,
     ) -> JWT:
         """See :meth:`Keyturn.sign_in`."""
-        return await self._run(self._sign_in_flow(request, query, fetch_profile))
+        return await self._run(self.sign_in_op(request, query, fetch_profile=fetch_profile))

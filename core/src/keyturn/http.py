@@ -5,7 +5,8 @@ yields :class:`HttpRequest` objects, receives an :class:`HttpResponse` for each,
 returns its result (a ``TokenSet``, a ``Profile``, ``None``). The clients drive flows: the
 sync one with a blocking HTTP client, the async one with an async client. One plugin thus
 serves both, and cassettes record the same traffic either way. ``httpx.Auth.auth_flow`` uses
-the same trick.
+the same trick. A flow is the simplest kind of :mod:`keyturn.effects` operation: an
+:class:`HttpRequest` is its only effect.
 
 A flow written by hand::
 
@@ -21,8 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
+
+from .effects import Effect
+
+if TYPE_CHECKING:
+    from .transport import AsyncHttpClient, SyncHttpClient
 
 __all__ = ["Flow", "HttpRequest", "HttpResponse"]
 
@@ -39,51 +45,6 @@ _HIDDEN_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-aut
 
 def _safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("[hidden]" if k.lower() in _HIDDEN_HEADERS else v) for k, v in headers.items()}
-
-
-@dataclass(frozen=True, repr=False)
-class HttpRequest:
-    """An outgoing request, independent of any HTTP library.
-
-    :ivar method: ``GET``, ``POST``, ``DELETE``...
-    :ivar url: the full URL, query string included.
-    :ivar headers: request headers; ``Accept: application/json`` is the usual one.
-    :ivar body: the encoded body, or ``b""``.
-    """
-
-    method: str
-    url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    @classmethod
-    def form(
-        cls,
-        method: str,
-        url: str,
-        data: Mapping[str, str],
-        headers: Mapping[str, str] | None = None,
-    ) -> HttpRequest:
-        """A request with an ``application/x-www-form-urlencoded`` body."""
-        merged = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
-        return cls(method, url, merged, urlencode(dict(data)).encode())
-
-    @classmethod
-    def json(
-        cls,
-        method: str,
-        url: str,
-        data: Any,
-        headers: Mapping[str, str] | None = None,
-    ) -> HttpRequest:
-        """A request with a JSON body."""
-        merged = {"Content-Type": "application/json", **(headers or {})}
-        return cls(method, url, merged, json.dumps(data).encode())
-
-    def __repr__(self) -> str:
-        size = f", body=<{len(self.body)} bytes>" if self.body else ""
-        url = self.url.split("?", 1)[0] + ("?..." if "?" in self.url else "")
-        return f"HttpRequest({self.method} {url}, headers={_safe_headers(self.headers)}{size})"
 
 
 @dataclass(frozen=True, repr=False)
@@ -146,3 +107,62 @@ class HttpResponse:
             f"HttpResponse({self.status}, {self.content_type or 'no content-type'}, "
             f"<{len(self.body)} bytes>)"
         )
+
+
+@dataclass(frozen=True, repr=False)
+class HttpRequest(Effect[HttpResponse]):
+    """An outgoing request, independent of any HTTP library; the effect a flow yields.
+
+    Drivers send it with the client's HTTP client (:mod:`keyturn.transport`) and send the
+    :class:`HttpResponse` back into the flow; a request that gets no answer (DNS, connection,
+    timeout) is thrown into the flow as :class:`keyturn.transport.NetworkFailure`.
+
+    :ivar method: ``GET``, ``POST``, ``DELETE``...
+    :ivar url: the full URL, query string included.
+    :ivar headers: request headers; ``Accept: application/json`` is the usual one.
+    :ivar body: the encoded body, or ``b""``.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @classmethod
+    def form(
+        cls,
+        method: str,
+        url: str,
+        data: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
+        """A request with an ``application/x-www-form-urlencoded`` body."""
+        merged = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        return cls(method, url, merged, urlencode(dict(data)).encode())
+
+    @classmethod
+    def json(
+        cls,
+        method: str,
+        url: str,
+        data: Any,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
+        """A request with a JSON body."""
+        merged = {"Content-Type": "application/json", **(headers or {})}
+        return cls(method, url, merged, json.dumps(data).encode())
+
+    def perform(self, http: SyncHttpClient) -> HttpResponse:
+        from .transport import send
+
+        return send(http, self)
+
+    async def aperform(self, http: AsyncHttpClient) -> HttpResponse:
+        from .transport import asend
+
+        return await asend(http, self)
+
+    def __repr__(self) -> str:
+        size = f", body=<{len(self.body)} bytes>" if self.body else ""
+        url = self.url.split("?", 1)[0] + ("?..." if "?" in self.url else "")
+        return f"HttpRequest({self.method} {url}, headers={_safe_headers(self.headers)}{size})"

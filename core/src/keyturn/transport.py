@@ -1,28 +1,30 @@
-"""The one place keyturn does network I/O: drive a flow with an HTTP client.
+"""The one place keyturn does network I/O: send an :class:`~keyturn.HttpRequest`.
 
 Any client with httpx's calling convention works: ``httpx.Client`` / ``httpx.AsyncClient``
 (the default) and ``httpx2.Client`` / ``httpx2.AsyncClient`` passed in by the app. The client's
 own settings (timeouts, proxies, certificates, transports, event hooks) apply unchanged.
 
-Network failures are thrown into the flow as :class:`NetworkFailure`; the client turns them
-into :class:`~keyturn.TransportError` naming the provider and the operation.
+:meth:`HttpRequest.perform <keyturn.HttpRequest.perform>` (blocking drivers) and
+:meth:`~keyturn.HttpRequest.aperform` (async ones) call :func:`send` and :func:`asend`.
+Network failures raise :class:`NetworkFailure`, which the driver throws into the flow at its
+``yield``; the client turns it into :class:`~keyturn.TransportError` naming the provider and
+the operation.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from .http import Flow, HttpRequest, HttpResponse
+from .http import HttpRequest, HttpResponse
 
-__all__ = ["AsyncHttpClient", "NetworkFailure", "SyncHttpClient", "arun_flow", "run_flow"]
+__all__ = ["AsyncHttpClient", "NetworkFailure", "SyncHttpClient", "asend", "send"]
 
 log = logging.getLogger("keyturn")
-T = TypeVar("T")
 
 
 class SyncHttpClient(Protocol):
@@ -70,9 +72,11 @@ def _failure(exc: BaseException, request: HttpRequest) -> NetworkFailure:
     return NetworkFailure(code, f"{type(exc).__name__} talking to {host}")
 
 
-def _response(raw: Any) -> HttpResponse:
+def _received(request: HttpRequest, raw: Any) -> HttpResponse:
     headers = {key.lower(): value for key, value in raw.headers.items()}
-    return HttpResponse(raw.status_code, headers, raw.content)
+    response = HttpResponse(raw.status_code, headers, raw.content)
+    _log(request, response)
+    return response
 
 
 def _log(request: HttpRequest, response: HttpResponse | None) -> None:
@@ -80,57 +84,35 @@ def _log(request: HttpRequest, response: HttpResponse | None) -> None:
         log.debug("%r -> %r", request, response)
 
 
-def run_flow(flow: Flow[T], client: SyncHttpClient) -> T:
-    """Drive ``flow`` to its result with a blocking client."""
-    _, errors = _transport_errors()
+def send(client: SyncHttpClient, request: HttpRequest) -> HttpResponse:
+    """Send ``request`` with a blocking client.
+
+    :raises NetworkFailure: no HTTP answer (the HTTP library's exception is not chained: it
+        holds the request, form body included).
+    """
+    errors = _transport_errors()[1]
     try:
-        request = next(flow)
-        while True:
-            try:
-                raw = client.request(
-                    request.method,
-                    request.url,
-                    headers=dict(request.headers),
-                    content=request.body or None,
-                )
-            except errors as exc:
-                _log(request, None)
-                failure = _failure(exc, request)
-            else:
-                response = _response(raw)
-                _log(request, response)
-                request = flow.send(response)
-                continue
-            # Thrown outside the except block, so the HTTP library's exception is not chained.
-            request = flow.throw(failure)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+        raw = client.request(
+            request.method, request.url, headers=dict(request.headers), content=request.body or None
+        )
+    except errors as exc:
+        failure = _failure(exc, request)
+    else:
+        return _received(request, raw)
+    _log(request, None)
+    raise failure
 
 
-async def arun_flow(flow: Flow[T], client: AsyncHttpClient) -> T:
-    """Drive ``flow`` to its result with an async client."""
-    _, errors = _transport_errors()
+async def asend(client: AsyncHttpClient, request: HttpRequest) -> HttpResponse:
+    """Send ``request`` with an async client; as :func:`send`."""
+    errors = _transport_errors()[1]
     try:
-        request = next(flow)
-        while True:
-            try:
-                raw = await client.request(
-                    request.method,
-                    request.url,
-                    headers=dict(request.headers),
-                    content=request.body or None,
-                )
-            except errors as exc:
-                _log(request, None)
-                failure = _failure(exc, request)
-            else:
-                response = _response(raw)
-                _log(request, response)
-                request = flow.send(response)
-                continue
-            # Thrown outside the except block, so the HTTP library's exception is not chained.
-            request = flow.throw(failure)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+        raw = await client.request(
+            request.method, request.url, headers=dict(request.headers), content=request.body or None
+        )
+    except errors as exc:
+        failure = _failure(exc, request)
+    else:
+        return _received(request, raw)
+    _log(request, None)
+    raise failure

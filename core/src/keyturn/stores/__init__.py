@@ -6,7 +6,8 @@
 * :class:`RedisTokenStore`: one Redis server shared by many hosts (``keyturn[redis]``);
   imported on first use, so ``import keyturn.stores`` does not need redis-py.
 * :class:`TokenManager` / :class:`AsyncTokenManager`: save after sign-in, then
-  ``get_access_token(key)`` whenever the app needs one.
+  ``get_access_token(key)`` whenever the app needs one; both drive the operations of
+  :class:`BaseTokenManager`, whose store calls are the effects of :mod:`.effects`.
 
 What holds when a process dies mid-refresh is spelled out in :mod:`keyturn.stores.manager`.
 """
@@ -14,7 +15,7 @@ What holds when a process dies mid-refresh is spelled out in :mod:`keyturn.store
 from typing import TYPE_CHECKING, Any
 
 from .base import LockTimeoutError, StoredTokens, TokenNotFoundError, TokenStore
-from .manager import AsyncTokenManager, TokenManager
+from .manager import AsyncTokenManager, BaseTokenManager, TokenManager
 from .memory import MemoryTokenStore
 from .sqlite import SQLiteTokenStore
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncTokenManager",
+    "BaseTokenManager",
     "LockTimeoutError",
     "MemoryTokenStore",
     "SQLiteTokenStore",

@@ -12,6 +12,10 @@ the database: ``manager.save(session_id, tokens, data={"user": profile, "claims"
 read back as the ``data`` of ``manager.load(session_id)``. It is not secret (stored in
 clear), and every refresh writes it back unchanged with the new tokens.
 
+Both managers run the same operations (:class:`BaseTokenManager`, generators of effects, see
+:mod:`keyturn.effects`): :class:`TokenManager` drives them with blocking calls,
+:class:`AsyncTokenManager` with ``await``, store calls in worker threads.
+
 ``get_access_token`` (and ``get_tokens``) reads the row; while the access token has more
 than the client's ``leeway`` left it is returned with no lock and no request. Otherwise:
 
@@ -57,13 +61,13 @@ What is guaranteed when a process dies (killed, crashed, powered off) at any poi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from keyturn.client import AsyncKeyturn, Keyturn
+from keyturn.client import AsyncKeyturn, BaseKeyturn, Keyturn
+from keyturn.effects import Operation, Shared, Sleep, arun, run
 from keyturn.errors import ProviderError
 from keyturn.models import RefreshFailure, TokenSet
 from keyturn.singleflight import SingleFlight
@@ -75,8 +79,9 @@ from .base import (
     TokenStore,
     failure_error,
 )
+from .effects import AcquireLease, DeleteRow, LoadRow, ReleaseLease, SaveRow
 
-__all__ = ["AsyncTokenManager", "TokenManager"]
+__all__ = ["AsyncTokenManager", "BaseTokenManager", "TokenManager"]
 
 log = logging.getLogger("keyturn")
 
@@ -84,6 +89,9 @@ log = logging.getLogger("keyturn")
 DEFAULT_LEASE = 60.0
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.1
+
+C = TypeVar("C", bound="BaseKeyturn[Any]")
+T = TypeVar("T")
 
 
 class _Backoff:
@@ -103,25 +111,99 @@ class _Backoff:
         return delay
 
 
-class _ManagerBase:
-    """The decisions, shared by the sync and the async manager; no I/O here."""
+class BaseTokenManager(Generic[C]):
+    """Tokens per key in a :class:`TokenStore`: every operation, written once.
+
+    The ``*_op`` methods are operations (see :mod:`keyturn.effects`) that the two managers
+    drive; :mod:`keyturn.web`'s database sessions compose them into its own routes.
+
+    :param client: the client that refreshes (its ``leeway`` and ``clock`` decide when).
+    :param store: where rows and leases live.
+    :param lease: seconds a refresh lease lasts if its holder dies without releasing it;
+        keep it well above the HTTP client's timeout (60).
+    :param lock_timeout: seconds to wait for another holder's lease (``lease + 5``).
+    """
 
     def __init__(
         self,
-        leeway: float,
-        clock: Callable[[], float],
+        client: C,
         store: TokenStore,
-        lease: float,
-        lock_timeout: float | None,
+        *,
+        lease: float = DEFAULT_LEASE,
+        lock_timeout: float | None = None,
     ) -> None:
         if lease <= 0:
             raise ValueError("lease must be a positive number of seconds")
-        self._leeway = leeway
-        self._clock = clock
+        self.client = client
         self.store = store
         self.lease = lease
         self.lock_timeout = lease + 5.0 if lock_timeout is None else lock_timeout
         self._flight: SingleFlight[TokenSet] = SingleFlight()
+
+    @property
+    def _clock(self) -> Callable[[], float]:
+        return self.client.clock
+
+    # -- operations ------------------------------------------------------------------------
+
+    def save_op(
+        self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
+    ) -> Operation[StoredTokens]:
+        """The operation behind :meth:`TokenManager.save`."""
+        row = yield from SaveRow(self.store, key, tokens, data=data)
+        assert row is not None, "an unconditional save always writes"
+        return row
+
+    def load_op(self, key: str) -> Operation[StoredTokens | None]:
+        """The operation behind :meth:`TokenManager.load`."""
+        return (yield from LoadRow(self.store, key))
+
+    def delete_op(self, key: str) -> Operation[bool]:
+        """The operation behind :meth:`TokenManager.delete`."""
+        return (yield from DeleteRow(self.store, key))
+
+    def get_tokens_op(self, key: str) -> Operation[TokenSet]:
+        """The operation behind :meth:`TokenManager.get_tokens`."""
+        tokens = self._ready(self._row((yield from LoadRow(self.store, key))))
+        if tokens is not None:
+            return tokens
+        return (yield from Shared(self._flight, key, lambda: self._refresh_op(key)))
+
+    def _refresh_op(self, key: str) -> Operation[TokenSet]:
+        """Under the lease: read again, refresh, save compare-and-set, release."""
+        owner = yield from self._acquire_op(key)
+        try:
+            row = self._row((yield from LoadRow(self.store, key)))
+            tokens = self._ready(row)
+            if tokens is not None:
+                return tokens  # refreshed by another process while we waited
+            try:
+                new = yield from self.client.refresh_op(row.tokens)
+            except ProviderError as exc:
+                failure = self._failure(exc)
+                yield from SaveRow(
+                    self.store, key, row.tokens, row.version, failure=failure, data=row.data
+                )
+                return self._after_failure(row, exc)
+            saved = yield from SaveRow(self.store, key, new, row.version, data=row.data)
+            return self._saved(saved, new)
+        finally:
+            yield from ReleaseLease(self.store, key, owner)
+
+    def _acquire_op(self, key: str) -> Operation[str]:
+        backoff = _Backoff(self.lock_timeout)
+        while True:
+            owner = yield from AcquireLease(self.store, key, self.lease)
+            if owner is not None:
+                return owner
+            delay = backoff.next_delay()
+            if delay is None:
+                raise LockTimeoutError(
+                    f"another caller held the refresh lease for more than {self.lock_timeout:g} s"
+                )
+            yield from Sleep(delay)
+
+    # -- decisions -------------------------------------------------------------------------
 
     def _row(self, row: StoredTokens | None) -> StoredTokens:
         if row is None:
@@ -135,7 +217,7 @@ class _ManagerBase:
         """
         if row.failure is not None and row.failure.permanent:
             raise failure_error(row.tokens, row.failure)
-        if row.tokens.expires_within(self._leeway, self._clock()):
+        if row.tokens.expires_within(self.client.leeway, self._clock()):
             return None
         return row.tokens
 
@@ -169,32 +251,15 @@ class _ManagerBase:
             )
         return tokens
 
-    def _timeout(self) -> LockTimeoutError:
-        return LockTimeoutError(
-            f"another caller held the refresh lease for more than {self.lock_timeout:g} s"
-        )
 
-
-class TokenManager(_ManagerBase):
+class TokenManager(BaseTokenManager[Keyturn]):
     """Tokens per key in a :class:`TokenStore`, refreshed through a :class:`~keyturn.Keyturn`.
 
-    :param client: the client that refreshes (its ``leeway`` and ``clock`` decide when).
-    :param store: where rows and leases live.
-    :param lease: seconds a refresh lease lasts if its holder dies without releasing it;
-        keep it well above the HTTP client's timeout (60).
-    :param lock_timeout: seconds to wait for another holder's lease (``lease + 5``).
+    Parameters as for :class:`BaseTokenManager`.
     """
 
-    def __init__(
-        self,
-        client: Keyturn,
-        store: TokenStore,
-        *,
-        lease: float = DEFAULT_LEASE,
-        lock_timeout: float | None = None,
-    ) -> None:
-        super().__init__(client.leeway, client.clock, store, lease, lock_timeout)
-        self.client = client
+    def _run(self, operation: Operation[T]) -> T:
+        return run(operation, self.client.http_client)
 
     def save(
         self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
@@ -209,17 +274,15 @@ class TokenManager(_ManagerBase):
         :return: the new row.
         :raises TypeError: ``data`` cannot be written as JSON (nothing is saved).
         """
-        row = self.store.save(key, tokens, data=data)
-        assert row is not None, "an unconditional save always writes"
-        return row
+        return self._run(self.save_op(key, tokens, data=data))
 
     def load(self, key: str) -> StoredTokens | None:
         """The row for ``key`` as stored, without refreshing."""
-        return self.store.load(key)
+        return self._run(self.load_op(key))
 
     def delete(self, key: str) -> bool:
         """Forget the key's tokens (sign-out); whether there were any."""
-        return self.store.delete(key)
+        return self._run(self.delete_op(key))
 
     def get_tokens(self, key: str) -> TokenSet:
         """The key's tokens, refreshed first (and saved) if the access token is due.
@@ -229,132 +292,44 @@ class TokenManager(_ManagerBase):
             with the access token already expired (try again later).
         :raises LockTimeoutError: another caller held the lease for too long.
         """
-        tokens = self._ready(self._row(self.store.load(key)))
-        if tokens is not None:
-            return tokens
-        return self._flight.call(key, lambda: self._refresh(key))
+        return self._run(self.get_tokens_op(key))
 
     def get_access_token(self, key: str) -> str:
         """The key's access token, refreshed first if due; see :meth:`get_tokens`."""
         return self.get_tokens(key).access_token.get_secret_value()
 
-    def _refresh(self, key: str) -> TokenSet:
-        owner = self._acquire(key)
-        try:
-            row = self._row(self.store.load(key))
-            tokens = self._ready(row)
-            if tokens is not None:
-                return tokens  # refreshed by another process while we waited
-            try:
-                new = self.client.refresh(row.tokens)
-            except ProviderError as exc:
-                self.store.save(
-                    key,
-                    row.tokens,
-                    version=row.version,
-                    failure=self._failure(exc),
-                    data=row.data,
-                )
-                return self._after_failure(row, exc)
-            return self._saved(self.store.save(key, new, version=row.version, data=row.data), new)
-        finally:
-            self.store.release(key, owner)
 
-    def _acquire(self, key: str) -> str:
-        backoff = _Backoff(self.lock_timeout)
-        while True:
-            owner = self.store.acquire(key, self.lease)
-            if owner is not None:
-                return owner
-            delay = backoff.next_delay()
-            if delay is None:
-                raise self._timeout()
-            time.sleep(delay)
-
-
-class AsyncTokenManager(_ManagerBase):
+class AsyncTokenManager(BaseTokenManager[AsyncKeyturn]):
     """The async twin of :class:`TokenManager`, refreshing through an :class:`AsyncKeyturn`.
 
     Store calls run in worker threads, so a store waiting on its lock never blocks the event
     loop. A refresh runs in a task of its own: a caller cancelled meanwhile (a client that
     hung up) does not stop the save of tokens the provider already rotated.
 
-    Parameters as for :class:`TokenManager`.
+    Parameters as for :class:`BaseTokenManager`.
     """
 
-    def __init__(
-        self,
-        client: AsyncKeyturn,
-        store: TokenStore,
-        *,
-        lease: float = DEFAULT_LEASE,
-        lock_timeout: float | None = None,
-    ) -> None:
-        super().__init__(client.leeway, client.clock, store, lease, lock_timeout)
-        self.client = client
+    async def _run(self, operation: Operation[T]) -> T:
+        return await arun(operation, self.client.http_client)
 
     async def save(
         self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
     ) -> StoredTokens:
         """See :meth:`TokenManager.save`."""
-        row = await asyncio.to_thread(self.store.save, key, tokens, data=data)
-        assert row is not None, "an unconditional save always writes"
-        return row
+        return await self._run(self.save_op(key, tokens, data=data))
 
     async def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenManager.load`."""
-        return await asyncio.to_thread(self.store.load, key)
+        return await self._run(self.load_op(key))
 
     async def delete(self, key: str) -> bool:
         """See :meth:`TokenManager.delete`."""
-        return await asyncio.to_thread(self.store.delete, key)
+        return await self._run(self.delete_op(key))
 
     async def get_tokens(self, key: str) -> TokenSet:
         """See :meth:`TokenManager.get_tokens`."""
-        tokens = self._ready(self._row(await asyncio.to_thread(self.store.load, key)))
-        if tokens is not None:
-            return tokens
-        return await self._flight.acall(key, lambda: self._refresh(key))
+        return await self._run(self.get_tokens_op(key))
 
     async def get_access_token(self, key: str) -> str:
         """See :meth:`TokenManager.get_access_token`."""
         return (await self.get_tokens(key)).access_token.get_secret_value()
-
-    async def _refresh(self, key: str) -> TokenSet:
-        owner = await self._acquire(key)
-        try:
-            row = self._row(await asyncio.to_thread(self.store.load, key))
-            tokens = self._ready(row)
-            if tokens is not None:
-                return tokens
-            try:
-                new = await self.client.refresh(row.tokens)
-            except ProviderError as exc:
-                failure = self._failure(exc)
-                await asyncio.to_thread(self._save_failure, key, row, failure)
-                return self._after_failure(row, exc)
-            saved = await asyncio.to_thread(self._save_refreshed, key, new, row)
-            return self._saved(saved, new)
-        finally:
-            await asyncio.to_thread(self.store.release, key, owner)
-
-    def _save_failure(
-        self, key: str, row: StoredTokens, failure: RefreshFailure
-    ) -> StoredTokens | None:
-        """Record ``failure`` next to ``row``'s tokens and data, if the row is unchanged."""
-        return self.store.save(key, row.tokens, version=row.version, failure=failure, data=row.data)
-
-    def _save_refreshed(self, key: str, tokens: TokenSet, row: StoredTokens) -> StoredTokens | None:
-        """Replace ``row``'s tokens with refreshed ones, keeping its data, if it is unchanged."""
-        return self.store.save(key, tokens, version=row.version, data=row.data)
-
-    async def _acquire(self, key: str) -> str:
-        backoff = _Backoff(self.lock_timeout)
-        while True:
-            owner = await asyncio.to_thread(self.store.acquire, key, self.lease)
-            if owner is not None:
-                return owner
-            delay = backoff.next_delay()
-            if delay is None:
-                raise self._timeout()
-            await asyncio.sleep(delay)

@@ -7,17 +7,18 @@ mounts the async one in Starlette and FastAPI. Needs ``keyturn[web]`` (joserfc).
 
 from __future__ import annotations
 
-from .auth import DEFAULT_SESSION_STORE, AsyncWebAuth, CurrentSession, WebAuth
+from .auth import AsyncWebAuth, BaseWebAuth, CurrentSession, WebAuth
 from .keys import SECRET_ENV, Keyring
 from .messages import WebRequest, WebResponse
 from .routes import session_json
-from .settings import DEFAULT_SESSION_MAX_AGE, WebOptions
+from .settings import DEFAULT_SESSION_MAX_AGE, DEFAULT_SESSION_STORE, WebOptions
 
 __all__ = [
     "DEFAULT_SESSION_MAX_AGE",
     "DEFAULT_SESSION_STORE",
     "SECRET_ENV",
     "AsyncWebAuth",
+    "BaseWebAuth",
     "CurrentSession",
     "Keyring",
     "WebAuth",

@@ -1,4 +1,4 @@
-"""The neutral request and response that keyturn's web flows speak.
+"""The neutral request and response that keyturn's web routes speak.
 
 An adapter (:mod:`keyturn.starlette`, or the few lines a Flask or Django view needs) turns
 its framework's request into a :class:`WebRequest`, hands it to

@@ -1,4 +1,4 @@
-"""The routes under the base path (``/auth`` by default), as web flows.
+"""The routes under the base path (``/auth`` by default), as operations (:mod:`keyturn.effects`).
 
 ================================  =============================================================
 ``GET  /auth/signin/{provider}``  build the authorize URL, seal state/PKCE/nonce in a
@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from keyturn.effects import Operation
 from keyturn.errors import (
     AuthorizationDenied,
     CallbackError,
@@ -38,7 +40,6 @@ from keyturn.errors import (
 from keyturn.models import JWT, REVEAL, AuthorizationRequest, Session
 
 from .messages import WebRequest, WebResponse
-from .ops import Op, WebFlow
 from .redirects import same_origin_target
 from .settings import WebSettings
 
@@ -74,28 +75,37 @@ class Routes:
 
     def __init__(self, settings: WebSettings) -> None:
         self.s = settings
+        #: The routes that need no I/O, by the last part of their path.
+        self._plain: dict[str, Callable[[WebRequest], WebResponse]] = {
+            "csrf": self.csrf,
+            "providers": self.providers,
+            "client.js": self.client_js,
+        }
 
     # -- dispatch -------------------------------------------------------------------------
 
-    def handle(self, request: WebRequest) -> WebFlow[WebResponse]:
+    def handle(self, request: WebRequest) -> Operation[WebResponse]:
         """The response to ``request``: a 404 for paths outside the routes above."""
         base = self.s.base_path
         rest = request.path[len(base) :] if request.path.startswith(base + "/") else None
         parts = [] if rest is None else rest.strip("/").split("/")
         name = parts[0] if parts else ""
-        expected = "POST" if name == "signout" else "GET"
         if name in ("signin", "callback") and len(parts) == 2 and parts[1]:
             if request.method != "GET":
                 return _method_not_allowed("GET")
             if name == "signin":
                 return self.signin(request, parts[1])
             return (yield from self.callback(request, parts[1]))
-        if len(parts) == 1 and name in _SIMPLE:
-            if request.method != expected:
-                return _method_not_allowed(expected)
-            route: WebFlow[WebResponse] = getattr(self, _SIMPLE[name])(request)
-            return (yield from route)
-        return WebResponse.json({"error": "not_found"}, 404)
+        if len(parts) != 1 or name not in (*self._plain, "session", "signout"):
+            return _not_found()
+        expected = "POST" if name == "signout" else "GET"
+        if request.method != expected:
+            return _method_not_allowed(expected)
+        if name == "session":
+            return (yield from self.session(request))
+        if name == "signout":
+            return (yield from self.signout(request))
+        return self._plain[name](request)
 
     # -- sign-in --------------------------------------------------------------------------
 
@@ -124,7 +134,7 @@ class Routes:
             [policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)]
         )
 
-    def callback(self, request: WebRequest, provider: str) -> WebFlow[WebResponse]:
+    def callback(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
         policy = self.s.policy(request)
         flow_name = policy.name(self.s.flow_cookie)
         clear_flow = [policy.expire(flow_name)] if flow_name in request.cookies else []
@@ -145,7 +155,9 @@ class Routes:
             ).add_cookies(clear_flow)
         assert state is not None
         try:
-            jwt: JWT = yield Op("sign_in", (started, request.query, self.s.fetch_profile))
+            jwt = yield from self.s.client.sign_in_op(
+                started, request.query, fetch_profile=self.s.fetch_profile
+            )
         except CallbackError as exc:
             return self._failed(provider, _callback_message(provider, exc), 400).add_cookies(
                 clear_flow
@@ -164,7 +176,7 @@ class Routes:
 
     # -- session --------------------------------------------------------------------------
 
-    def current(self, request: WebRequest) -> WebFlow[tuple[Session | None, int, list[str]]]:
+    def current(self, request: WebRequest) -> Operation[tuple[Session | None, int, list[str]]]:
         """The request's session after any due refresh, when it ends, and cookies to set."""
         policy = self.s.policy(request)
         strategy = self.s.strategy
@@ -178,14 +190,14 @@ class Routes:
             return None, 0, cookies + stale
         return self.s.client.session(current.jwt), current.expires, cookies
 
-    def session(self, request: WebRequest) -> WebFlow[WebResponse]:
+    def session(self, request: WebRequest) -> Operation[WebResponse]:
         session, expires, cookies = yield from self.current(request)
         if session is None:
             return WebResponse.json(None).add_cookies(cookies)
         body = session_json(session, expires, self.s.expose_access_token)
         return WebResponse.json(body).add_cookies(cookies)
 
-    def csrf(self, request: WebRequest) -> WebFlow[WebResponse]:
+    def csrf(self, request: WebRequest) -> WebResponse:
         policy = self.s.policy(request)
         name = policy.name(self.s.csrf_cookie)
         token, cookie = self.s.csrf.issue(request.cookies.get(name))
@@ -193,9 +205,8 @@ class Routes:
         if cookie is not None:
             response.add_cookies([policy.set(name, cookie, self.s.session_max_age)])
         return response
-        yield
 
-    def signout(self, request: WebRequest) -> WebFlow[WebResponse]:
+    def signout(self, request: WebRequest) -> Operation[WebResponse]:
         policy = self.s.policy(request)
         csrf_cookie = request.cookies.get(policy.name(self.s.csrf_cookie))
         if not self.s.csrf.check(request, csrf_cookie, self.s.origin(request)):
@@ -215,7 +226,7 @@ class Routes:
             return WebResponse.json({"url": target}).add_cookies(cookies)
         return WebResponse.redirect(target).add_cookies(cookies)
 
-    def _revoke(self, jwt: JWT) -> WebFlow[None]:
+    def _revoke(self, jwt: JWT) -> Operation[None]:
         try:
             spec = self.s.client.provider(jwt.provider)
         except UnknownProviderError:
@@ -223,22 +234,21 @@ class Routes:
         if spec.revocation_endpoint is None:
             return
         try:
-            yield Op("revoke", (jwt.tokens,))
+            yield from self.s.client.revoke_op(jwt.tokens)
         except KeyturnError as exc:  # the session ends anyway; the grant may outlive it
             log.warning("revoking the %s grant at sign-out failed: %s", jwt.provider, exc)
 
     # -- the rest -------------------------------------------------------------------------
 
-    def providers(self, request: WebRequest) -> WebFlow[WebResponse]:
+    def providers(self, request: WebRequest) -> WebResponse:
         base = self.s.base_path
         listing = {
             pid: {"id": pid, "name": spec.name, "signinUrl": f"{base}/signin/{pid}"}
             for pid, spec in sorted(self.s.client.providers.items())
         }
         return WebResponse.json(listing)
-        yield
 
-    def client_js(self, request: WebRequest) -> WebFlow[WebResponse]:
+    def client_js(self, request: WebRequest) -> WebResponse:
         script = _client_script()
         headers = [
             ("content-type", "text/javascript; charset=utf-8"),
@@ -246,7 +256,6 @@ class Routes:
             ("x-content-type-options", "nosniff"),
         ]
         return WebResponse(200, headers, script)
-        yield
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -258,19 +267,14 @@ class Routes:
         return WebResponse.page("Sign-in failed", message, status, links)
 
 
-_SIMPLE = {
-    "session": "session",
-    "csrf": "csrf",
-    "signout": "signout",
-    "providers": "providers",
-    "client.js": "client_js",
-}
-
-
 @functools.cache
 def _client_script() -> bytes:
     """client.js, read from the package once."""
     return resources.files("keyturn.web").joinpath("client.js").read_bytes()
+
+
+def _not_found() -> WebResponse:
+    return WebResponse.json({"error": "not_found"}, 404)
 
 
 def _method_not_allowed(allowed: str) -> WebResponse:

@@ -1,15 +1,19 @@
-"""Everything the web routes are configured with, checked once at construction."""
+"""Everything the web routes are configured with.
+
+:class:`WebOptions` declares each setting once; :class:`WebSettings` reads and checks each one
+once, when the app builds its ``WebAuth``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
-from keyturn.client import AsyncKeyturn, Keyturn
+from keyturn.client import BaseKeyturn
 from keyturn.errors import ConfigurationError
 from keyturn.stores.base import TokenStore
+from keyturn.stores.manager import BaseTokenManager
 
 from .cookies import CookiePolicy
 from .csrf import Csrf
@@ -18,10 +22,18 @@ from .messages import WebRequest
 from .sealing import Sealer
 from .strategies import DatabaseStrategy, JwtStrategy, SessionStrategy
 
-__all__ = ["DEFAULT_SESSION_MAX_AGE", "StrategyName", "WebOptions", "WebSettings"]
+__all__ = [
+    "DEFAULT_SESSION_MAX_AGE",
+    "DEFAULT_SESSION_STORE",
+    "StrategyName",
+    "WebOptions",
+    "WebSettings",
+]
 
 #: Seconds a session lasts from sign-in unless told otherwise: 30 days, as in Auth.js.
 DEFAULT_SESSION_MAX_AGE = 30 * 24 * 3600
+#: The SQLite file the database strategy uses when no store is given.
+DEFAULT_SESSION_STORE = "keyturn-sessions.sqlite3"
 
 StrategyName = Literal["jwt", "database"]
 
@@ -69,54 +81,51 @@ class WebOptions(TypedDict, total=False):
     environ: Mapping[str, str] | None
 
 
-@dataclass
 class WebSettings:
-    """The routes' configuration; see :class:`~keyturn.web.WebAuth` for each setting."""
+    """The routes' configuration: each setting of :class:`WebOptions` read and checked once.
 
-    client: Keyturn | AsyncKeyturn
-    keyring: Keyring
-    strategy_name: StrategyName = "jwt"
-    base_path: str = "/auth"
-    secure_cookies: bool | None = None
-    session_max_age: int = DEFAULT_SESSION_MAX_AGE
-    expose_access_token: bool = False
-    scopes: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    fetch_profile: bool = True
-    revoke_on_signout: bool = True
-    url: str | None = None
-    session_cookie: str = SESSION_COOKIE
-    flow_cookie: str = FLOW_COOKIE
-    csrf_cookie: str = CSRF_COOKIE
+    :param client: the app's client (``Keyturn`` or ``AsyncKeyturn``).
+    :param options: the settings the app passed.
+    :raises TypeError: a setting :class:`WebOptions` does not declare (a misspelt name).
+    :raises ConfigurationError: a setting with a value it cannot take.
+    """
 
-    def __post_init__(self) -> None:
-        base = self.base_path.rstrip("/")
-        if not base.startswith("/") or "?" in base or "#" in base:
-            raise ConfigurationError(f"base_path must be a path like '/auth': {self.base_path!r}")
-        self.base_path = base
+    session_cookie = SESSION_COOKIE
+    flow_cookie = FLOW_COOKIE
+    csrf_cookie = CSRF_COOKIE
+
+    def __init__(self, client: BaseKeyturn[Any], options: WebOptions) -> None:
+        unknown = sorted(set(options) - set(WebOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        self.client = client
+        self.keyring = Keyring(options.get("secret"), environ=options.get("environ"))
+        self.base_path = _base_path(options.get("base_path", "/auth"))
+        self.secure_cookies = options.get("secure_cookies")
+        self.session_max_age = options.get("session_max_age", DEFAULT_SESSION_MAX_AGE)
         if self.session_max_age <= 0:
             raise ConfigurationError("session_max_age must be a positive number of seconds")
-        if self.url is not None:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigurationError(
-                    f"url must be the app's origin, like https://app.example: {self.url!r}"
-                )
-            self.url = f"{parts.scheme}://{parts.netloc}"
-        clock = self.client.clock
-        self.flow_sealer = Sealer(self.keyring, self.flow_cookie, clock)
+        self.expose_access_token = options.get("expose_access_token", False)
+        self.scopes: Mapping[str, Sequence[str]] = options.get("scopes") or {}
+        self.fetch_profile = options.get("fetch_profile", True)
+        self.revoke_on_signout = options.get("revoke_on_signout", True)
+        self.url = _origin(options.get("url"))
+        self.flow_sealer = Sealer(self.keyring, self.flow_cookie, client.clock)
         self.csrf = Csrf(self.keyring, self.csrf_cookie)
+        self.store: TokenStore | None = None
         self.strategy: SessionStrategy
-        if self.strategy_name == "jwt":
-            sealer = Sealer(self.keyring, self.session_cookie, clock)
-            self.strategy = JwtStrategy(sealer, self.session_cookie, self.session_max_age)
-        elif self.strategy_name == "database":
+        strategy = options.get("strategy", "jwt")
+        if strategy == "jwt":
+            sealer = Sealer(self.keyring, self.session_cookie, client.clock)
+            self.strategy = JwtStrategy(client, sealer, self.session_cookie, self.session_max_age)
+        elif strategy == "database":
+            given = options.get("store")
+            self.store = _default_store() if given is None else given
             self.strategy = DatabaseStrategy(
-                self.session_cookie, self.session_max_age, self.client.leeway, clock
+                BaseTokenManager(client, self.store), self.session_cookie, self.session_max_age
             )
         else:
-            raise ConfigurationError(
-                f"strategy must be 'jwt' or 'database', not {self.strategy_name!r}"
-            )
+            raise ConfigurationError(f"strategy must be 'jwt' or 'database', not {strategy!r}")
 
     def origin(self, request: WebRequest) -> str:
         """The app's origin: ``url`` when set (behind a proxy), else the request's."""
@@ -128,3 +137,25 @@ class WebSettings:
         if secure is None:
             secure = self.origin(request).startswith("https://")
         return CookiePolicy(secure=secure)
+
+
+def _base_path(value: str) -> str:
+    base = value.rstrip("/")
+    if not base.startswith("/") or "?" in base or "#" in base:
+        raise ConfigurationError(f"base_path must be a path like '/auth': {value!r}")
+    return base
+
+
+def _origin(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"url must be the app's origin, like https://app.example: {url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _default_store() -> TokenStore:
+    from keyturn.stores.sqlite import SQLiteTokenStore
+
+    return SQLiteTokenStore(DEFAULT_SESSION_STORE)

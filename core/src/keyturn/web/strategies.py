@@ -30,13 +30,15 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from keyturn.client import BaseKeyturn
+from keyturn.effects import Operation, done
 from keyturn.errors import ProviderError, TokenNotFoundError
 from keyturn.models import JWT, REVEAL, Profile
 from keyturn.stores.base import StoredTokens
+from keyturn.stores.manager import BaseTokenManager
 
 from .cookies import CookiePolicy, expire_chunked, read_chunked, write_chunked
 from .messages import WebRequest
-from .ops import Op, WebFlow
 from .sealing import Sealer
 
 __all__ = ["Current", "DatabaseStrategy", "JwtStrategy", "SessionStrategy"]
@@ -58,30 +60,30 @@ class Current:
 
 
 class SessionStrategy(Protocol):
-    """What the routes need of a strategy. Each method is a web flow (it may yield ops)."""
+    """What the routes need of a strategy. Each method returns an operation (it may do I/O)."""
 
     cookie: str
 
-    def open(self, request: WebRequest, policy: CookiePolicy) -> WebFlow[Current | None]:
+    def open(self, request: WebRequest, policy: CookiePolicy) -> Operation[Current | None]:
         """The request's session, or ``None`` when signed out."""
         ...
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
-    ) -> WebFlow[tuple[Current | None, list[str]]]:
+    ) -> Operation[tuple[Current | None, list[str]]]:
         """Refresh the tokens if due; the session after, and cookies to set.
 
         The session is ``None`` when it ended meanwhile (signed out in another tab).
         """
         ...
 
-    def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> WebFlow[list[str]]:
+    def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> Operation[list[str]]:
         """Start a session after sign-in; the cookies to set."""
         ...
 
     def end(
         self, request: WebRequest, policy: CookiePolicy, current: Current | None
-    ) -> WebFlow[list[str]]:
+    ) -> Operation[list[str]]:
         """Forget the session; the cookies that delete it."""
         ...
 
@@ -93,6 +95,7 @@ def _dump(jwt: JWT) -> dict[str, Any]:
 class JwtStrategy:
     """Sessions sealed in the cookie itself.
 
+    :param client: the client whose ``jwt`` operation refreshes the session.
     :param sealer: seals and reads the cookie.
     :param cookie: the cookie's base name.
     :param max_age: seconds a session lasts from sign-in.
@@ -100,12 +103,16 @@ class JwtStrategy:
 
     name = "jwt"
 
-    def __init__(self, sealer: Sealer, cookie: str, max_age: int) -> None:
+    def __init__(self, client: BaseKeyturn[Any], sealer: Sealer, cookie: str, max_age: int) -> None:
+        self.client = client
         self.sealer = sealer
         self.cookie = cookie
         self.max_age = max_age
 
-    def open(self, request: WebRequest, policy: CookiePolicy) -> WebFlow[Current | None]:
+    def open(self, request: WebRequest, policy: CookiePolicy) -> Operation[Current | None]:
+        return done(self._read(request, policy))
+
+    def _read(self, request: WebRequest, policy: CookiePolicy) -> Current | None:
         value = read_chunked(policy.name(self.cookie), request.cookies)
         payload = None if value is None else self.sealer.unseal(value)
         if payload is None:
@@ -116,12 +123,11 @@ class JwtStrategy:
             log.info("a session cookie decrypted but held no session; treated as absent")
             return None
         return Current(jwt=jwt, expires=int(payload["exp"]))
-        yield  # a flow with no I/O
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
-    ) -> WebFlow[tuple[Current | None, list[str]]]:
-        updated: JWT = yield Op("jwt", (current.jwt,))
+    ) -> Operation[tuple[Current | None, list[str]]]:
+        updated = yield from self.client.jwt_op(current.jwt)
         if updated == current.jwt:
             return current, []
         now = int(self.sealer.clock())
@@ -130,37 +136,37 @@ class JwtStrategy:
         cookies = write_chunked(name, value, policy, current.expires - now, request.cookies)
         return Current(jwt=updated, expires=current.expires), cookies
 
-    def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> WebFlow[list[str]]:
+    def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> Operation[list[str]]:
         value = self.sealer.seal({"jwt": _dump(jwt)}, self.max_age)
         name = policy.name(self.cookie)
-        return write_chunked(name, value, policy, self.max_age, request.cookies)
-        yield
+        return done(write_chunked(name, value, policy, self.max_age, request.cookies))
 
     def end(
         self, request: WebRequest, policy: CookiePolicy, current: Current | None
-    ) -> WebFlow[list[str]]:
-        return expire_chunked(policy.name(self.cookie), policy, request.cookies)
-        yield
+    ) -> Operation[list[str]]:
+        return done(expire_chunked(policy.name(self.cookie), policy, request.cookies))
 
 
 class DatabaseStrategy:
     """Sessions in a token store, found through a random id in the cookie.
 
+    :param manager: the store's operations; refreshes go through its lease.
     :param cookie: the cookie's base name.
     :param max_age: seconds a session lasts from sign-in.
-    :param leeway: the client's leeway (when a refresh is due).
-    :param clock: the client's clock.
     """
 
     name = "database"
 
     def __init__(
-        self, cookie: str, max_age: int, leeway: float, clock: Callable[[], float]
+        self, manager: BaseTokenManager[BaseKeyturn[Any]], cookie: str, max_age: int
     ) -> None:
+        self.manager = manager
         self.cookie = cookie
         self.max_age = max_age
-        self.leeway = leeway
-        self.clock = clock
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.manager.client.clock
 
     @staticmethod
     def key_of(session_id: str) -> str:
@@ -187,28 +193,29 @@ class DatabaseStrategy:
             return None
         return Current(jwt=jwt, expires=expires, key=row.key)
 
-    def open(self, request: WebRequest, policy: CookiePolicy) -> WebFlow[Current | None]:
+    def open(self, request: WebRequest, policy: CookiePolicy) -> Operation[Current | None]:
         session_id = request.cookies.get(policy.name(self.cookie), "")
         if not _SESSION_ID.match(session_id):
             return None
-        row: StoredTokens | None = yield Op("load", (self.key_of(session_id),))
+        row = yield from self.manager.load_op(self.key_of(session_id))
         return self._current(row)
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
-    ) -> WebFlow[tuple[Current | None, list[str]]]:
+    ) -> Operation[tuple[Current | None, list[str]]]:
         tokens = current.jwt.tokens
-        if current.jwt.error is not None or not tokens.expires_within(self.leeway, self.clock()):
+        due = tokens.expires_within(self.manager.client.leeway, self.clock())
+        if current.jwt.error is not None or not due:
             return current, []
         assert current.key is not None
         # A provider failure is recorded in the row by the manager; a missing row means the
         # session was ended (signed out in another tab) while this request was reading it.
         with contextlib.suppress(ProviderError, TokenNotFoundError):
-            yield Op("refresh", (current.key,))
-        row: StoredTokens | None = yield Op("load", (current.key,))
+            yield from self.manager.get_tokens_op(current.key)
+        row = yield from self.manager.load_op(current.key)
         return self._current(row), []
 
-    def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> WebFlow[list[str]]:
+    def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> Operation[list[str]]:
         session_id = secrets.token_urlsafe(32)
         expires = int(self.clock()) + self.max_age
         data = {
@@ -216,13 +223,13 @@ class DatabaseStrategy:
             "user": None if jwt.user is None else jwt.user.model_dump(mode="json"),
             "claims": jwt.claims,
         }
-        yield Op("save", (self.key_of(session_id), jwt.tokens, data))
+        yield from self.manager.save_op(self.key_of(session_id), jwt.tokens, data=data)
         return [policy.set(policy.name(self.cookie), session_id, self.max_age)]
 
     def end(
         self, request: WebRequest, policy: CookiePolicy, current: Current | None
-    ) -> WebFlow[list[str]]:
+    ) -> Operation[list[str]]:
         if current is not None and current.key is not None:
-            yield Op("delete", (current.key,))
+            yield from self.manager.delete_op(current.key)
         name = policy.name(self.cookie)
         return [policy.expire(name)] if name in request.cookies else []
