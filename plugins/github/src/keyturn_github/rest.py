@@ -5,6 +5,15 @@ a failure through the HTTP status and a JSON body with a ``message`` (``"Bad cre
 never an OAuth ``error`` field. :func:`api_error` keeps that message as the error's
 description, where keyturn's OAuth reader could only say "HTTP 401". Requests are keyturn's
 own :func:`keyturn.flows.bearer_request` with GitHub's media type in ``Accept``.
+
+Sources: GitHub Docs, "Troubleshooting the REST API" (error bodies with a ``message``,
+``422 Validation Failed``),
+https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api
+and "Authenticating to the REST API" ("Authenticating with invalid credentials will
+initially return a ``401 Unauthorized`` response"),
+https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api
+The ``"Bad credentials"`` wording itself is what real 401 answers carry (for example
+https://github.com/PyGithub/PyGithub/issues/934); the documentation does not quote it.
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ from keyturn.models import ProviderSpec
 
 __all__ = ["MEDIA_TYPE", "api_error"]
 
-#: The media type GitHub's REST API asks clients to accept.
+#: The media type GitHub's REST API asks clients to accept ("Setting to
+#: application/vnd.github+json is recommended", on every endpoint of the REST reference, e.g.
+#: https://docs.github.com/en/rest/users/users#get-the-authenticated-user).
 MEDIA_TYPE = "application/vnd.github+json"
 
 _MESSAGE_LIMIT = 200

@@ -5,17 +5,25 @@ authenticated as the app with HTTP Basic ``client_id:client_secret``, deletes th
 grant and every token issued under it. (Pointing the spec's ``revocation_endpoint`` at
 ``/applications/{client_id}/token`` instead revokes the one access token.) GitHub documents
 two answers: 204 No Content, and 422 "Validation failed, or the endpoint has been spammed".
+Source: GitHub Docs, "REST API endpoints for OAuth authorizations", "Delete an app
+authorization" and "Delete an app token",
+https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-authorization
 
 How the answers are read:
 
 * 204 (or any 2xx): revoked.
 * 404: GitHub does not know the token, so it no longer works: counted as revoked, as keyturn
   counts an RFC 7009 ``invalid_token``. GitHub does not document this status for the
-  endpoint. An unknown client id might answer the same, but that client id already served the
-  code exchange that issued the token.
+  endpoint (its REST troubleshooting page says only that GitHub answers 404 where it will not
+  confirm that a resource exists,
+  https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api). An unknown
+  client id might answer the same, but that client id already served the code exchange that
+  issued the token.
 * 422: an error, classified transient: one of the two causes GitHub names (spam protection)
   passes with time, and a revocation that did not happen must not pass for one that did.
-* Anything else: an error, classified by its status (401 bad client credentials: permanent).
+* Anything else: an error, classified by its status (401 bad client credentials: permanent;
+  "Authenticating with invalid credentials will initially return a ``401 Unauthorized``
+  response", https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api).
 
 The endpoint takes the access token, not the refresh token. An expiring GitHub App token
 (8 hours) that has already expired may no longer identify the grant; refresh it first
@@ -57,7 +65,9 @@ def basic_authorization(client_id: str, client_secret: str) -> str:
     """The ``Authorization`` value for HTTP Basic (RFC 7617): ``Basic base64(id:secret)``.
 
     GitHub's REST API takes the pair as is, without the form-encoding RFC 6749 applies to
-    token endpoints.
+    token endpoints: "use the app's client ID as the username and the app's client secret as
+    the password" (GitHub Docs, "Authenticating to the REST API", "Using basic authentication",
+    https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api).
     """
     pair = f"{client_id}:{client_secret}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")

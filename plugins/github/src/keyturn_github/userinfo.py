@@ -5,6 +5,17 @@ private. Then ``GET /user/emails`` (the ``user:email`` scope, or the "Email addr
 permission of a GitHub App) lists the addresses, and the primary verified one is used. An app
 without that scope or permission gets 403 or 404 there: the profile then has no email rather
 than the sign-in failing.
+
+Sources: GitHub Docs, "Get the authenticated user",
+https://docs.github.com/en/rest/users/users#get-the-authenticated-user ; "List email addresses
+for the authenticated user" (entries with ``email``, ``primary``, ``verified``,
+``visibility``; the scope and permission it needs),
+https://docs.github.com/en/rest/users/emails#list-email-addresses-for-the-authenticated-user ;
+"a token that has insufficient permissions" gets "``404 Not Found`` or ``403 Forbidden``",
+https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api . Falling back
+to the address list when ``/user`` has no email is what httpx-oauth's
+``GitHubOAuth2.get_id_email`` does too,
+https://github.com/frankie567/httpx-oauth/blob/master/httpx_oauth/clients/github.py
 """
 
 from __future__ import annotations

@@ -1,19 +1,47 @@
 """Google for keyturn.
 
-Facts encoded here come from Google's web-server OAuth guide and discovery document:
+What the spec and the revoke hook encode, each fact with its source in brackets (the sources
+are listed with their URLs at the end; ``docs/providers/google.md`` gathers the same facts
+with the cassettes that show them):
 
 * Authorize at ``accounts.google.com/o/oauth2/v2/auth`` with ``access_type=offline`` and
   ``prompt=consent`` by default, because Google issues a refresh token only on a consent
-  that asks for offline access. ``include_granted_scopes``, ``login_hint`` and ``hd`` may be
+  that asks for offline access ("The refresh_token is only returned on the first
+  authorization" [web server]; "Refresh tokens are typically only issued the first time a
+  user grants consent for your app, or when prompt=consent is added" [health codelab]).
+  ``include_granted_scopes`` and ``login_hint`` [web server] and ``hd`` [OIDC guide] may be
   passed per call; each default can be overridden per call (``prompt="select_account"``).
-* Tokens at ``oauth2.googleapis.com/token`` with ``client_secret_post``; PKCE ``S256``.
+* Tokens at ``oauth2.googleapis.com/token`` with ``client_secret_post``; PKCE ``S256``
+  [web server; discovery: ``token_endpoint_auth_methods_supported`` and
+  ``code_challenge_methods_supported``].
 * Refresh tokens do not rotate: refresh responses carry no ``refresh_token`` and the old one
-  stays valid (keyturn's parser keeps it).
+  stays valid (keyturn's parser keeps it) [web server, the refresh sample; gcsfs recording;
+  google-auth ``_handle_refresh_grant_response``].
 * Errors come with 400 (``invalid_grant``, ``invalid_request``) or 401 (``invalid_client``,
-  ``unauthorized_client``); ``internal_failure`` is retryable, as in google-auth.
+  ``unauthorized_client``): Google documents the codes [web server, "Authorization errors"],
+  the statuses are those of real responses quoted in public issues, which
+  ``docs/providers/google.md`` lists with their URLs. ``internal_failure`` is retryable, as in
+  google-auth [google-auth ``_can_retry``].
 * Revoke is a POST of ``token=...`` alone (no client authentication) to
-  ``oauth2.googleapis.com/revoke``; revoking a token that is already dead answers 400
-  ``invalid_token``, which counts as revoked.
+  ``oauth2.googleapis.com/revoke`` [web server, "Revoking a token"]; revoking a token that is
+  already dead answers 400 ``invalid_token``, which counts as revoked (a reported answer, not
+  documented: see docs/providers/google.md).
+
+Sources:
+
+* web server: Google Identity, "Using OAuth 2.0 for Web Server Applications",
+  https://developers.google.com/identity/protocols/oauth2/web-server
+* health codelab: Google Health API codelab "Make your first Google Health API call",
+  https://developers.google.com/health/codelabs/make-your-first-api-call
+* OIDC guide: Google Identity, "OpenID Connect",
+  https://developers.google.com/identity/openid-connect/openid-connect
+* discovery: Google's OpenID Connect reference and discovery document,
+  https://developers.google.com/identity/openid-connect/reference and
+  https://accounts.google.com/.well-known/openid-configuration
+* gcsfs recording: a real refresh response (2021) without ``refresh_token``,
+  https://github.com/fsspec/gcsfs/blob/2f2b270624c490eeabf9fc44c606e69fdb5f3843/gcsfs/tests/recordings/test_many_connect_new.yaml
+* google-auth: Google's Python client library, ``google/oauth2/_client.py``,
+  https://github.com/googleapis/google-auth-library-python/blob/main/google/oauth2/_client.py
 """
 
 from __future__ import annotations
@@ -36,7 +64,8 @@ GOOGLE = ProviderSpec(
     revocation_endpoint="https://oauth2.googleapis.com/revoke",
     issuer="https://accounts.google.com",
     # "The modern value is https://accounts.google.com; however, accounts.google.com is
-    # also returned for legacy implementations" (Google's OpenID Connect reference).
+    # also returned for legacy implementations" (Google's OpenID Connect reference,
+    # https://developers.google.com/identity/openid-connect/reference).
     issuer_aliases=frozenset({"accounts.google.com"}),
     default_scopes=("openid", "email", "profile"),
     authorize_params={"access_type": "offline", "prompt": "consent"},
@@ -44,9 +73,14 @@ GOOGLE = ProviderSpec(
     client_auth="client_secret_post",
     pkce_method="S256",
     rotates_refresh_tokens=False,
-    # Google's own client library retries these (google.oauth2._client._can_retry).
+    # Google's own client library retries these (google.oauth2._client._can_retry,
+    # https://github.com/googleapis/google-auth-library-python/blob/main/google/oauth2/_client.py).
     transient_errors=frozenset({"internal_failure"}),
-    # Workspace policy blocks and deleted clients do not heal on retry.
+    # Workspace policy blocks and deleted clients do not heal on retry: admin_policy_enforced
+    # ("an admin set any of the services requested in your app's scopes to Restricted",
+    # https://developers.google.com/identity/protocols/oauth2#expiration) and deleted_client
+    # (the error Google names for a deleted OAuth client,
+    # https://developers.google.com/identity/protocols/oauth2/web-server#authorization-errors).
     permanent_errors=frozenset({"admin_policy_enforced", "deleted_client"}),
 )
 
@@ -57,7 +91,10 @@ def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None
 
 
 def _revoke(provider: ProviderSpec, tokens: TokenSet) -> Flow[None]:
-    # Revoking the refresh token revokes the whole grant, its access tokens included.
+    # Revoking the refresh token revokes the whole grant, its access tokens included ("If the
+    # token is an access token and it has a corresponding refresh token, the refresh token
+    # will also be revoked",
+    # https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke).
     secret = tokens.refresh_token or tokens.access_token
     endpoint = provider.revocation_endpoint or GOOGLE.revocation_endpoint or ""
     response = yield HttpRequest.form("POST", endpoint, {"token": secret.get_secret_value()})

@@ -2,9 +2,11 @@
 and no internet.
 
 It serves three profiles from one server, each under its own path prefix: ``google`` and
-``github`` behave as ``reference/providers.md`` (sections A, B and D) documents the real
-providers, and ``strict`` is plain RFC 6749 with PKCE required and refresh-token rotation
-with reuse detection. See :mod:`keyturn_emulator.profiles` for every difference.
+``github`` behave as the real providers' public documentation and reported responses say
+they do (the sources are cited in :mod:`keyturn_emulator.profiles` and gathered in
+``docs/providers/google.md`` and ``docs/providers/github.md``), and ``strict`` is plain
+RFC 6749 with PKCE required and refresh-token rotation with reuse detection. See
+:mod:`keyturn_emulator.profiles` for every difference.
 
 Pointing a shipped plugin at it
 -------------------------------

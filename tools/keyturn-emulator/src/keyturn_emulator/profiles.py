@@ -2,23 +2,40 @@
 
 Three profiles, each one a :class:`Behaviour` (plain data; the server reads it):
 
-* ``google``: Google's web-server flow as ``reference/providers.md`` section A describes it.
-  Errors at 400/401 with JSON bodies (A5), refresh tokens that never rotate (A4), a refresh
-  token only for ``access_type=offline`` on a first or ``prompt=consent`` authorization (A2),
-  ``ya29.`` / ``1//`` token prefixes (A3), space-separated scope, ``Bearer``, an ID token when
-  ``openid`` is asked for, revocation as a POST of ``token=...`` (A8).
-* ``github``: GitHub's OAuth and GitHub App flow, section B. Every token-endpoint error at
-  HTTP 200 (B4), form-encoded answers unless ``Accept: application/json`` (B2), rotation where
-  the old refresh token and the old access token die at once (B3), ``ghu_`` / ``ghr_``
-  prefixes (B6), comma-separated scope and lower-case ``bearer`` (D), revocation as a
-  ``DELETE`` with Basic auth and a JSON body answering 204 (B5).
+* ``google``: Google's web-server flow. Errors at 400/401 with JSON bodies (responses
+  reported in public issues, listed with the failures below in ``docs/providers/google.md``),
+  refresh tokens that never rotate (the refresh sample of the web-server page has no
+  ``refresh_token``), a refresh token only for ``access_type=offline`` on a first or
+  ``prompt=consent`` authorization (the web-server page; the Google Health codelab),
+  ``ya29.`` / ``1//`` token prefixes (the codelab's sample response), space-separated scope,
+  ``Bearer``, an ID token when ``openid`` is asked for, revocation as a POST of ``token=...``
+  (the web-server page, "Revoking a token"). The pages:
+
+  - Google Identity, "Using OAuth 2.0 for Web Server Applications",
+    https://developers.google.com/identity/protocols/oauth2/web-server
+  - Google Health API codelab, "Make your first Google Health API call",
+    https://developers.google.com/health/codelabs/make-your-first-api-call
+
+* ``github``: GitHub's OAuth and GitHub App flow. Every token-endpoint error at HTTP 200
+  (https://github.com/octokit/auth-oauth-app.js/issues/13); form-encoded answers unless
+  ``Accept: application/json``, comma-separated scope and lower-case ``bearer`` ("Authorizing
+  OAuth apps"); rotation where the old refresh token and the old access token die at once
+  ("Refreshing user access tokens"); ``ghu_`` / ``ghr_`` prefixes (the changelog entry on
+  token formats); revocation as a ``DELETE`` with Basic auth and a JSON body answering 204
+  ("Delete an app authorization"). The pages:
+
+  - https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
+  - https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens
+  - https://github.blog/changelog/2021-03-31-authentication-token-format-updates-are-generally-available
+  - https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-authorization
+
 * ``strict``: plain RFC 6749 / 7009 / 7636 with the strictest common choices: PKCE ``S256``
   required, one client authentication method per request, and refresh-token rotation with
   reuse detection as Auth0 and Okta do it: presenting an already-rotated refresh token
   revokes the whole token family and answers 400 ``invalid_grant``.
 
-Where the reference is silent (GitHub's answer to a wrong PKCE verifier, Google's scope
-checks), the emulator makes a choice and says so next to it.
+Where the providers' documentation is silent (GitHub's answer to a wrong PKCE verifier,
+Google's scope checks), the emulator makes a choice and says so next to it.
 """
 
 from __future__ import annotations
@@ -102,10 +119,13 @@ class Behaviour:
     :ivar failures: the answer to each situation in :data:`SITUATIONS`.
     :ivar login_param: the authorize parameter that picks the user (``login_hint``/``login``).
     :ivar response_type_required: refuse authorize requests without ``response_type=code``
-        (GitHub's authorize parameters have no ``response_type``, B1).
+        (GitHub's authorize parameters have no ``response_type``: "Authorizing OAuth apps",
+        https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps).
     :ivar single_auth_method: refuse requests that authenticate the client both ways.
     :ivar code_prefix: prefix of authorization codes.
-    :ivar refresh_needs_expiry: no refresh token when access tokens never expire (GitHub, B3).
+    :ivar refresh_needs_expiry: no refresh token when access tokens never expire (GitHub: "If
+        you disabled expiration of user access tokens, this parameter will be omitted",
+        https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app).
     :ivar rotation_revokes_access: a rotation also kills the grant's older access tokens.
     :ivar scopes: the scopes the profile knows, or ``None`` to accept any.
     :ivar scope_prefixes: prefixes of further accepted scopes (Google's API scope URLs).
@@ -151,7 +171,10 @@ class Behaviour:
 
 
 def _google() -> Behaviour:
-    # A5: 400 for grant and request errors, 401 for client errors, JSON always, no error_uri.
+    # 400 for grant and request errors, 401 for client errors, JSON always, no error_uri: the
+    # responses reported in public issues, e.g. https://github.com/apache/opendal/issues/3901
+    # (400 invalid_grant) and https://github.com/SocialiteProviders/Providers/issues/564 (401
+    # invalid_client); docs/providers/google.md gives the source of each row below.
     bad_grant = Failure(400, "invalid_grant", "Token has been expired or revoked.")
     return Behaviour(
         name="google",
@@ -188,7 +211,8 @@ def _google() -> Behaviour:
             "invalid_request": Failure(400, "invalid_request", "Missing required parameter"),
             "bad_code": Failure(400, "invalid_grant", "Malformed auth code."),
             "redirect_mismatch": Failure(400, "redirect_uri_mismatch", "Bad Request"),
-            # Not in the reference: Google's wording for a wrong verifier is unknown.
+            # Not documented by Google and not seen reported: the wording for a wrong verifier
+            # is unknown.
             "bad_verifier": Failure(400, "invalid_grant", "Bad Request"),
             "unknown_refresh": Failure(400, "invalid_grant", "Bad Request"),
             "dead_refresh": bad_grant,
@@ -196,7 +220,7 @@ def _google() -> Behaviour:
             "reuse_detected": bad_grant,
             "invalid_scope": Failure(400, "invalid_scope", "Some requested scopes were invalid."),
         },
-        code_prefix="4/0",  # "?code=4/P7q7W91a-..." (A2)
+        code_prefix="4/0",  # "?code=4/P7q7W91a-..." (web-server page; the codelab's 4/0A...)
         # The emulator's choice: OpenID scopes and Google API scope URLs, nothing else.
         scopes=frozenset({"openid", "email", "profile"}),
         scope_prefixes=("https://www.googleapis.com/auth/",),
@@ -224,7 +248,8 @@ def _github() -> Behaviour:
         "bad-verification-code",
         token_errors,
     )
-    # B4: the real error_uri of bad_refresh_token points at #bad-verification-code.
+    # The real error_uri of bad_refresh_token points at #bad-verification-code:
+    # https://github.com/interlink-hq/interLink/pull/262
     bad_refresh = _github_failure(
         "bad_refresh_token",
         "The refresh token passed is incorrect or expired.",
@@ -246,7 +271,9 @@ def _github() -> Behaviour:
         access_prefix="ghu_",
         refresh_prefix="ghr_",
         rotation="rotate",
-        pkce_required=False,  # "GitHub is not requiring PKCE" (B1)
+        # "GitHub is not requiring PKCE", "Only the S256 code challenge method is accepted":
+        # https://github.blog/changelog/2025-07-14-pkce-support-for-oauth-and-github-app-authentication
+        pkce_required=False,
         pkce_methods=frozenset({"S256"}),  # "the plain code challenge method is not supported"
         scope_separator=",",
         token_type="bearer",
@@ -276,7 +303,7 @@ def _github() -> Behaviour:
                 "redirect-uri-mismatch2",
                 "troubleshooting-authorization-request-errors",
             ),
-            # Not in the reference: a wrong PKCE verifier is answered like a bad code.
+            # Not documented by GitHub: a wrong PKCE verifier is answered like a bad code.
             "bad_verifier": bad_code,
             "unknown_refresh": bad_refresh,
             "dead_refresh": bad_refresh,
@@ -284,8 +311,11 @@ def _github() -> Behaviour:
             "reuse_detected": bad_refresh,
             "invalid_scope": bad_code,
         },
-        # B3: "If you disabled expiration ... this parameter will be omitted"; "Once you use a
-        # refresh token, that refresh token and the old user access token will no longer work."
+        # "If you disabled expiration ... this parameter will be omitted" (GitHub Docs,
+        # "Generating a user access token for a GitHub App", cited in Behaviour's docstring);
+        # "Once you use a refresh token, that refresh token and the old user access token will
+        # no longer work" (GitHub Docs, "Refreshing user access tokens", cited in the module
+        # docstring).
         refresh_needs_expiry=True,
         response_type_required=False,
         rotation_revokes_access=True,

@@ -31,7 +31,9 @@ def answer(
     data: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """JSON, or for GitHub without ``Accept: application/json`` form-encoded (B2).
+    """JSON, or for GitHub without ``Accept: application/json`` form-encoded ("By default, the
+    response takes the following form",
+    https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps).
 
     :param b: the profile.
     :param request: the request, for its ``Accept`` header.
@@ -71,7 +73,9 @@ def unauthorized(site: Site, b: Behaviour) -> Response:
     :param b: the profile: GitHub's REST shape, or RFC 6750 §3.1.
     """
     if b.form_unless_json:
-        # B4: "Using a revoked or expired access token on the REST API gives 401".
+        # A revoked or expired access token on the REST API gets 401: "Authenticating with
+        # invalid credentials will initially return a 401 Unauthorized response",
+        # https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api
         site.store.count_error(b.name, "bad_credentials")
         return JSONResponse(
             {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},

@@ -1,12 +1,16 @@
 """Revocation: RFC 7009 ``POST token=...`` (Google, strict) and GitHub's two ``DELETE``s.
 
-* Google (A8): revoking either token of a grant revokes the whole grant; ``GET`` is a 404;
-  a token it does not know is a 400 ``invalid_token``.
+* Google: revoking either token of a grant revokes the whole grant
+  (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke); ``GET`` is
+  a 404 (https://github.com/googleapis/oauth2client/issues/750); a token it does not know is a
+  400 ``invalid_token`` (a reported answer; the page above promises only "400 ... along with
+  an error code").
 * strict (RFC 7009 §2.1): the client authenticates; revoking an access token leaves the grant;
   an unknown token still gets 200.
-* GitHub (B5): ``DELETE /applications/{client_id}/grant`` (the whole grant) and ``.../token``
+* GitHub: ``DELETE /applications/{client_id}/grant`` (the whole grant) and ``.../token``
   (one access token), served under ``/github/api``, with Basic auth and a JSON body
-  ``{"access_token": ...}``; 204 on success.
+  ``{"access_token": ...}``; 204 on success
+  (https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-authorization).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ def routes(site: Site, b: Behaviour) -> list[Route]:
 def _revoke(site: Site, b: Behaviour) -> Handler:
     async def revoke(request: Request) -> Response:
         if request.method == "GET":
-            return PlainTextResponse("Not Found", 404)  # A8: GET /revoke is a 404
+            # GET /revoke is a 404: https://github.com/googleapis/oauth2client/issues/750
+            return PlainTextResponse("Not Found", 404)
         body = await params(request)
         if b.single_auth_method:
             # RFC 7009 §2.1: the client authenticates; unknown tokens still get 200.
@@ -80,7 +85,8 @@ def _revoke(site: Site, b: Behaviour) -> Handler:
         if kind == "access" and b.single_auth_method:
             site.store.revoke_token(token)  # RFC 7009 §2.1: the grant may stay
         else:
-            # A8: revoking either token of a Google grant revokes the grant.
+            # Revoking either token of a Google grant revokes the grant:
+            # https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke
             site.store.revoke_grant(grant.id)
         site.store.count(b.name, "revoke")
         return JSONResponse({}, 200, NO_STORE)
@@ -119,7 +125,9 @@ def _github_revoke(site: Site, b: Behaviour, whole_grant: bool) -> Handler:
             site.store.count_error(b.name, "not_found")
             return not_found
         if whole_grant:
-            site.store.revoke_grant(found[1].id)  # "also delete all OAuth tokens" (B5)
+            # "Deleting an application's grant will also delete all OAuth tokens":
+            # https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-authorization
+            site.store.revoke_grant(found[1].id)
         else:
             site.store.revoke_token(access_token)
         site.store.count(b.name, "revoke")

@@ -1,9 +1,11 @@
 """The token endpoint: the ``authorization_code`` and ``refresh_token`` grants (RFC 6749 §4.1.3,
 §6), with the profile's client authentication, token shapes, ID tokens and error answers.
 
-GitHub's profile also takes a code without ``grant_type`` and answers ``406`` to the REST
-media type (C3). Faults (503s, dropped connections, latency) are not injected here but in
-front of this route, by :mod:`keyturn_emulator.gate`.
+GitHub's profile also takes a code without ``grant_type`` (the exchange parameters of
+https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps have
+none) and answers ``406`` to the REST media type
+(https://github.com/octokit/request.js/issues/83). Faults (503s, dropped connections,
+latency) are not injected here but in front of this route, by :mod:`keyturn_emulator.gate`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def routes(site: Site, b: Behaviour) -> list[Route]:
 def _token(site: Site, b: Behaviour) -> Handler:
     async def token(request: Request) -> Response:
         if "application/vnd.github" in request.headers.get("accept", "") and (b.form_unless_json):
-            # C3: GitHub answers 406 to the REST media type here.
+            # GitHub answers 406 to the REST media type here:
+            # https://github.com/octokit/request.js/issues/83
             site.store.count_error(b.name, "not_acceptable")
             return PlainTextResponse("Not Acceptable", 406)
         body = await params(request)

@@ -1,7 +1,9 @@
 """The userinfo endpoint, and GitHub's ``/user/emails``: who the access token belongs to.
 
 Google and strict answer OpenID claims (``sub`` plus what the scopes release); GitHub answers
-its REST ``/user`` shape with ``email`` null, the address being on ``/user/emails`` (B5).
+its REST ``/user`` shape with ``email`` null, the address being on ``/user/emails``
+(https://docs.github.com/en/rest/users/users#get-the-authenticated-user and
+https://docs.github.com/en/rest/users/emails#list-email-addresses-for-the-authenticated-user).
 A missing, revoked or expired token gets the profile's 401.
 """
 
@@ -57,7 +59,8 @@ def _userinfo(site: Site, b: Behaviour) -> Handler:
         site.store.count(b.name, "userinfo")
         user = grant.user
         if b.form_unless_json:
-            # B5: /user has email null when the user shows no public email.
+            # /user has email null when the user shows no public email (the "public email"
+            # field of https://docs.github.com/en/rest/users/users#get-the-authenticated-user).
             return JSONResponse(
                 {
                     "login": user.login,
