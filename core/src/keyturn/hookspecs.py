@@ -131,7 +131,10 @@ def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile] 
     """Fetch the signed-in user's profile and normalise it. First result wins.
 
     The default GETs ``userinfo_endpoint`` with the access token and reads the OpenID
-    Connect claims (``sub``, ``name``, ``email``, ``email_verified``, ``picture``).
+    Connect claims (``sub``, ``name``, ``email``, ``email_verified``, ``picture``). A
+    provider with its own user API returns a flow that fills a :class:`~keyturn.Profile`
+    (``id``, ``name``, ``email``, ``email_verified``, ``image``, and the whole answer in
+    ``raw``).
 
     :param provider: the provider's spec.
     :param tokens: the user's tokens.
@@ -144,9 +147,12 @@ def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile] 
 def keyturn_revoke(
     provider: ProviderSpec, credentials: ClientCredentials, tokens: TokenSet
 ) -> Flow[None] | None:
-    """Revoke the user's grant (RFC 7009 by default). First result wins.
+    """Revoke the user's grant. First result wins.
 
-    Revoking a token the provider already considers dead is success: the goal is reached.
+    The default follows RFC 7009: it POSTs the refresh token (or, without one, the access
+    token) with its ``token_type_hint`` to ``revocation_endpoint``, authenticating the client
+    as the spec says. Revoking a token the provider already considers dead is success: the
+    goal is reached.
 
     :param provider: the provider's spec.
     :param credentials: the app's client credentials.
@@ -173,7 +179,15 @@ def keyturn_jwt(
     ``error = "RefreshAccessTokenError"`` when the failure is permanent. The client, not this
     hook, decides when a refresh is due and performs it.
 
-    Apps wrap it (``@keyturn.hookimpl(wrapper=True)``) to add ``claims``.
+    Apps wrap it to add ``claims``, as NextAuth apps do in ``callbacks.jwt``::
+
+        @keyturn.hookimpl(wrapper=True)
+        def keyturn_jwt(trigger, profile):
+            token = yield  # the default's result
+            if trigger == "signIn" and profile is not None:
+                claims = {**token.claims, "login": profile.raw.get("login")}
+                token = token.model_copy(update={"claims": claims})
+            return token
 
     :param token: the current state; ``None`` on ``signIn``.
     :param trigger: why the hook is called, see :data:`JwtTrigger`.
@@ -190,7 +204,8 @@ def keyturn_session(token: JWT) -> Session | None:
     """Compute what the app shows from the JWT state: NextAuth's ``callbacks.session``.
 
     The default copies the provider, user, access token, its expiry, ``error`` and ``claims``,
-    and never the refresh token or the id token. Wrap it to expose more, or less.
+    and never the refresh token or the id token. Wrap it, as ``keyturn_jwt`` is wrapped, to
+    expose more, or less.
 
     :param token: the JWT state after ``keyturn_jwt``.
     :return: the :class:`~keyturn.Session` (first result wins).

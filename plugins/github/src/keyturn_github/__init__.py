@@ -72,9 +72,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keyturn
-from keyturn.errors import ConfigurationError
-from keyturn.http import Flow
-from keyturn.models import ClientCredentials, Profile, ProviderSpec, TokenSet
+from keyturn import ClientCredentials, ConfigurationError, Flow, Profile, ProviderSpec, TokenSet
 
 from .revoke import revoke_flow
 from .userinfo import userinfo_flow

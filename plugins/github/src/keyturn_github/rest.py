@@ -18,10 +18,7 @@ https://github.com/PyGithub/PyGithub/issues/934); the documentation does not quo
 
 from __future__ import annotations
 
-from keyturn import flows
-from keyturn.errors import InvalidResponseError, ProviderError
-from keyturn.http import HttpResponse
-from keyturn.models import ProviderSpec
+from keyturn import HttpResponse, InvalidResponseError, ProviderError, ProviderSpec, flows
 
 __all__ = ["MEDIA_TYPE", "api_error"]
 

@@ -36,9 +36,7 @@ import base64
 import logging
 from urllib.parse import quote
 
-from keyturn.errors import ConfigurationError
-from keyturn.http import Flow, HttpRequest
-from keyturn.models import ClientCredentials, ProviderSpec, TokenSet
+from keyturn import ClientCredentials, ConfigurationError, Flow, HttpRequest, ProviderSpec, TokenSet
 
 from .rest import MEDIA_TYPE, api_error
 

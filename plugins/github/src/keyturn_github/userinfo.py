@@ -24,10 +24,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from keyturn import flows
-from keyturn.errors import ConfigurationError
-from keyturn.http import Flow, HttpResponse
-from keyturn.models import Profile, ProviderSpec, TokenSet
+from keyturn import ConfigurationError, Flow, HttpResponse, Profile, ProviderSpec, TokenSet, flows
 
 from .rest import MEDIA_TYPE, api_error
 

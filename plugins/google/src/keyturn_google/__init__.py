@@ -49,9 +49,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keyturn
-from keyturn import flows
-from keyturn.http import Flow, HttpRequest
-from keyturn.models import ClientCredentials, ProviderSpec, TokenSet
+from keyturn import ClientCredentials, Flow, HttpRequest, ProviderSpec, TokenSet, flows
 
 __all__ = ["GOOGLE"]
 
