@@ -8,6 +8,8 @@ effect has the effect's declared type, with no cast.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -327,3 +329,18 @@ def _wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.005)
+
+
+def test_a_blocking_app_never_imports_asyncio() -> None:
+    code = (
+        "import sys, keyturn, keyturn.stores, keyturn.effects;"
+        "from keyturn.stores import MemoryTokenStore, TokenManager;"
+        "manager = TokenManager(keyturn.Keyturn(environ={}), MemoryTokenStore());"
+        "manager.save('k', keyturn.TokenSet(provider='google', access_token='fake'));"
+        "manager.get_tokens('k');"
+        "print('asyncio' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"

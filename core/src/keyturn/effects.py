@@ -27,7 +27,6 @@ the HTTP client, the one thing that differs between a blocking and an async call
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -93,6 +92,8 @@ class Blocking(Effect[R]):
         return self.call()
 
     async def aperform(self, http: AsyncHttpClient) -> R:
+        import asyncio  # here, not at the top: blocking-only apps never import asyncio
+
         return await asyncio.to_thread(self.call)
 
 
@@ -106,6 +107,8 @@ class Sleep(Effect[None]):
         time.sleep(self.seconds)
 
     async def aperform(self, http: AsyncHttpClient) -> None:
+        import asyncio
+
         await asyncio.sleep(self.seconds)
 
 
