@@ -1,10 +1,16 @@
-"""The README's promises: two quick-start commands, CI runs the same test command, real names."""
+"""The README's promises: two quick-start commands, the second is script/test and CI runs it
+too; the scripts exist and the README says what bootstrap installs; real names."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
+import subprocess
+from pathlib import Path
+
+import pytest
 
 import keyturn
 
@@ -12,26 +18,85 @@ from .conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 CI = (ROOT / ".ci" / "run").read_text()
+BOOTSTRAP = ROOT / "script" / "bootstrap"
+TEST_SCRIPT = ROOT / "script" / "test"
+
+
+def section(text: str, heading: str) -> str:
+    """The body of the ``## heading`` section of a Markdown text."""
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def quick_start_commands() -> list[str]:
-    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL)
-    assert block is not None, "the quick start has no sh block"
-    return [line for line in block.group(1).splitlines() if line.strip()]
+    found = blocks(section(README, "Quick start"), "sh")
+    assert found, "the quick start has no sh block"
+    return [line for line in found[0].splitlines() if line.strip()]
 
 
 def test_quick_start_is_exactly_two_commands() -> None:
-    commands = quick_start_commands()
-    assert len(commands) == 2
-    assert "keyturn demo" in commands[0]
-    assert "pytest" in commands[1]
+    assert quick_start_commands() == [
+        "python3 -m pip install uv && python3 -m uv run keyturn demo",
+        "script/test",
+    ]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
     test_command = quick_start_commands()[1]
     ci_commands = [line.strip() for line in CI.splitlines() if line.strip()]
     assert test_command in ci_commands
+
+
+def test_ci_leaves_the_system_packages_to_bootstrap() -> None:
+    ci_commands = [line.strip() for line in CI.splitlines() if line.strip()]
+    assert "script/bootstrap" in ci_commands
+    assert not [line for line in ci_commands if "apt-get" in line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("script", [BOOTSTRAP, TEST_SCRIPT], ids=lambda path: path.name)
+def test_scripts_are_executable_bash(script: Path) -> None:
+    assert script.is_file()
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    text = script.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_script_test_bootstraps_then_hands_its_arguments_to_pytest() -> None:
+    text = TEST_SCRIPT.read_text()
+    assert text.index("script/bootstrap") < text.index('python3 -m uv run pytest "$@"')
+
+
+def bootstrap_packages() -> set[str]:
+    """The system packages script/bootstrap looks for and installs."""
+    return set(re.findall(r'packages="\$packages ([a-z0-9-]+)"', BOOTSTRAP.read_text()))
+
+
+def test_bootstrap_installs_with_apt_get_and_syncs_from_the_lock() -> None:
+    text = BOOTSTRAP.read_text()
+    assert bootstrap_packages() == {"redis-server", "chromium"}
+    assert "apt-get update" in text
+    assert "apt-get install -y -qq --no-install-recommends" in text
+    assert "python3 -m pip install" in text
+    assert "export UV_PYTHON_DOWNLOADS=never" in text
+    assert text.rstrip().endswith("sync --locked")
+
+
+def test_the_readme_says_what_bootstrap_installs() -> None:
+    quick_start = section(README, "Quick start")
+    for package in bootstrap_packages():
+        assert f"`{package}`" in quick_start
+    for word in ("script/bootstrap", "apt-get", "sudo", "uv.lock"):
+        assert word in quick_start
+
+
+def test_the_readme_shows_the_run_that_needs_only_python() -> None:
+    found = blocks(section(README, "Quick start"), "sh")
+    assert found[1].strip() == 'python3 -m uv run pytest -m "not browser and not redis"'
 
 
 def python_blocks() -> list[str]:
