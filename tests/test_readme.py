@@ -1,5 +1,13 @@
-"""The README's promises: two quick-start commands, the second is script/test and CI runs it
-too; the scripts exist and the README says what bootstrap installs; real names."""
+"""The README's promises.
+
+* the quick start is two commands, the second is ``script/test``, and CI runs it too;
+* ``script/bootstrap`` and ``script/test`` exist, are executable bash, and the README says what
+  bootstrap installs;
+* every ``pip install`` of a distribution that is not on PyPI yet comes with the from-a-clone
+  form beside it;
+* the layout names real folders and the real distributions;
+* the Python examples name only real API, and they run against keyturn's provider emulator.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,10 @@ import importlib
 import os
 import re
 import subprocess
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +40,9 @@ def section(text: str, heading: str) -> str:
 
 def blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+# -- the quick start and the scripts -------------------------------------------------------
 
 
 def quick_start_commands() -> list[str]:
@@ -99,15 +113,98 @@ def test_the_readme_shows_the_run_that_needs_only_python() -> None:
     assert found[1].strip() == 'python3 -m uv run pytest -m "not browser and not redis"'
 
 
+# -- installing what is not on PyPI yet ----------------------------------------------------
+
+
+def distribution_folders() -> dict[str, str]:
+    """Each workspace member's distribution name and folder."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found: dict[str, str] = {}
+    for pattern in root["tool"]["uv"]["workspace"]["members"]:
+        for folder in sorted(ROOT.glob(pattern)):
+            project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+            found[project["name"]] = folder.relative_to(ROOT).as_posix()
+    return found
+
+
+FOLDERS = distribution_folders()
+
+
+def published_installs(text: str) -> Iterator[tuple[int, set[str]]]:
+    """(line index, distributions) of each ``pip install`` of the project's by name."""
+    for index, line in enumerate(text.splitlines()):
+        for match in re.finditer(r"pip install ([^`#\n;&|)]*)", line):
+            names = set()
+            for argument in match.group(1).split():
+                requirement = argument.strip("\"'")
+                if requirement.startswith((".", "/", "-")) or "/" in requirement:
+                    continue  # a folder, a file or an option
+                name = re.sub(r"\[.*", "", requirement)
+                if name in FOLDERS:
+                    names.add(name)
+            if names:
+                yield index, names
+
+
+def test_the_rule_sees_install_lines() -> None:
+    found = dict(published_installs('x\n`pip install "keyturn[web]" keyturn-github flask`\n'))
+    assert found == {1: {"keyturn", "keyturn-github"}}
+    assert not list(published_installs("pip install ./core ./plugins/github -e .\n"))
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md"], ids=["README.md"])
+def test_every_install_by_name_says_how_to_install_from_a_clone(page: Path) -> None:
+    """keyturn is not on PyPI yet: beside ``pip install keyturn-x``, the folder to install."""
+    lines = page.read_text().splitlines()
+    for index, names in published_installs(page.read_text()):
+        nearby = "\n".join(lines[max(0, index - 5) : index + 6])
+        for name in names:
+            assert f"./{FOLDERS[name]}" in nearby, (
+                f"{page.relative_to(ROOT)}:{index + 1} installs {name} by name; say beside it "
+                f"how to install it from a clone (./{FOLDERS[name]})"
+            )
+
+
+# -- the layout ----------------------------------------------------------------------------
+
+
+def layout_blocks() -> list[str]:
+    found = blocks(section(README, "Layout"), "text")
+    assert len(found) == 3, "the layout is the library, the tools, and the rest"
+    return found
+
+
+def first_column(block: str) -> list[str]:
+    return [line.split()[0] for line in block.splitlines() if line and not line[0].isspace()]
+
+
+def test_the_layout_lists_every_distribution_by_its_folder() -> None:
+    _, tools, _ = layout_blocks()
+    listed = {}
+    for line in tools.splitlines():
+        if line and not line[0].isspace():
+            folder, name = line.split()[:2]
+            listed[name.rstrip(":")] = folder.rstrip("/")
+    assert listed == {name: folder for name, folder in FOLDERS.items() if name != "keyturn"}
+    assert FOLDERS["keyturn"] == "core"
+
+
+def test_the_layout_names_paths_that_exist() -> None:
+    _, _, rest = layout_blocks()
+    for path in first_column(rest):
+        assert (ROOT / path).exists(), path
+
+
+# -- the Python examples -------------------------------------------------------------------
+
+
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    return blocks(README, "python")
 
 
 def test_readme_python_parses_and_names_only_real_public_api() -> None:
-    blocks = python_blocks()
-    assert blocks
     names: set[str] = set()
-    for block in blocks:
+    for block in python_blocks():
         tree = ast.parse(block)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "keyturn":
@@ -146,11 +243,92 @@ def test_readme_imports_from_keyturn_modules_exist() -> None:
     assert not missing, f"README imports names that do not exist: {missing}"
 
 
+def example_redirect_uris() -> set[str]:
+    """The callback URLs the examples send users back to (the emulator accepts only these)."""
+    pattern = r"https://app\.example(?:\.com)?/auth/callback/[a-z]+"
+    return set(re.findall(pattern, README))
+
+
+@pytest.fixture
+def emulated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A namespace for running examples against keyturn's provider emulator.
+
+    ``Keyturn`` and ``AsyncKeyturn``, as imported from ``keyturn``, build clients whose
+    installed providers all answer from the emulator (each from the profile of its name, else
+    ``strict``) with the emulator's credentials, unless the example passes ``providers=``
+    itself. ``redirect_to(url)`` plays the user's browser at the emulator and leaves the
+    callback's query in ``callback_query_params``. The working directory is a fresh folder.
+    """
+    from keyturn.plugins import collect_providers
+    from keyturn_emulator import Emulator
+
+    sync_client = keyturn.Keyturn
+    made: list[Any] = []
+    with Emulator(redirect_uris=example_redirect_uris()) as emu:
+
+        def at_the_emulator(client_class: Callable[..., Any]) -> Callable[..., Any]:
+            def make(credentials: Any = None, **options: Any) -> Any:
+                if "providers" not in options:
+                    manager = options.get("plugin_manager") or keyturn.get_plugin_manager()
+                    installed = [found.spec for found in collect_providers(manager).values()]
+                    options["providers"] = [
+                        emu.point(spec, spec.id if spec.id in emu.profiles else "strict")
+                        for spec in installed
+                    ]
+                    credentials = {spec.id: emu.credentials for spec in installed}
+                client = client_class(credentials, **options)
+                made.append(client)
+                return client
+
+            return make
+
+        monkeypatch.setattr(keyturn, "Keyturn", at_the_emulator(keyturn.Keyturn))
+        monkeypatch.setattr(keyturn, "AsyncKeyturn", at_the_emulator(keyturn.AsyncKeyturn))
+        monkeypatch.chdir(tmp_path)
+        namespace: dict[str, Any] = {}
+
+        def redirect_to(url: str) -> None:
+            if url.startswith(emu.base_url):
+                namespace["callback_query_params"] = emu.authorize(url)
+
+        namespace["redirect_to"] = redirect_to
+        yield namespace
+    for client in made:
+        if isinstance(client, sync_client):
+            client.close()
+
+
+def run_blocks(page: str, code: list[str], namespace: dict[str, Any]) -> None:
+    for block in code:
+        exec(compile(block, page, "exec"), namespace)
+
+
+def test_the_readme_examples_run_against_the_emulator(emulated: dict[str, Any]) -> None:
+    """Every Python block but the web one (run below), in order, as one program."""
+    web = blocks(section(README, "In a web app"), "python")
+    code = [block for block in python_blocks() if block not in web]
+    emulated["user_id"] = "user-42"
+    emulated["lookup_role"] = lambda email: "reader"
+    run_blocks("README.md", code, emulated)
+    token = emulated["token"]
+    assert token.user is not None
+    assert token.error is None
+    assert emulated["access_token"] == token.tokens.access_token.get_secret_value()
+    # The callbacks example's client puts the role in on sign-in.
+    kt = emulated["kt"]
+    request = kt.authorize_url("google", "https://app.example/auth/callback/google")
+    emulated["redirect_to"](request.url)
+    signed_in = kt.sign_in(request, emulated["callback_query_params"])
+    assert signed_in.claims == {"role": "reader"}
+
+
+# -- the web example -----------------------------------------------------------------------
+
+
 def fastapi_block() -> str:
-    section = README.split("## In a web app", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    assert len(blocks) == 1
-    return str(blocks[0])
+    found = blocks(section(README, "In a web app"), "python")
+    assert len(found) == 1
+    return str(found[0])
 
 
 def test_the_fastapi_example_is_under_twenty_lines() -> None:
