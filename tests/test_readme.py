@@ -1,12 +1,13 @@
-"""The README's promises.
+"""The README's promises, and the package pages'.
 
 * the quick start is two commands, the second is ``script/test``, and CI runs it too;
 * ``script/bootstrap`` and ``script/test`` exist, are executable bash, and the README says what
   bootstrap installs;
 * every ``pip install`` of a distribution that is not on PyPI yet comes with the from-a-clone
-  form beside it;
+  form beside it, in the README, the docs, the examples and the package pages;
 * the layout names real folders and the real distributions;
-* the Python examples name only real API, and they run against keyturn's provider emulator.
+* the Python examples name only real API, and they run: against keyturn's provider emulator
+  where they sign someone in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import ast
 import importlib
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -130,6 +133,28 @@ def distribution_folders() -> dict[str, str]:
 FOLDERS = distribution_folders()
 
 
+def package_pages() -> list[Path]:
+    """The README of each distribution: its page on the package index."""
+    pages = []
+    for folder in FOLDERS.values():
+        project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())["project"]
+        pages.append(ROOT / folder / project["readme"])
+    return pages
+
+
+def pages_with_installs() -> list[Path]:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages += sorted((ROOT / "examples").glob("*/README.md"))
+    return sorted(set(pages) | set(PACKAGE_PAGES))
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+PACKAGE_PAGES = package_pages()
+
+
 def published_installs(text: str) -> Iterator[tuple[int, set[str]]]:
     """(line index, distributions) of each ``pip install`` of the project's by name."""
     for index, line in enumerate(text.splitlines()):
@@ -152,7 +177,7 @@ def test_the_rule_sees_install_lines() -> None:
     assert not list(published_installs("pip install ./core ./plugins/github -e .\n"))
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md"], ids=["README.md"])
+@pytest.mark.parametrize("page", pages_with_installs(), ids=page_id)
 def test_every_install_by_name_says_how_to_install_from_a_clone(page: Path) -> None:
     """keyturn is not on PyPI yet: beside ``pip install keyturn-x``, the folder to install."""
     lines = page.read_text().splitlines()
@@ -163,6 +188,22 @@ def test_every_install_by_name_says_how_to_install_from_a_clone(page: Path) -> N
                 f"{page.relative_to(ROOT)}:{index + 1} installs {name} by name; say beside it "
                 f"how to install it from a clone (./{FOLDERS[name]})"
             )
+
+
+@pytest.mark.parametrize("page", PACKAGE_PAGES, ids=page_id)
+def test_each_package_page_installs_itself_and_shows_python(page: Path) -> None:
+    text = page.read_text()
+    name = next(name for name, folder in FOLDERS.items() if ROOT / folder == page.parent)
+    assert any(name in names for _, names in published_installs(text)), f"{page}: no install"
+    assert "not on pypi yet" in text.lower()
+    assert blocks(text, "python"), f"{page} shows no Python"
+
+
+@pytest.mark.parametrize("page", PACKAGE_PAGES, ids=page_id)
+def test_package_pages_have_no_relative_links(page: Path) -> None:
+    """The package index shows the page outside the repository: a relative link goes nowhere."""
+    relative = re.findall(r"\]\((?!https?://)([^)]+)\)", page.read_text())
+    assert not relative, f"{page.relative_to(ROOT)} links {relative}; name repository paths"
 
 
 # -- the layout ----------------------------------------------------------------------------
@@ -243,10 +284,19 @@ def test_readme_imports_from_keyturn_modules_exist() -> None:
     assert not missing, f"README imports names that do not exist: {missing}"
 
 
+SIGN_IN_PAGES = [
+    "core/README.md",
+    "plugins/google/README.md",
+    "plugins/github/README.md",
+    "examples/keyturn-gitlab/README.md",
+]
+
+
 def example_redirect_uris() -> set[str]:
     """The callback URLs the examples send users back to (the emulator accepts only these)."""
+    pages = [README, *((ROOT / page).read_text() for page in SIGN_IN_PAGES)]
     pattern = r"https://app\.example(?:\.com)?/auth/callback/[a-z]+"
-    return set(re.findall(pattern, README))
+    return {uri for text in pages for uri in re.findall(pattern, text)}
 
 
 @pytest.fixture
@@ -320,6 +370,54 @@ def test_the_readme_examples_run_against_the_emulator(emulated: dict[str, Any]) 
     emulated["redirect_to"](request.url)
     signed_in = kt.sign_in(request, emulated["callback_query_params"])
     assert signed_in.claims == {"role": "reader"}
+
+
+@pytest.mark.parametrize("page", SIGN_IN_PAGES)
+def test_the_package_page_examples_run_against_the_emulator(
+    page: str, emulated: dict[str, Any]
+) -> None:
+    run_blocks(page, blocks((ROOT / page).read_text(), "python"), emulated)
+    token = emulated["token"]
+    assert token.user is not None
+    assert token.error is None
+
+
+def test_the_emulator_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As written: the page starts its own emulator. The clients it makes are closed after."""
+    made: list[keyturn.Keyturn] = []
+    real = keyturn.Keyturn
+
+    def recorded(*args: Any, **options: Any) -> keyturn.Keyturn:
+        made.append(real(*args, **options))
+        return made[-1]
+
+    monkeypatch.setattr(keyturn, "Keyturn", recorded)
+    page = "tools/keyturn-emulator/README.md"
+    try:
+        run_blocks(page, blocks((ROOT / page).read_text(), "python"), {})
+    finally:
+        for client in made:
+            client.close()
+
+
+def test_the_conformance_example_passes_on_the_gitlab_cassettes(tmp_path: Path) -> None:
+    """pytest-keyturn's page shows the GitLab example's conformance test: run it, in a fresh
+    folder with a copy of that plugin's cassettes, as a pytest run of its own."""
+    (code,) = blocks((ROOT / "tools/pytest-keyturn/README.md").read_text(), "python")
+    (tmp_path / "test_conformance.py").write_text(code)
+    shutil.copytree(ROOT / "examples/keyturn-gitlab/cassettes", tmp_path / "cassettes")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_conformance.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout
 
 
 # -- the web example -----------------------------------------------------------------------
