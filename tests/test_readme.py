@@ -400,6 +400,7 @@ def test_the_emulator_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None
             client.close()
 
 
+@pytest.mark.slow
 def test_the_conformance_example_passes_on_the_gitlab_cassettes(tmp_path: Path) -> None:
     """pytest-keyturn's page shows the GitLab example's conformance test: run it, in a fresh
     folder with a copy of that plugin's cassettes, as a pytest run of its own."""
