@@ -247,7 +247,8 @@ def test_a_command_of_a_missing_tool_names_the_distribution_to_install(
     assert out == ""
     assert err == (
         f"keyturn: error: 'keyturn {command}' comes with the {distribution} distribution, "
-        f"which is not installed: pip install {distribution}\n"
+        f"which is not installed: pip install {distribution} "
+        f"(from a clone of keyturn: pip install ./tools/{distribution})\n"
     )
 
 

@@ -32,7 +32,7 @@ from typing import NoReturn
 from keyturn import __version__
 from keyturn.errors import KeyturnError
 
-__all__ = ["ELSEWHERE", "GROUP", "build_parser", "main"]
+__all__ = ["ELSEWHERE", "FOLDERS", "GROUP", "build_parser", "main"]
 
 #: The entry-point group sub-commands are published under.
 GROUP = "keyturn.commands"
@@ -44,6 +44,8 @@ ELSEWHERE = {
     "record": "pytest-keyturn",
     "new-provider": "pytest-keyturn",
 }
+#: Where each of those distributions lives in a clone of keyturn's repository.
+FOLDERS = {"keyturn-emulator": "tools/keyturn-emulator", "pytest-keyturn": "tools/pytest-keyturn"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = next(arg for arg in args_list if not arg.startswith("-"))
         print(
             f"keyturn: error: 'keyturn {command}' comes with the {dist} distribution, which is "
-            f"not installed: pip install {dist}",
+            f"not installed: pip install {dist} (from a clone of keyturn: "
+            f"pip install ./{FOLDERS[dist]})",
             file=sys.stderr,
         )
         return 2
