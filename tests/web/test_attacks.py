@@ -2,15 +2,15 @@
 
 Every case ends the same way: the visitor is treated as signed out or the request is refused
 with a clear answer; never a 500 (the ASGI transport would raise it), and no session cookie
-is handed out. The app, the emulator and the helpers are those of ``test_web.py``.
+is handed out. The app, the emulator and the helpers are those of ``_site.py`` and
+``conftest.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -19,10 +19,9 @@ from keyturn.starlette import MAX_BODY
 from keyturn.web import Keyring
 from keyturn.web.sealing import Sealer
 
-from .test_routes import (
+from ._site import (
     BASE,
     FLOW,
-    KINDS,
     LIFETIME,
     OTHER_SECRET,
     SECRET,
@@ -31,40 +30,15 @@ from .test_routes import (
     BigClaims,
     MakeSite,
     Site,
-    World,
     counters,
     csrf_token,
     expired,
-    fresh,
     jar,
     message_of,
     set_cookies,
     sign_out,
-    sites,
-    start_world,
     written,
 )
-
-
-@pytest.fixture(scope="module")
-def shared_world() -> Iterator[World]:
-    yield from start_world()
-
-
-@pytest.fixture
-def world(shared_world: World) -> World:
-    return fresh(shared_world)
-
-
-@pytest.fixture
-async def make_site(world: World, tmp_path: Path) -> AsyncIterator[MakeSite]:
-    async with sites(world, tmp_path) as make:
-        yield make
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def cookie_header(cookies: dict[str, str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ rotating provider all but one are refused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,19 +20,12 @@ from keyturn.stores.base import TokenStore
 from keyturn.stores.redis import RedisTokenStore
 from keyturn.stores.sqlite import SQLiteTokenStore
 
-from .test_routes import LIFETIME, MakeSite, World, counters, jar, shared_world, sites, world
+from ._site import LIFETIME, MakeSite, counters, jar
 
 pytest_plugins = ["tests.stores._redis_server"]
-__all__ = ["shared_world", "world"]  # the emulator fixtures, shared with test_web
 
 INSTANCES = 3
 TABS_EACH = 4
-
-
-@pytest.fixture
-async def make_site(world: World, tmp_path: Path) -> AsyncIterator[MakeSite]:
-    async with sites(world, tmp_path) as make:
-        yield make
 
 
 @pytest.fixture(params=["sqlite", "redis"])
