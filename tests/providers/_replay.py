@@ -1,16 +1,19 @@
 """Replaying one provider's cassettes through each of keyturn's four client kinds.
 
-A cassette test module names its provider, its ``vcr.VCR`` and its redirect URI in a
-:class:`Replay`, and takes its ``connect`` and ``driver`` fixtures from :func:`replay_fixtures`.
-Every test then runs four times: Keyturn over httpx.Client and httpx2.Client, AsyncKeyturn over
-httpx.AsyncClient and httpx2.AsyncClient.
+A cassette test module names its provider, its ``vcr.VCR``, its redirect URI and its sign-in
+in a :class:`Replay`, and takes its ``connect`` and ``driver`` fixtures from
+:func:`replay_fixtures`. Every test then runs four times: Keyturn over httpx.Client and
+httpx2.Client, AsyncKeyturn over httpx.AsyncClient and httpx2.AsyncClient. What every provider's
+module checks the same way is written here once: a sign-in that falls due
+(:meth:`Driver.signed_in_jwt`), the jwt callback after a failed refresh, and the test that
+classifies refresh failures (:func:`refresh_failure_test`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import httpx
@@ -41,11 +44,18 @@ class Replay:
     :param provider: the provider id the clients are configured for.
     :param vcr: the ``vcr.VCR`` that holds the provider's cassettes (from ``make_vcr``).
     :param redirect_uri: the callback URI every authorization request carries.
+    :param code: the authorization code the ``exchange_code`` cassette's request carries.
+    :param access_lifetime: seconds the access token of ``exchange_code``'s answer lives.
+    :param authorize: what a sign-in passes to ``authorize_url`` besides the redirect URI
+        (the nonce an ID token carries, say).
     """
 
     provider: str
     vcr: Any
     redirect_uri: str
+    code: str
+    access_lifetime: int
+    authorize: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Driver:
@@ -112,6 +122,18 @@ class Driver:
     async def jwt(self, token: keyturn.JWT) -> keyturn.JWT:
         result: keyturn.JWT = await self.call("jwt", token)
         return result
+
+    async def signed_in_jwt(self, clock: FakeClock) -> keyturn.JWT:
+        """Sign in through the ``exchange_code`` cassette, then let the access token fall due."""
+        request = self.authorize_url(**self.replay.authorize)
+        query = {"state": request.state.get_secret_value(), "code": self.replay.code}
+        with self.play("exchange_code"):
+            token = await self.sign_in(request, query)
+        assert token.error is None
+        lifetime = self.replay.access_lifetime
+        assert token.tokens.expires_at == clock.now + lifetime
+        clock.advance(lifetime - 30)  # inside the 60 s leeway: due for a refresh
+        return token
 
     async def jwt_fails_for_good(self, token: keyturn.JWT, scenario: str) -> keyturn.JWT:
         """Run the jwt callback on a due ``token`` while ``scenario`` refuses the refresh for good.
@@ -241,3 +263,29 @@ class Failure(NamedTuple):
         )
         assert failure.description == self.description
         assert (failure.provider, failure.operation) == (provider, "refresh")
+
+
+def refresh_failure_test(
+    failures: Mapping[str, Failure], due_tokens: Callable[[FakeClock], keyturn.TokenSet]
+) -> Any:
+    """The test that each of a provider's refresh failures is classified as it must be.
+
+    Assign it to ``test_refresh_failure_is_classified`` in the provider's cassette module.
+
+    :param failures: for each scenario (a cassette), how keyturn must classify its failure.
+    :param due_tokens: the tokens the app holds, due for a refresh on the test's clock.
+    """
+
+    @pytest.mark.parametrize("scenario", failures)
+    async def test_refresh_failure_is_classified(
+        driver: Driver, clock: FakeClock, scenario: str
+    ) -> None:
+        expected = failures[scenario]
+        old = due_tokens(clock)
+        with driver.play(scenario), pytest.raises(keyturn.ProviderError) as caught:
+            await driver.refresh(old)
+        expected.check(caught.value, driver.replay.provider)
+        assert old.refresh_token is not None
+        assert old.refresh_token.get_secret_value() not in str(caught.value)
+
+    return test_refresh_failure_is_classified

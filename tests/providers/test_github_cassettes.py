@@ -4,6 +4,9 @@ The cassettes are written from GitHub's documentation (provenance in cassettes/R
 they replay with record_mode "none": a request keyturn sends that a cassette does not hold
 (other method, URI or body fields) fails the test. Every test runs four times: Keyturn over
 httpx.Client and httpx2.Client, AsyncKeyturn over httpx.AsyncClient and httpx2.AsyncClient.
+
+The last class runs keyturn's conformance suite (pytest_keyturn.ProviderConformance) on the
+same cassettes, exactly as a plugin's own test suite does.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import pytest
 
 import keyturn
 from keyturn_github import GITHUB
+from pytest_keyturn import ProviderConformance
 from pytest_keyturn.cassettes import make_vcr
 from tests.conftest import CASSETTES, CLIENT_ID, FakeClock
 
-from ._replay import Connect, Driver, Failure, Replay, replay_fixtures
+from ._replay import Connect, Driver, Failure, Replay, refresh_failure_test, replay_fixtures
 
 VCR = make_vcr(CASSETTES / "github")
 
@@ -44,7 +48,15 @@ GITHUB_ERRORS = (
     "troubleshooting-oauth-app-access-token-request-errors/"
 )
 
-connect, driver = replay_fixtures(Replay("github", VCR, REDIRECT_URI))
+connect, driver = replay_fixtures(
+    Replay(
+        "github",
+        VCR,
+        REDIRECT_URI,
+        code="code-from-the-callback",
+        access_lifetime=ACCESS_LIFETIME,
+    )
+)
 
 
 def signed_in_tokens(
@@ -222,15 +234,7 @@ REFRESH_FAILURES = {
 }
 
 
-@pytest.mark.parametrize("scenario", REFRESH_FAILURES)
-async def test_refresh_failure_is_classified(
-    driver: Driver, clock: FakeClock, scenario: str
-) -> None:
-    expected = REFRESH_FAILURES[scenario]
-    with driver.play(scenario), pytest.raises(keyturn.ProviderError) as caught:
-        await driver.refresh(signed_in_tokens(clock))
-    expected.check(caught.value, "github")
-    assert OLD_REFRESH_TOKEN not in str(caught.value)
+test_refresh_failure_is_classified = refresh_failure_test(REFRESH_FAILURES, signed_in_tokens)
 
 
 # -- userinfo and revoke ------------------------------------------------------------------
@@ -291,20 +295,8 @@ async def test_revoke_without_the_client_secret_sends_nothing(
 # -- the jwt callback over a whole sign-in ------------------------------------------------
 
 
-async def signed_in_jwt(driver: Driver, clock: FakeClock) -> keyturn.JWT:
-    """Sign in through exchange_code, then let the access token fall due."""
-    request = driver.authorize_url()
-    query = {"state": request.state.get_secret_value(), "code": "code-from-the-callback"}
-    with driver.play("exchange_code"):
-        token = await driver.sign_in(request, query)
-    assert token.error is None
-    assert token.tokens.expires_at == clock.now + ACCESS_LIFETIME
-    clock.advance(ACCESS_LIFETIME - 30)  # inside the 60 s leeway: due for a refresh
-    return token
-
-
 async def test_jwt_follows_the_rotation_chain(driver: Driver, clock: FakeClock) -> None:
-    token = await signed_in_jwt(driver, clock)
+    token = await driver.signed_in_jwt(clock)
     with driver.play("refresh_ok"):
         first = await driver.jwt(token)
     assert first.error is None and first.refresh_failure is None
@@ -329,7 +321,7 @@ async def test_jwt_follows_the_rotation_chain(driver: Driver, clock: FakeClock) 
 async def test_jwt_after_bad_refresh_token_asks_for_a_new_sign_in(
     driver: Driver, clock: FakeClock
 ) -> None:
-    token = await signed_in_jwt(driver, clock)
+    token = await driver.signed_in_jwt(clock)
     # Once failed for good, keyturn stops asking GitHub (no second interaction exists).
     failed = await driver.jwt_fails_for_good(token, "refresh_invalid_grant")
     assert failed.refresh_failure is not None
@@ -342,7 +334,15 @@ async def test_jwt_after_bad_refresh_token_asks_for_a_new_sign_in(
 async def test_jwt_after_a_transient_failure_keeps_the_session(
     driver: Driver, clock: FakeClock
 ) -> None:
-    token = await signed_in_jwt(driver, clock)
+    token = await driver.signed_in_jwt(clock)
     failed = await driver.jwt_fails_for_now(token, "refresh_transient")
     assert failed.refresh_failure is not None
     assert failed.refresh_failure.status == 503
+
+
+# -- keyturn's conformance suite on the same cassettes ------------------------------------
+
+
+class TestGitHubConformance(ProviderConformance):
+    provider = "github"
+    cassettes = CASSETTES / "github"

@@ -1,9 +1,10 @@
-"""keyturn's conformance suite over every provider this repository ships or shows.
+"""GitLab, the example plugin of examples/keyturn-gitlab (a third-party plugin written from the
+tutorial).
 
-Each class runs the whole of pytest_keyturn.ProviderConformance on one provider's cassettes,
-exactly as a plugin's own test suite does: Google and GitHub from cassettes/, GitLab from the
-example plugin's folder. A last test runs the example plugin's tests the way its author would,
-in a separate pytest process from the plugin's own folder.
+The class runs the whole of pytest_keyturn.ProviderConformance on the cassettes in the example
+plugin's folder, exactly as a plugin's own test suite does. A last test runs the example
+plugin's tests the way its author would, in a separate pytest process from the plugin's own
+folder.
 """
 
 from __future__ import annotations
@@ -14,19 +15,9 @@ import subprocess
 import sys
 
 from pytest_keyturn import ProviderConformance
-from tests.conftest import CASSETTES, ROOT
+from tests.conftest import ROOT
 
 GITLAB_EXAMPLE = ROOT / "examples" / "keyturn-gitlab"
-
-
-class TestGoogleConformance(ProviderConformance):
-    provider = "google"
-    cassettes = CASSETTES / "google"
-
-
-class TestGitHubConformance(ProviderConformance):
-    provider = "github"
-    cassettes = CASSETTES / "github"
 
 
 class TestGitLabConformance(ProviderConformance):

@@ -4,6 +4,9 @@ The cassettes are written from Google's documentation (provenance in cassettes/R
 they replay with record_mode "none": a request keyturn sends that a cassette does not hold (other
 method, URI or form fields) fails the test. Every test runs four times: Keyturn over httpx.Client
 and httpx2.Client, AsyncKeyturn over httpx.AsyncClient and httpx2.AsyncClient.
+
+The last class runs keyturn's conformance suite (pytest_keyturn.ProviderConformance) on the
+same cassettes, exactly as a plugin's own test suite does.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import pytest
 
 import keyturn
 from keyturn.idtoken import unverified_claims
+from pytest_keyturn import ProviderConformance
 from pytest_keyturn.cassettes import make_vcr
 from tests.conftest import CASSETTES, CLIENT_ID, FakeClock
 
-from ._replay import Connect, Driver, Failure, Replay, replay_fixtures
+from ._replay import Connect, Driver, Failure, Replay, refresh_failure_test, replay_fixtures
 
 VCR = make_vcr(CASSETTES / "google")
 
@@ -38,7 +42,16 @@ GOOGLE_SUB = "100000000000000000001"
 OLD_ACCESS_TOKEN = "access-token-from-sign-in"
 OLD_REFRESH_TOKEN = "refresh-token-from-sign-in"
 
-connect, driver = replay_fixtures(Replay("google", VCR, REDIRECT_URI))
+connect, driver = replay_fixtures(
+    Replay(
+        "google",
+        VCR,
+        REDIRECT_URI,
+        code="4/code-from-the-callback",
+        access_lifetime=3599,
+        authorize={"nonce": NONCE},
+    )
+)
 
 
 def signed_in_tokens(clock: FakeClock) -> keyturn.TokenSet:
@@ -156,15 +169,7 @@ REFRESH_FAILURES = {
 }
 
 
-@pytest.mark.parametrize("scenario", REFRESH_FAILURES)
-async def test_refresh_failure_is_classified(
-    driver: Driver, clock: FakeClock, scenario: str
-) -> None:
-    expected = REFRESH_FAILURES[scenario]
-    with driver.play(scenario), pytest.raises(keyturn.ProviderError) as caught:
-        await driver.refresh(signed_in_tokens(clock))
-    expected.check(caught.value, "google")
-    assert OLD_REFRESH_TOKEN not in str(caught.value)
+test_refresh_failure_is_classified = refresh_failure_test(REFRESH_FAILURES, signed_in_tokens)
 
 
 async def test_refresh_without_client_secret_is_a_permanent_invalid_request(
@@ -210,22 +215,10 @@ async def test_revoke_succeeds_also_for_an_already_dead_token(
 # -- the jwt callback over a whole sign-in ------------------------------------------------
 
 
-async def signed_in_jwt(driver: Driver, clock: FakeClock) -> keyturn.JWT:
-    """Sign in through exchange_code, then let the access token fall due."""
-    request = driver.authorize_url(nonce=NONCE)
-    query = {"state": request.state.get_secret_value(), "code": "4/code-from-the-callback"}
-    with driver.play("exchange_code"):
-        token = await driver.sign_in(request, query)
-    assert token.error is None
-    assert token.tokens.expires_at == clock.now + 3599
-    clock.advance(3599 - 30)  # inside the 60 s leeway: due for a refresh
-    return token
-
-
 async def test_jwt_refreshes_a_due_token_and_keeps_the_refresh_token(
     driver: Driver, clock: FakeClock
 ) -> None:
-    token = await signed_in_jwt(driver, clock)
+    token = await driver.signed_in_jwt(clock)
     with driver.play("refresh_ok"):
         refreshed = await driver.jwt(token)
     assert refreshed.error is None
@@ -243,7 +236,7 @@ async def test_jwt_refreshes_a_due_token_and_keeps_the_refresh_token(
 async def test_jwt_after_a_permanent_failure_asks_for_a_new_sign_in(
     driver: Driver, clock: FakeClock
 ) -> None:
-    token = await signed_in_jwt(driver, clock)
+    token = await driver.signed_in_jwt(clock)
     # Once failed for good, keyturn stops asking Google (no second interaction exists).
     failed = await driver.jwt_fails_for_good(token, "refresh_invalid_grant")
     assert failed.refresh_failure is not None
@@ -253,8 +246,16 @@ async def test_jwt_after_a_permanent_failure_asks_for_a_new_sign_in(
 async def test_jwt_after_a_transient_failure_keeps_the_session(
     driver: Driver, clock: FakeClock
 ) -> None:
-    token = await signed_in_jwt(driver, clock)
+    token = await driver.signed_in_jwt(clock)
     failed = await driver.jwt_fails_for_now(token, "refresh_transient")
     assert failed.refresh_failure is not None
     assert failed.refresh_failure.status == 503
     assert driver.client.session(failed).error is None
+
+
+# -- keyturn's conformance suite on the same cassettes ------------------------------------
+
+
+class TestGoogleConformance(ProviderConformance):
+    provider = "google"
+    cassettes = CASSETTES / "google"
