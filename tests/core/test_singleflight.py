@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -16,90 +15,10 @@ import pytest
 import keyturn
 from keyturn.plugins import KeyturnPluginManager
 from keyturn.singleflight import SingleFlight, SingleFlightStats
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, START, FakeClock
+from tests.conftest import CREDENTIALS, FakeClock, StrictFake, due_tokens
 
-CREDENTIALS = {"google": (CLIENT_ID, CLIENT_SECRET)}
 N_THREADS = 16
 N_TASKS = 64
-
-
-class StrictFake:
-    """A token endpoint that rotates refresh tokens and refuses a spent one, as strict
-    providers do (a spent token presented again also revokes the live one: reuse detection).
-
-    ``rotate=False`` behaves like Google instead: the refresh token stays valid.
-    """
-
-    def __init__(self, first: str = "fake-rt-0", *, rotate: bool = True) -> None:
-        self.lock = threading.Lock()
-        self.live = {first}
-        self.spent: set[str] = set()
-        self.rotate = rotate
-        self.refreshes = 0
-        self.reuse_detected = 0
-        self.issued = 0
-        #: Answers to give before any real one: (status, JSON body).
-        self.failures: list[tuple[int, dict[str, Any]]] = []
-
-    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        with self.lock:
-            self.refreshes += 1
-            if self.failures:
-                return self.failures.pop(0)
-            token = form.get("refresh_token", "")
-            if form.get("grant_type") != "refresh_token" or token not in self.live:
-                if token in self.spent:
-                    self.reuse_detected += 1
-                    self.live.clear()
-                return 400, {"error": "invalid_grant", "error_description": "token not valid"}
-            self.issued += 1
-            body: dict[str, Any] = {
-                "access_token": f"fake-at-{self.issued}",
-                "expires_in": 3600,
-                "token_type": "Bearer",
-            }
-            if self.rotate:
-                self.live.discard(token)
-                self.spent.add(token)
-                body["refresh_token"] = f"fake-rt-{self.issued}"
-                self.live.add(body["refresh_token"])
-            return 200, body
-
-    @staticmethod
-    def form(request: httpx.Request) -> dict[str, str]:
-        return dict(parse_qsl(request.content.decode()))
-
-    def handler(self, hold: Callable[[], None] = lambda: None) -> httpx.MockTransport:
-        """A sync transport; ``hold`` runs before each answer (to make callers overlap)."""
-
-        def handle(request: httpx.Request) -> httpx.Response:
-            hold()
-            status, body = self.answer(self.form(request))
-            return httpx.Response(status, json=body)
-
-        return httpx.MockTransport(handle)
-
-    def async_handler(
-        self, hold: Callable[[], Awaitable[None]] | None = None
-    ) -> httpx.MockTransport:
-        """An async transport; ``hold`` is awaited before each answer."""
-
-        async def handle(request: httpx.Request) -> httpx.Response:
-            if hold is not None:
-                await hold()
-            status, body = self.answer(self.form(request))
-            return httpx.Response(status, json=body)
-
-        return httpx.MockTransport(handle)
-
-
-def due_tokens(refresh_token: str = "fake-rt-0") -> keyturn.TokenSet:
-    return keyturn.TokenSet(
-        provider="google",
-        access_token="fake-at-0",
-        refresh_token=refresh_token,
-        expires_at=START - 1,
-    )
 
 
 def wait_for(predicate: Callable[[], bool]) -> None:
@@ -132,11 +51,6 @@ class FirstRequest:
     def __call__(self) -> bool:
         first, self.seen = not self.seen, True
         return first
-
-
-@pytest.fixture
-def provider() -> StrictFake:
-    return StrictFake()
 
 
 def make_sync(

@@ -32,8 +32,7 @@ from keyturn.plugins import KeyturnPluginManager
 from keyturn.stores import TokenManager
 from keyturn.stores.base import dump_tokens
 from keyturn.stores.redis import DEFAULT_PREFIX, RedisTokenStore, row_expires_at
-from tests.conftest import START, FakeClock
-from tests.core.test_singleflight import CREDENTIALS, StrictFake, due_tokens
+from tests.conftest import CREDENTIALS, START, FakeClock, StrictFake, due_tokens
 
 from ._redis_server import GUARD, wait_until
 from .test_stores import (

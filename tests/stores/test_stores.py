@@ -38,8 +38,7 @@ from keyturn.stores import (
     TokenStore,
 )
 from keyturn.stores.base import dump_tokens
-from tests.conftest import START, FakeClock
-from tests.core.test_singleflight import CREDENTIALS, StrictFake, due_tokens
+from tests.conftest import CREDENTIALS, START, FakeClock, StrictFake, due_tokens
 
 pytest_plugins = ["tests.stores._redis_server"]
 
@@ -446,11 +445,6 @@ def test_a_new_sqlite_file_has_the_same_columns_as_an_upgraded_one(tmp_path: Pat
 
 
 # -- the manager, in one process -------------------------------------------------------------
-
-
-@pytest.fixture
-def provider() -> StrictFake:
-    return StrictFake()
 
 
 @pytest.fixture
