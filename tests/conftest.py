@@ -34,6 +34,33 @@ CLIENT_SECRET = "test-client-secret-not-real"
 #: The credentials of a client that knows Google only.
 CREDENTIALS = {"google": (CLIENT_ID, CLIENT_SECRET)}
 
+#: Fixtures that need a program besides Python, and the marker a test using them must carry:
+#: the Redis server of tests/stores/_redis_server.py and the Chromium of tests/e2e/test_browser.py.
+NEEDS_MARKER = {
+    "redis_server": "redis",
+    "redis_url": "redis",
+    "redis_client": "redis",
+    "browser": "browser",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run when a test uses one of :data:`NEEDS_MARKER` without its marker.
+
+    The markers are what ``-m "not browser and not redis"`` selects by, so a missing one would
+    let a test that needs redis-server or Chromium into a run on a machine without them.
+    """
+    unmarked = [
+        f"{item.nodeid} uses the {fixture} fixture without the {marker} marker"
+        for item in items
+        for fixture, marker in NEEDS_MARKER.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests without the marker their fixtures need:\n" + "\n".join(unmarked)
+        )
+
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -172,6 +172,7 @@ def test_errors_are_one_line_and_non_zero(
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_installed_console_script_runs() -> None:
     script = Path(sys.executable).parent / "keyturn"
     result = subprocess.run(

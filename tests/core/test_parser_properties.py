@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ from keyturn import flows
 from keyturn.http import HttpResponse
 from keyturn.models import TokenSet
 from keyturn_google import GOOGLE
+
+#: Hundreds of examples a property: seconds each.
+pytestmark = pytest.mark.slow
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -19,6 +19,8 @@ import pytest
 from keyturn_emulator import DEFAULT_CLIENT_SECRET
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 TOKEN_SHAPE = re.compile(r"(at_|rt_|ya29\.|1//)[A-Za-z0-9_-]{40,}")
 CASES = ("keyturn", "naive", "authlib_shared", "authlib_per_request")
 FIELDS = (

@@ -48,6 +48,8 @@ sys.path.insert(0, str(ROOT / "examples" / "webapp"))
 
 from webapp import create_app, emulated_client
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 #: Debian's Chromium; Playwright is pointed at it instead of a browser it would download.
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

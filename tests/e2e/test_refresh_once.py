@@ -32,6 +32,8 @@ from tests.conftest import START, FakeClock
 
 from ._refresh_worker import WAIT, refresh_in_child
 
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 
 KEY = "user-stress"

@@ -25,6 +25,8 @@ import pytest
 
 from tests.conftest import CASSETTES, CLIENT_ID, ROOT
 
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
+
 DISTRIBUTIONS = {
     "keyturn": ROOT / "core",
     "keyturn-google": ROOT / "plugins/google",

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pytest_keyturn import ProviderConformance
 from tests.conftest import ROOT
 
@@ -35,6 +37,7 @@ def suite_size() -> int:
     return total
 
 
+@pytest.mark.slow
 def test_the_example_plugin_passes_its_own_test_suite() -> None:
     # The plugin's author runs `pytest tests` in the plugin's folder. Its tests/ is not a
     # package, and this repository's tests/ is one; --rootdir and importlib mode keep the

@@ -1,9 +1,12 @@
 """A real redis-server for the tests, as a pytest plugin.
 
 A test module that needs it says ``pytest_plugins = ["tests.stores._redis_server"]`` and asks for
-the ``redis_url`` or ``redis_client`` fixture. The server is started once for the session,
-and only when a test asks for it, on a free loopback port with persistence off and its
-files in a temporary folder. A missing ``redis-server`` fails the test: it is never skipped.
+the ``redis_url`` or ``redis_client`` fixture; the test must carry the ``redis`` marker (the
+root conftest refuses it at collection otherwise, and ``redis_url`` when the fixture is asked
+for at run time, as a store fixture parametrised over Redis does). The server is started once
+for the session, and only when a test asks for it, on a free loopback port with persistence off
+and its files in a temporary folder. A missing ``redis-server`` fails the test: it is never
+skipped.
 
 Test modules also import its helpers (:func:`wait_until`, :data:`GUARD`) directly, so it may
 already be imported when pytest loads it as a plugin; it holds no ``assert`` statement to
@@ -80,8 +83,8 @@ def start_server(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes],
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server for the session, stopped at its end."""
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the session, stopped at its end; its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(f"redis-server is needed for the Redis store tests; install it: {INSTALL}")
@@ -95,6 +98,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_server: str) -> str:
+    """The server's URL, for a test that carries the ``redis`` marker."""
+    if request.node.get_closest_marker("redis") is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses redis-server without the redis marker", pytrace=False
+        )
+    return redis_server
 
 
 @pytest.fixture

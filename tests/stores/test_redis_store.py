@@ -5,7 +5,8 @@ sharing one server.
 
 Its rows, compare-and-set, leases and the token manager over it are tested with the other
 stores in ``test_stores.py``, whose ``store`` fixture includes Redis. The server comes from
-:mod:`tests.stores._redis_server`; every test starts from an empty database.
+:mod:`tests.stores._redis_server`; every test starts from an empty database. The tests that
+talk to it carry the ``redis`` marker; the few that need only the redis package do not.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def store(redis_client: redis.Redis) -> RedisTokenStore:
 # -- rows ------------------------------------------------------------------------------------
 
 
+@pytest.mark.redis
 def test_a_row_is_one_hash_under_the_default_prefix(
     store: RedisTokenStore, redis_client: redis.Redis
 ) -> None:
@@ -71,6 +73,7 @@ def test_a_row_is_one_hash_under_the_default_prefix(
     assert redis_client.hget(f"keyturn:tokens:{KEY}", "tokens") == dump_tokens(tokens).encode()
 
 
+@pytest.mark.redis
 def test_a_client_that_decodes_responses_works_the_same(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
@@ -93,6 +96,7 @@ def test_a_client_that_decodes_responses_works_the_same(
     assert saved.data == row.data
 
 
+@pytest.mark.redis
 def test_data_is_a_field_of_the_hash_present_only_when_not_empty(
     store: RedisTokenStore, redis_client: redis.Redis
 ) -> None:
@@ -104,6 +108,7 @@ def test_data_is_a_field_of_the_hash_present_only_when_not_empty(
     assert sorted(redis_client.hkeys(name)) == [b"tokens", b"version"]
 
 
+@pytest.mark.redis
 def test_a_row_written_before_data_existed_loads_with_empty_data(
     store: RedisTokenStore, redis_client: redis.Redis
 ) -> None:
@@ -124,6 +129,7 @@ def test_a_row_written_before_data_existed_loads_with_empty_data(
     assert reloaded.data == {"user": "Ada"}
 
 
+@pytest.mark.redis
 def test_the_repr_names_the_server_but_not_its_password(
     store: RedisTokenStore, redis_url: str
 ) -> None:
@@ -138,6 +144,7 @@ def test_the_repr_names_the_server_but_not_its_password(
 # -- leases ----------------------------------------------------------------------------------
 
 
+@pytest.mark.redis
 def test_a_lease_expires_on_the_server(store: RedisTokenStore, redis_client: redis.Redis) -> None:
     assert store.acquire(KEY, 30) is not None
     assert 0 < redis_client.pttl(store.lease_key(KEY)) <= 30_000
@@ -148,6 +155,7 @@ def test_a_lease_expires_on_the_server(store: RedisTokenStore, redis_client: red
     assert store.acquire("short", 60) is None
 
 
+@pytest.mark.redis
 def test_a_dead_owners_lease_is_taken_over_only_when_asked(
     store: RedisTokenStore, redis_client: redis.Redis
 ) -> None:
@@ -171,6 +179,7 @@ def _exited_pid() -> int:
 # -- keys, expiry, connections ---------------------------------------------------------------
 
 
+@pytest.mark.redis
 def test_prefixes_keep_stores_apart(redis_client: redis.Redis) -> None:
     app_a = RedisTokenStore(redis_client, prefix="app-a:")
     app_b = RedisTokenStore(redis_client, prefix="app-b:")
@@ -197,6 +206,7 @@ def test_prefixes_keep_stores_apart(redis_client: redis.Redis) -> None:
     }
 
 
+@pytest.mark.redis
 def test_rows_live_for_ever_unless_a_ttl_is_set(redis_client: redis.Redis) -> None:
     plain = RedisTokenStore(redis_client)
     plain.save(KEY, fresh_tokens())
@@ -212,6 +222,7 @@ def test_rows_live_for_ever_unless_a_ttl_is_set(redis_client: redis.Redis) -> No
     wait_until(lambda: short.load("idle") is None, "the row to expire")
 
 
+@pytest.mark.redis
 def test_rows_can_expire_with_their_tokens(redis_client: redis.Redis) -> None:
     clock = FakeClock()
     store = RedisTokenStore(redis_client, expire_with_tokens=True, ttl=7200, clock=clock)
@@ -244,11 +255,13 @@ def test_when_tokens_stop_being_of_use() -> None:
     assert row_expires_at(no_refresh.model_copy(update={"expires_at": None})) is None
 
 
+@pytest.mark.redis
 def test_a_ttl_must_be_positive(redis_client: redis.Redis) -> None:
     with pytest.raises(ValueError, match="ttl"):
         RedisTokenStore(redis_client, ttl=0)
 
 
+@pytest.mark.redis
 def test_a_store_opened_from_a_url_closes_its_client(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
@@ -298,6 +311,7 @@ def test_without_redis_the_import_error_names_the_extra(monkeypatch: pytest.Monk
 # -- managers and processes sharing one server -----------------------------------------------
 
 
+@pytest.mark.redis
 def test_threads_of_two_managers_on_one_server_refresh_once(
     redis_client: redis.Redis, clock: FakeClock, pm: KeyturnPluginManager
 ) -> None:
@@ -377,6 +391,8 @@ def prefix(redis_client: redis.Redis) -> str:
     return f"test-{uuid.uuid4().hex[:8]}:"
 
 
+@pytest.mark.slow
+@pytest.mark.redis
 def test_two_processes_refresh_once_against_the_emulator(
     redis_url: str, redis_client: redis.Redis, prefix: str
 ) -> None:
@@ -437,6 +453,8 @@ def parent_manager(
     return TokenManager(client, store, lock_timeout=GUARD), store, client
 
 
+@pytest.mark.slow
+@pytest.mark.redis
 def test_killed_holding_the_lease_the_lease_expires_and_the_next_caller_proceeds(
     redis_url: str, redis_client: redis.Redis, prefix: str
 ) -> None:
@@ -451,6 +469,8 @@ def test_killed_holding_the_lease_the_lease_expires_and_the_next_caller_proceeds
     assert redis_client.exists(store.lease_key(KEY)) == 0  # released after the refresh
 
 
+@pytest.mark.slow
+@pytest.mark.redis
 def test_killed_holding_the_lease_a_host_that_reclaims_proceeds_at_once(
     redis_url: str, redis_client: redis.Redis, prefix: str
 ) -> None:

@@ -57,7 +57,7 @@ def fresh_tokens(access: str = "fake-at-signin", refresh: str = "fake-rt-0") -> 
     )
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TokenStore]:
     """Each store in turn, empty: a new object, a new file, an emptied Redis database."""
     if request.param == "memory":
@@ -925,6 +925,7 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_two_processes_sharing_one_file_refresh_once(db: Path) -> None:
     fake = StrictFake()
     with LocalProvider(fake, delay=0.3) as server:
@@ -950,6 +951,7 @@ def crash_child(db: Path, url: str, crash: str) -> None:
     expect_crash(*spawn(db, url, crash))
 
 
+@pytest.mark.slow
 def test_killed_holding_the_lease_before_any_request(db: Path) -> None:
     fake = StrictFake()
     with LocalProvider(fake) as server, ExitStack() as stack:
@@ -964,6 +966,7 @@ def test_killed_holding_the_lease_before_any_request(db: Path) -> None:
     assert row.version == 2
 
 
+@pytest.mark.slow
 def test_killed_after_the_save(db: Path) -> None:
     fake = StrictFake()
     with LocalProvider(fake) as server, ExitStack() as stack:
@@ -980,6 +983,7 @@ def test_killed_after_the_save(db: Path) -> None:
     assert fake.refreshes == 1
 
 
+@pytest.mark.slow
 def test_killed_after_the_answer_before_the_save_with_a_strict_provider(db: Path) -> None:
     fake = StrictFake()
     with LocalProvider(fake) as server, ExitStack() as stack:
@@ -1006,6 +1010,7 @@ def test_killed_after_the_answer_before_the_save_with_a_strict_provider(db: Path
     assert after.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
 
 
+@pytest.mark.slow
 def test_killed_after_the_answer_before_the_save_with_a_non_rotating_provider(db: Path) -> None:
     fake = StrictFake(rotate=False)
     with LocalProvider(fake) as server, ExitStack() as stack:

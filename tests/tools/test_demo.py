@@ -125,6 +125,7 @@ def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> Non
     assert summary["refreshes"] == 2
 
 
+@pytest.mark.slow
 def test_json_in_process_for_every_provider_shows_no_token(
     issued: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -156,6 +157,7 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert ANSI.search(out) is None
 
 
+@pytest.mark.slow
 def test_json_as_a_subprocess_with_the_default_providers() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "keyturn", "demo", "--fast", "--json"],
@@ -176,6 +178,7 @@ def test_json_as_a_subprocess_with_the_default_providers() -> None:
     assert DEFAULT_CLIENT_SECRET not in result.stdout
 
 
+@pytest.mark.slow
 def test_plain_display_when_stdout_is_not_a_terminal(
     plain_stdout: None, issued: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -311,6 +314,7 @@ def test_ctrl_c_stops_the_emulator_and_exits_130(
     assert len(started) == 1 and not started[0].running
 
 
+@pytest.mark.slow
 def test_sigint_to_the_command_exits_130() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # As from a terminal: a shell that starts a job in the background (CI may) makes it

@@ -486,6 +486,7 @@ def fault_pattern(seed: int) -> list[int]:
         return [httpx.post(url, data={}).status_code for _ in range(30)]
 
 
+@pytest.mark.slow
 def test_seeded_faults_are_reproducible() -> None:
     first = fault_pattern(7)
     assert first == fault_pattern(7)
@@ -538,6 +539,7 @@ def test_point_moves_every_endpoint_and_keeps_the_rest(emu: Emulator) -> None:
     assert emu.point(original, profile="strict").token_endpoint.endswith("/strict/token")
 
 
+@pytest.mark.slow
 def test_thousand_refreshes_from_fifty_threads_all_answered(emu: Emulator) -> None:
     data = raw_tokens(emu, "google")
     url = emu.endpoints("google")["token_endpoint"]
@@ -609,6 +611,7 @@ def test_client_secret_basic_and_post_both_authenticate(emu: Emulator) -> None:
 # -- the command line ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_starts_prints_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "keyturn", "emulator", "--port", "0", "--fault-rate", "0"],

@@ -185,6 +185,7 @@ def test_the_generated_code_passes_ruff(tmp_path: Path) -> None:
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
 
 
+@pytest.mark.slow
 def test_the_generated_code_passes_strict_mypy(tmp_path: Path) -> None:
     # The tutorial promises that mypy checks a plugin's hooks against keyturn's signatures.
     generate("my-idp", tmp_path / "p")

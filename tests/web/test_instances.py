@@ -28,7 +28,7 @@ INSTANCES = 3
 TABS_EACH = 4
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], TokenStore]]:
     """Makes a store per instance, all on the same database."""
     opened: list[SQLiteTokenStore | RedisTokenStore] = []
