@@ -1,8 +1,9 @@
 """Token stores and the token manager: rows, compare-and-set, leases, failures, processes.
 
 The store tests and the manager tests run over every store: memory, SQLite and Redis (a real
-redis-server, see :mod:`tests.stores._redis_server`). What only one store does is tested here for
-SQLite and in ``test_redis_store.py`` for Redis.
+redis-server, see :mod:`tests.stores._redis_server`; the Redis case carries the ``redis``
+marker). What only one store does is tested here for SQLite and in ``test_redis_store.py`` for
+Redis.
 """
 
 from __future__ import annotations
