@@ -1,12 +1,20 @@
-"""Fixtures shared by keyturn's tests."""
+"""Fixtures shared by keyturn's tests.
+
+The fake clock, a fresh plugin manager and test credentials; two stand-ins for a provider's
+token endpoint: ``http`` (a recorder answering queued responses) and ``provider`` (a strict fake
+that rotates refresh tokens and detects reuse); and the clients over the recorder: ``kt``,
+``akt``, and ``client`` for both in turn.
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -23,6 +31,35 @@ CASSETTES = ROOT / "cassettes"
 #: Credentials used by every test; never real.
 CLIENT_ID = "test-client-id.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret-not-real"
+#: The credentials of a client that knows Google only.
+CREDENTIALS = {"google": (CLIENT_ID, CLIENT_SECRET)}
+
+#: Fixtures that need a program besides Python, and the marker a test using them must carry:
+#: the Redis server of tests/stores/_redis_server.py and the Chromium of tests/e2e/test_browser.py.
+NEEDS_MARKER = {
+    "redis_server": "redis",
+    "redis_url": "redis",
+    "redis_client": "redis",
+    "browser": "browser",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run when a test uses one of :data:`NEEDS_MARKER` without its marker.
+
+    The markers are what ``-m "not browser and not redis"`` selects by, so a missing one would
+    let a test that needs redis-server or Chromium into a run on a machine without them.
+    """
+    unmarked = [
+        f"{item.nodeid} uses the {fixture} fixture without the {marker} marker"
+        for item in items
+        for fixture, marker in NEEDS_MARKER.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests without the marker their fixtures need:\n" + "\n".join(unmarked)
+        )
 
 
 @pytest.fixture
@@ -99,6 +136,90 @@ class Recorder:
 @pytest.fixture
 def http() -> Recorder:
     return Recorder()
+
+
+class StrictFake:
+    """A token endpoint that rotates refresh tokens and refuses a spent one, as strict
+    providers do (a spent token presented again also revokes the live one: reuse detection).
+
+    ``rotate=False`` behaves like Google instead: the refresh token stays valid.
+    """
+
+    def __init__(self, first: str = "fake-rt-0", *, rotate: bool = True) -> None:
+        self.lock = threading.Lock()
+        self.live = {first}
+        self.spent: set[str] = set()
+        self.rotate = rotate
+        self.refreshes = 0
+        self.reuse_detected = 0
+        self.issued = 0
+        #: Answers to give before any real one: (status, JSON body).
+        self.failures: list[tuple[int, dict[str, Any]]] = []
+
+    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            self.refreshes += 1
+            if self.failures:
+                return self.failures.pop(0)
+            token = form.get("refresh_token", "")
+            if form.get("grant_type") != "refresh_token" or token not in self.live:
+                if token in self.spent:
+                    self.reuse_detected += 1
+                    self.live.clear()
+                return 400, {"error": "invalid_grant", "error_description": "token not valid"}
+            self.issued += 1
+            body: dict[str, Any] = {
+                "access_token": f"fake-at-{self.issued}",
+                "expires_in": 3600,
+                "token_type": "Bearer",
+            }
+            if self.rotate:
+                self.live.discard(token)
+                self.spent.add(token)
+                body["refresh_token"] = f"fake-rt-{self.issued}"
+                self.live.add(body["refresh_token"])
+            return 200, body
+
+    @staticmethod
+    def form(request: httpx.Request) -> dict[str, str]:
+        return dict(parse_qsl(request.content.decode()))
+
+    def handler(self, hold: Callable[[], None] = lambda: None) -> httpx.MockTransport:
+        """A sync transport; ``hold`` runs before each answer (to make callers overlap)."""
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            hold()
+            status, body = self.answer(self.form(request))
+            return httpx.Response(status, json=body)
+
+        return httpx.MockTransport(handle)
+
+    def async_handler(
+        self, hold: Callable[[], Awaitable[None]] | None = None
+    ) -> httpx.MockTransport:
+        """An async transport; ``hold`` is awaited before each answer."""
+
+        async def handle(request: httpx.Request) -> httpx.Response:
+            if hold is not None:
+                await hold()
+            status, body = self.answer(self.form(request))
+            return httpx.Response(status, json=body)
+
+        return httpx.MockTransport(handle)
+
+
+def due_tokens(refresh_token: str = "fake-rt-0") -> keyturn.TokenSet:
+    return keyturn.TokenSet(
+        provider="google",
+        access_token="fake-at-0",
+        refresh_token=refresh_token,
+        expires_at=START - 1,
+    )
+
+
+@pytest.fixture
+def provider() -> StrictFake:
+    return StrictFake()
 
 
 @pytest.fixture

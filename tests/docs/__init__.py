@@ -1,0 +1,1 @@
+"""The README and the docs agree with the code."""

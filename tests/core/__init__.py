@@ -1,0 +1,1 @@
+"""The client library (keyturn) against in-memory fakes of a provider."""

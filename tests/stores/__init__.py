@@ -1,0 +1,1 @@
+"""Token stores (memory, SQLite, Redis) and the token manager over them."""

@@ -1,0 +1,1 @@
+"""keyturn.web, module by module, and the Starlette adapter keyturn.starlette."""

@@ -1,0 +1,36 @@
+"""keyturn.web.csrf: what the signed double submit accepts on sign-out: the token in a
+header from a script, and the public origin of an app behind a proxy.
+
+What it refuses is in ``test_attacks.py``."""
+
+from __future__ import annotations
+
+from ._site import BASE, CSRF, PUBLIC, SECURE, SESSION, MakeSite, csrf_token, expired, written
+
+
+async def test_signout_from_a_script_answers_json(make_site: MakeSite, kind: str) -> None:
+    site = await make_site(kind)
+    browser = await site.browser()
+    await site.sign_in(browser)
+    token = await csrf_token(browser)
+    out = await browser.post(
+        "/auth/signout",
+        json={"callbackUrl": f"{BASE}/bye?x=1"},
+        headers={"x-csrf-token": token, "accept": "application/json"},
+    )
+    assert out.status_code == 200 and out.json() == {"url": "/bye?x=1"}
+    assert SESSION in expired(out)
+    assert (await browser.get("/auth/session")).json() is None
+
+
+async def test_signout_behind_a_proxy_accepts_the_public_origin(make_site: MakeSite) -> None:
+    site = await make_site(url=PUBLIC)
+    browser = await site.browser()  # the app sees http://127.0.0.1:8000, the browser PUBLIC
+    answer = await browser.get("/auth/csrf")
+    cookie = written(answer, CSRF)[SECURE + CSRF]
+    out = await browser.post(
+        "/auth/signout",
+        data={"csrfToken": answer.json()["csrfToken"], "callbackUrl": f"{PUBLIC}/bye"},
+        headers={"origin": PUBLIC, "cookie": f"{SECURE}{CSRF}={cookie}"},
+    )
+    assert out.status_code == 303 and out.headers["location"] == "/bye"
