@@ -1,6 +1,8 @@
 """GitHub's documented behaviour, as the plugin encodes it.
 
-Source: the project's provider reference (shared/reference/providers.md, sections B and D).
+Sources: GitHub's documentation and the recordings and reports cited, with their URLs, in
+docs/providers/github.md (for example
+https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps).
 HTTP goes to an in-memory transport (conftest's Recorder); the cassette replays are in
 test_github_cassettes.py.
 """
@@ -30,7 +32,8 @@ from tests.conftest import CLIENT_ID, CLIENT_SECRET, START, Both, FakeClock, Rec
 REDIRECT = "https://app.example.com/api/auth/callback/github"
 JSON = "application/json; charset=utf-8"
 FORM = "application/x-www-form-urlencoded"
-#: Fake tokens with GitHub's prefixes (B6); short, so they never look live.
+#: Fake tokens with GitHub's prefixes; short, so they never look live. Prefixes:
+#: https://github.blog/changelog/2021-03-31-authentication-token-format-updates-are-generally-available
 ACCESS = "ghu_fake_access"
 REFRESH = "ghr_fake_refresh"
 USER = {
@@ -149,8 +152,10 @@ def test_google_only_parameters_are_refused(kt: keyturn.Keyturn, name: str) -> N
 
 GITHUB_DOCS = "https://docs.github.com/apps/managing-oauth-apps/"
 
-# B4's error catalogue, each at HTTP 200 as GitHub sends them; the last two rows are
-# the 2020 404 and a code GitHub does not document.
+# GitHub's token-request errors, each at HTTP 200 as GitHub sends them (the 200 status:
+# https://github.com/octokit/auth-oauth-app.js/issues/13; the catalogue:
+# https://docs.github.com/en/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors
+# ). The last two rows are the 2020 404 and a code GitHub does not document.
 TOKEN_ERRORS = [
     (200, "bad_verification_code", "The code passed is incorrect or expired."),
     (200, "bad_refresh_token", "The refresh token passed is incorrect or expired."),
@@ -202,7 +207,7 @@ def test_github_codes_are_permanent_whatever_the_status() -> None:
 
 
 def test_a_form_encoded_error_is_read_as_an_error() -> None:
-    # Verbatim from rwth-acis/VIAProMa#186 (providers.md B2): no JSON Accept header sent.
+    # Verbatim from https://github.com/rwth-acis/VIAProMa/issues/186: no JSON Accept header.
     body = (
         b"error=incorrect_client_credentials&error_description=The+client_id+and%2For+"
         b"client_secret+passed+are+incorrect.&error_uri=https%3A%2F%2Fdocs.github.com%2Fapps"
@@ -222,7 +227,8 @@ def test_a_form_encoded_error_is_read_as_an_error() -> None:
 
 
 def test_the_documented_form_encoded_success_is_read() -> None:
-    # The form sample of authorizing-oauth-apps.md (B3), with fake token values.
+    # The form sample of "Authorizing OAuth apps", with fake token values:
+    # https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
     body = (
         b"access_token=gho_fake_oauth_app_token&expires_in=28800&refresh_token=ghr_fake_refresh"
         b"&refresh_token_expires_in=15897600&scope=repo%2Cgist&token_type=bearer"

@@ -36,7 +36,9 @@ SECOND_REFRESH_TOKEN = "REDACTED-44589792"
 NON_EXPIRING_ACCESS_TOKEN = "REDACTED-fa89c897"
 FORM_ACCESS_TOKEN = "REDACTED-f6f7edf5"
 FORM_REFRESH_TOKEN = "REDACTED-2e5bc831"
-#: Lifetimes GitHub sends (B3): access 8 hours; refresh "six months", in two spellings.
+#: Lifetimes GitHub sends: access 8 hours; refresh "six months", in two spellings (15897600
+#: today, 15811200 before https://github.com/github/docs/pull/32165). Source:
+#: https://github.com/github/docs/blob/main/data/reusables/apps/user-access-token-response-parameters.md
 ACCESS_LIFETIME = 28800
 REFRESH_LIFETIME_NOW = 15897600
 REFRESH_LIFETIME_BEFORE = 15811200
@@ -147,8 +149,10 @@ async def test_exchange_error_at_http_200_is_a_permanent_oauth_error(driver: Dri
 async def test_a_form_encoded_token_response_is_read_by_its_content_type(
     connect: Connect, clock: FakeClock
 ) -> None:
-    # Without "Accept: application/json" GitHub answers form-encoded (B2); this spec leaves
-    # the header out, as the cassette's request does.
+    # Without "Accept: application/json" GitHub answers form-encoded ("By default, the
+    # response takes the following form", "Authorizing OAuth apps",
+    # https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
+    # ); this spec leaves the header out, as the cassette's request does.
     driver = connect(providers=[GITHUB.model_copy(update={"token_request_headers": {}})])
     request = driver.authorize_url()
     with driver.play("form_encoded_response"):

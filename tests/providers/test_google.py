@@ -1,6 +1,8 @@
 """Google's documented behaviour, as the plugin encodes it.
 
-Source: the project's provider reference (shared/reference/providers.md, section A).
+Sources: Google's documentation and the library code and reported responses cited, with
+their URLs, in docs/providers/google.md (for example
+https://developers.google.com/identity/protocols/oauth2/web-server).
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def _response(
     return HttpResponse(status, {"content-type": content_type}, body)
 
 
-# Every row of providers.md's Google error table (A5), plus google-auth's retryable codes.
+# Every Google token error docs/providers/google.md lists, each row with its source there,
+# plus google-auth's retryable codes (_can_retry in
+# https://github.com/googleapis/google-auth-library-python/blob/main/google/oauth2/_client.py).
 GOOGLE_ERRORS = [
     (
         400,

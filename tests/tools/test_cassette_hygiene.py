@@ -203,7 +203,7 @@ def test_readme_gives_every_cassette_a_provenance_that_matches_the_file() -> Non
 @pytest.mark.parametrize(
     ("provenance", "first_line", "ok"),
     [
-        ("Written from documentation. A5.", "# Written by hand from docs, NOT recorded", True),
+        ("Written from documentation.", "# Written by hand from docs, NOT recorded", True),
         ("Recorded against Google on 2026-11-27.", "# Recorded against Google on 2026-11-27", True),
         ("Recorded against Google on 2026-11-27.", "# Written by hand, NOT recorded", False),
         ("Written from documentation.", "# Recorded against Google on 2026-11-27", False),

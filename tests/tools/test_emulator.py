@@ -165,7 +165,9 @@ def test_google_issues_refresh_tokens_only_for_offline_consent(emu: Emulator) ->
         forced = sign_in(kt, emu, "google", login_hint="bob@example.com")  # prompt=consent
     assert online.tokens.refresh_token is None
     assert first.tokens.refresh_token is not None  # first offline consent
-    assert again.tokens.refresh_token is None  # A2: only on the first authorization
+    # "The refresh_token is only returned on the first authorization":
+    # https://developers.google.com/identity/protocols/oauth2/web-server
+    assert again.tokens.refresh_token is None
     assert forced.tokens.refresh_token is not None
     assert forced.user is not None and forced.user.email == "bob@example.com"
 
@@ -178,7 +180,9 @@ def test_google_token_response_shape(emu: Emulator) -> None:
     assert data["refresh_token_expires_in"] == 604799
     assert data["scope"] == "openid email profile"
     refreshed = raw_refresh(emu, "google", data["refresh_token"]).json()
-    assert "refresh_token" not in refreshed  # A4: no rotation, nothing re-sent
+    # No rotation, nothing re-sent: the refresh sample of
+    # https://developers.google.com/identity/protocols/oauth2/web-server#offline
+    assert "refresh_token" not in refreshed
     assert "id_token" in refreshed
 
 
@@ -186,7 +190,8 @@ def test_google_revoke_endpoint(emu: Emulator) -> None:
     data = raw_tokens(emu, "google")
     url = emu.endpoints("google")["revocation_endpoint"]
     assert httpx.get(url, params={"token": data["access_token"]}).status_code == 404
-    # Revoking the access token revokes the grant, refresh token included (A8).
+    # Revoking the access token revokes the grant, refresh token included:
+    # https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke
     assert httpx.post(url, data={"token": data["access_token"]}).status_code == 200
     assert raw_refresh(emu, "google", data["refresh_token"]).status_code == 400
     again = httpx.post(url, data={"token": data["access_token"]})
@@ -292,7 +297,9 @@ def test_github_plugin_signs_in_rotates_and_revokes() -> None:
             assert old.refresh_token_expires_at is not None
             new = kt.refresh(old)
             assert secret(new.refresh_token) != secret(old.refresh_token)
-            # B3: the old access token dies with the rotation.
+            # The old access token dies with the rotation ("that refresh token and the old user
+            # access token will no longer work"), GitHub Docs, "Refreshing user access tokens":
+            # https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens
             assert userinfo_status(emu, "github", secret(old.access_token)) == 401
             kt.revoke(new)
         assert userinfo_status(emu, "github", secret(new.access_token)) == 401
@@ -309,7 +316,9 @@ def test_github_answers_form_encoded_unless_json_is_accepted() -> None:
     with Emulator(access_token_lifetime=28800) as emu:
         code, verifier = raw_code(emu, "github", scope="repo gist")
         form = {"code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
-        response = token_post(emu, "github", form, accept_json=False)  # no grant_type (B2)
+        # No grant_type, as in the exchange parameters of
+        # https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
+        response = token_post(emu, "github", form, accept_json=False)
         assert response.headers["content-type"].startswith("application/x-www-form-urlencoded")
         data = keyturn.HttpResponse(
             200, {"content-type": "application/x-www-form-urlencoded"}, response.content
@@ -337,7 +346,10 @@ def test_github_answers_form_encoded_unless_json_is_accepted() -> None:
 def test_github_user_endpoints_and_revoke_by_basic_auth() -> None:
     with Emulator(access_token_lifetime=None) as emu:
         data = raw_tokens(emu, "github", scope="")
-        assert "refresh_token" not in data and "expires_in" not in data  # no expiry (B3)
+        # No expiry: "If you disabled expiration of user access tokens, this parameter will be
+        # omitted",
+        # https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app
+        assert "refresh_token" not in data and "expires_in" not in data
         assert data["scope"] == ""
         root = emu.endpoints("github")["userinfo_endpoint"]
         auth = {"Authorization": f"token {data['access_token']}"}
