@@ -27,6 +27,7 @@ __all__ = [
     "check_revoke_response",
     "error_from_response",
     "exchange_code_flow",
+    "http_error",
     "is_permanent",
     "parse_expires_in",
     "parse_token_response",
@@ -126,6 +127,41 @@ def unusable_response(
     )
 
 
+def http_error(
+    provider: ProviderSpec,
+    operation: str,
+    response: HttpResponse,
+    description: str,
+    *,
+    permanent: bool | None = None,
+    details: Mapping[str, str] | None = None,
+) -> InvalidResponseError:
+    """The error for a failed HTTP status that carries no OAuth ``error`` field.
+
+    ``error`` is ``http_error``. By default the status decides whether it is permanent, as
+    for any provider (:func:`is_permanent`: 5xx, 429, 425 and 408 transient, any other status
+    permanent); an API with its own rules passes ``permanent``.
+
+    :param provider: the provider's spec (its id names the error; its lists classify it).
+    :param operation: the operation, for the error.
+    :param response: the failed response.
+    :param description: what went wrong, from the API's own message where it has one; never a
+        token or a secret.
+    :param permanent: force the classification.
+    :param details: short text fields worth keeping (a documentation URL).
+    :return: the error, to raise.
+    """
+    return InvalidResponseError(
+        provider=provider.id,
+        operation=operation,
+        error="http_error",
+        status=response.status,
+        description=description,
+        permanent=is_permanent(provider, response.status, None) if permanent is None else permanent,
+        details=dict(details or {}),
+    )
+
+
 def error_from_response(
     provider: ProviderSpec,
     operation: str,
@@ -149,14 +185,12 @@ def error_from_response(
             details=_error_details(data),
         )
     if not response.ok:
-        return InvalidResponseError(
-            provider=provider.id,
-            operation=operation,
-            error="http_error",
-            status=response.status,
-            description=f"HTTP {response.status} with a {response.content_type or 'typeless'} "
-            "body and no OAuth error",
-            permanent=is_permanent(provider, response.status, None),
+        kind = response.content_type or "typeless"
+        return http_error(
+            provider,
+            operation,
+            response,
+            f"HTTP {response.status} with a {kind} body and no OAuth error",
         )
     return None
 
@@ -219,7 +253,7 @@ def parse_token_response(
 ) -> TokenSet:
     """Turn a token endpoint's response into a :class:`TokenSet`, or raise.
 
-    * JSON and form-encoded bodies are read by their content type.
+    * JSON and form-encoded bodies are read by their content type (:func:`read_json`).
     * An ``error`` field raises :class:`OAuthError`, whatever the status.
     * No ``access_token`` raises :class:`InvalidResponseError`.
     * ``expires_in`` becomes ``expires_at = now + expires_in``; an unreadable value makes the
@@ -230,15 +264,7 @@ def parse_token_response(
     * ``token_type`` is case-insensitive (RFC 6749 §5.1): ``bearer`` reads as ``Bearer``.
     * Fields keyturn does not know go to ``extra``.
     """
-    data = response.data()
-    error = error_from_response(provider, operation, response, data)
-    if error is not None:
-        raise error
-    if data is None:
-        kind = response.content_type or "no content type"
-        raise unusable_response(
-            provider, operation, response, f"the token response is not JSON or form data ({kind})"
-        )
+    data = read_json(provider, operation, response)
     access_token = text(data.get("access_token"))
     if access_token is None:
         raise unusable_response(
@@ -387,7 +413,7 @@ def bearer_request(
 
 
 def read_json(provider: ProviderSpec, operation: str, response: HttpResponse) -> dict[str, Any]:
-    """The JSON object of a successful API response, or the error it carries.
+    """The object of a successful response (JSON, or form-encoded), or the error it carries.
 
     :param provider: the provider's spec.
     :param operation: the operation, for the error.
@@ -403,7 +429,7 @@ def read_json(provider: ProviderSpec, operation: str, response: HttpResponse) ->
     if data is None:
         kind = response.content_type or "no content type"
         raise unusable_response(
-            provider, operation, response, f"expected a JSON object, got {kind}"
+            provider, operation, response, f"expected a JSON or form-encoded object, got {kind}"
         )
     return data
 

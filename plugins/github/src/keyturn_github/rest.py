@@ -18,7 +18,7 @@ https://github.com/PyGithub/PyGithub/issues/934); the documentation does not quo
 
 from __future__ import annotations
 
-from keyturn import HttpResponse, InvalidResponseError, ProviderError, ProviderSpec, flows
+from keyturn import HttpResponse, ProviderError, ProviderSpec, flows
 
 __all__ = ["MEDIA_TYPE", "api_error"]
 
@@ -56,14 +56,6 @@ def api_error(
     details: dict[str, str] = {}
     if isinstance(body, dict) and isinstance(body.get("documentation_url"), str):
         details["documentation_url"] = body["documentation_url"][:_MESSAGE_LIMIT]
-    return InvalidResponseError(
-        provider=provider.id,
-        operation=operation,
-        error="http_error",
-        status=response.status,
-        description=description,
-        permanent=(
-            flows.is_permanent(provider, response.status, None) if permanent is None else permanent
-        ),
-        details=details,
+    return flows.http_error(
+        provider, operation, response, description, permanent=permanent, details=details
     )
