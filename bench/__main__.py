@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import concurrent_refresh, hot_path, import_time, refresh_roundtrip, web_session
+from ._report import TARGETS
 
 #: Every benchmark, in the order they run: name and entry point.
 BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]], ...] = (
@@ -48,9 +49,14 @@ def print_summary(results: dict[str, float]) -> None:
     print("  import, hot_path, refresh_roundtrip.*: keyturn's time / the baseline's (below 1:")
     print("  keyturn is faster). concurrent_refresh.*_vs_keyturn: that case / keyturn (above 1:")
     print("  keyturn sent fewer requests or finished sooner); the other entries are counts and ms.")
+    print("  A row with a target shows it and whether the ratio meets it.")
     width = max(map(len, results), default=0)
     for key, value in results.items():
-        print(f"  {key:<{width}}  {format_value(value):>10}")
+        line = f"  {key:<{width}}  {format_value(value):>10}"
+        if key in TARGETS:
+            met = "met" if value <= TARGETS[key] else "NOT MET"
+            line += f"   target <= {TARGETS[key]:.2f}x  {met}"
+        print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

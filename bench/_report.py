@@ -84,11 +84,36 @@ async def aper_call_pair(
     return statistics.median(samples[0]), statistics.median(samples[1])
 
 
-def print_ratio(title: str, subject: Result, baseline: Result, unit: str = "us") -> float:
-    """Print ``subject`` against ``baseline`` and return the ratio subject / baseline."""
+#: Every target the benchmarks check, by result key: the largest acceptable ratio.
+TARGETS: dict[str, float] = {}
+
+
+def verdict(key: str, ratio: float, target: float) -> str:
+    """Record ``target`` for ``key`` and say whether ``ratio`` meets it."""
+    TARGETS[key] = target
+    return f"target <= {target:.2f}x: {'met' if ratio <= target else 'NOT MET'}"
+
+
+def print_ratio(
+    title: str,
+    subject: Result,
+    baseline: Result,
+    unit: str = "us",
+    *,
+    key: str | None = None,
+    target: float | None = None,
+) -> float:
+    """Print ``subject`` against ``baseline`` and return the ratio subject / baseline.
+
+    With ``key`` and ``target``, also print whether the ratio meets the target (at most
+    ``target`` times the baseline) and record it in :data:`TARGETS` for the summary.
+    """
     ratio = subject.seconds / baseline.seconds if baseline.seconds else float("inf")
     scale = 1e6 if unit == "us" else 1e3
     print(f"{title}")
     print(f"  {baseline.name:<44} {baseline.seconds * scale:>10.1f} {unit}   1.00x")
-    print(f"  {subject.name:<44} {subject.seconds * scale:>10.1f} {unit}   {ratio:.2f}x")
+    line = f"  {subject.name:<44} {subject.seconds * scale:>10.1f} {unit}   {ratio:.2f}x"
+    if key is not None and target is not None:
+        line += "   " + verdict(key, ratio, target)
+    print(line)
     return ratio
