@@ -56,11 +56,4 @@ def keyturn_jwt(
 
 @hookimpl
 def keyturn_session(token: JWT) -> Session:
-    return Session(
-        provider=token.provider,
-        user=token.user,
-        access_token=token.tokens.access_token,
-        expires_at=token.tokens.expires_at,
-        error=token.error,
-        claims=token.claims,
-    )
+    return Session.from_jwt(token)

@@ -200,6 +200,14 @@ class BaseKeyturn(Generic[H]):
             reusable=self._still_fresh,
         )
         self.plugin_manager = options.get("plugin_manager") or _default_pm()
+        pm = self.plugin_manager
+        #: hook name -> how to call it (see keyturn.dispatch); pluggy's caller for a plain
+        #: pluggy manager, which keeps no plans.
+        self._hook: Callable[[str], Callable[..., Any]] = (
+            pm.caller
+            if isinstance(pm, KeyturnPluginManager)
+            else lambda name: cast(Callable[..., Any], getattr(pm.hook, name))
+        )
         self._registered = collect_providers(self.plugin_manager)
         self._registered.update(_local_providers(options.get("providers", ()), self._registered))
         self._environ = os.environ if environ is None else environ
@@ -326,7 +334,7 @@ class BaseKeyturn(Generic[H]):
             query["nonce"] = nonce_value
         query.update(spec.authorize_params)
         query.update(params)
-        url = self.plugin_manager.hook.keyturn_authorize_url(
+        url = self._hook("keyturn_authorize_url")(
             provider=spec, credentials=credentials, params=dict(query)
         )
         return AuthorizationRequest.model_validate(
@@ -346,7 +354,7 @@ class BaseKeyturn(Generic[H]):
     # -- operations: everything that does I/O, written once ---------------------------------
 
     def _hook_flow(self, hook: str, spec: ProviderSpec, operation: str, **kwargs: Any) -> Flow[Any]:
-        flow = getattr(self.plugin_manager.hook, hook)(provider=spec, **kwargs)
+        flow = self._hook(hook)(provider=spec, **kwargs)
         if not inspect.isgenerator(flow):
             close = getattr(flow, "close", None)
             if callable(close):  # a coroutine from an async def hook: silence "never awaited"
@@ -518,7 +526,7 @@ class BaseKeyturn(Generic[H]):
         profile: Profile | None = None,
         error: ProviderError | None = None,
     ) -> JWT:
-        result = self.plugin_manager.hook.keyturn_jwt(
+        result: JWT = self._hook("keyturn_jwt")(
             token=token,
             trigger=trigger,
             tokens=tokens,
@@ -526,7 +534,7 @@ class BaseKeyturn(Generic[H]):
             error=error,
             now=int(self.clock()),
         )
-        return cast(JWT, result)
+        return result
 
     def _still_fresh(self, tokens: TokenSet) -> bool:
         """Whether reused tokens are worth handing out: not due themselves."""
@@ -547,16 +555,22 @@ class BaseKeyturn(Generic[H]):
             return self._call_jwt(token, "signIn", tokens=tokens, profile=profile)
         if token is None:
             raise ConfigurationError("jwt() needs the current token, or tokens on sign-in")
-        due = token.tokens.expires_within(self.leeway, self.clock())
+        now = self.clock()
+        expires_at = token.tokens.expires_at  # TokenSet.expires_within, inlined: every request
+        due = expires_at is not None and expires_at - self.leeway <= now
         if not due or token.error == REFRESH_ACCESS_TOKEN_ERROR:
-            return self._call_jwt(token, "read")
+            result: JWT = self._hook("keyturn_jwt")(
+                token=token, trigger="read", tokens=None, profile=None, error=None, now=int(now)
+            )
+            return result
         return None
 
     # -- no I/O ---------------------------------------------------------------------------
 
     def session(self, token: JWT) -> Session:
         """What the app shows: runs the ``keyturn_session`` callback. No I/O."""
-        return cast(Session, self.plugin_manager.hook.keyturn_session(token=token))
+        session: Session = self._hook("keyturn_session")(token=token)
+        return session
 
 
 class Keyturn(BaseKeyturn[SyncHttpClient]):

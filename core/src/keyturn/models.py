@@ -322,3 +322,43 @@ class Session(_Model):
     @field_serializer("access_token")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
+
+    @classmethod
+    def from_jwt(cls, token: JWT) -> Session:
+        """What the default ``keyturn_session`` callback returns for ``token``.
+
+        The provider, user, access token, its expiry, ``error`` and a copy of ``claims``;
+        never the refresh token or the id token. Every value comes from a validated
+        :class:`JWT`, so the model is built without validating them again: the result equals
+        ``Session(provider=..., user=..., ...)`` built from the same values (fields, dumps,
+        repr and ``model_fields_set``), at a fraction of the cost.
+        """
+        tokens = token.tokens
+        # What model_construct (and validation) leave behind, set directly: every request
+        # builds one of these.
+        session = _new(cls)
+        _set(
+            session,
+            "__dict__",
+            {
+                "provider": tokens.provider,
+                "user": token.user,
+                "access_token": tokens.access_token,
+                "expires_at": tokens.expires_at,
+                "error": token.error,
+                "claims": dict(token.claims),  # validation copies a dict; so do we
+            },
+        )
+        _set(session, "__pydantic_fields_set__", set(_SESSION_FIELDS))
+        _set(session, "__pydantic_extra__", None)
+        _set(session, "__pydantic_private__", None)
+        return session
+
+
+_new = object.__new__
+_set = object.__setattr__
+_SESSION_FIELDS = frozenset(Session.model_fields)
+
+# from_jwt sets every field, no private attributes and no extras.
+assert not Session.__private_attributes__ and Session.model_config.get("extra") == "forbid"
+assert {"provider", "user", "access_token", "expires_at", "error", "claims"} == _SESSION_FIELDS

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 import pluggy
 
 from . import callbacks, defaults, hookspecs
+from .dispatch import HookCall, plan
 from .errors import PluginError
 from .hookspecs import NAME
 from .models import ProviderSpec
@@ -47,12 +48,88 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class KeyturnPluginManager(pluggy.PluginManager):
-    """A pluggy manager that remembers which distribution each plugin came from."""
+    """A pluggy manager that remembers where each plugin came from, and calls hooks cheaply.
+
+    :meth:`call` is what keyturn calls hooks with: the same outcome as ``pm.hook.<name>(...)``
+    without pluggy's per-call overhead when nothing needs it (see :mod:`keyturn.dispatch`).
+    :attr:`generation` changes whenever what a hook call does could change; the plans
+    :meth:`call` keeps are valid for one generation only.
+    """
 
     def __init__(self) -> None:
         super().__init__(NAME)
         #: plugin name -> (distribution name, version), for plugins loaded from entry points.
         self.distributions: dict[str, tuple[str, str]] = {}
+        #: Bumped by every change to plugins, specs, blocks or call monitoring.
+        self.generation = 0
+        self._monitors = 0
+        self._plans: dict[str, tuple[int, HookCall]] = {}
+
+    def caller(self, name: str) -> HookCall:
+        """How to call hook ``name`` now: call the result with every argument as a keyword.
+
+        While call monitoring is installed this is pluggy's ``HookCaller``, so monitors see
+        every call.
+        """
+        generation = self.generation  # read first: a change while planning shows next time
+        known = self._plans.get(name)
+        if known is not None and known[0] == generation:
+            return known[1]
+        hook_caller: pluggy.HookCaller = getattr(self.hook, name)
+        found = hook_caller if self._monitors else plan(hook_caller)
+        self._plans[name] = (generation, found)
+        return found
+
+    def _changed(self) -> None:
+        self.generation += 1
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            self._changed()
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self._changed()
+
+    def set_blocked(self, name: str) -> None:
+        try:
+            super().set_blocked(name)
+        finally:
+            self._changed()
+
+    def unblock(self, name: str) -> bool:
+        try:
+            return super().unblock(name)
+        finally:
+            self._changed()
+
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        try:
+            super().add_hookspecs(module_or_class)
+        finally:
+            self._changed()
+
+    def add_hookcall_monitoring(
+        self, before: Callable[..., None], after: Callable[..., None]
+    ) -> Callable[[], None]:
+        undo_monitor = super().add_hookcall_monitoring(before, after)
+        self._monitors += 1
+        self._changed()
+        undone = False
+
+        def undo() -> None:
+            nonlocal undone
+            undo_monitor()
+            if not undone:
+                undone = True
+                self._monitors -= 1
+            self._changed()
+
+        return undo
 
 
 @dataclass(frozen=True)
