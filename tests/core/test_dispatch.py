@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 import pytest
@@ -179,7 +179,7 @@ def plain(name: str, returns: Any = None, raises: bool = False, **opts: Any) -> 
             raise Boom(name)
         return returns if returns is None else f"{returns}:{x}"
 
-    return keyturn_probe
+    return cast(Callable[..., Any], keyturn_probe)
 
 
 def wrapper(name: str, behaviour: str, **opts: Any) -> Callable[..., Any]:
@@ -204,7 +204,7 @@ def wrapper(name: str, behaviour: str, **opts: Any) -> Callable[..., Any]:
             return f"{name}({result})"
         return result
 
-    return keyturn_probe  # type: ignore[return-value]
+    return cast(Callable[..., Any], keyturn_probe)
 
 
 IMPLS: dict[str, Callable[[], Callable[..., Any]]] = {
