@@ -24,6 +24,7 @@ coordinate processes.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +63,8 @@ from .singleflight import SingleFlight
 from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient
 
 __all__ = ["AsyncKeyturn", "BaseKeyturn", "ClientOptions", "Keyturn"]
+
+log = logging.getLogger("keyturn")
 
 T = TypeVar("T")
 H = TypeVar("H")
@@ -109,6 +112,31 @@ class ClientOptions(TypedDict, total=False):
     environ: Mapping[str, str] | None
     providers: Sequence[ProviderSpec]
     refresh_reuse_window: float
+
+
+def _log_refresh_failure(error: ProviderError) -> None:
+    """Tell the operator why a refresh failed: once per failure, never a secret.
+
+    Called where the refresh runs, so callers sharing its outcome add no lines. The
+    provider's description is its own text; it is cut short and kept on one line.
+    """
+    reason = error.error
+    if error.status is not None:
+        reason += f", HTTP {error.status}"
+    if error.description:
+        reason += ": " + " ".join(error.description.split())[:200]
+    if error.permanent:
+        log.warning(
+            "refresh of %s tokens refused (%s); the user must sign in again",
+            error.provider,
+            reason,
+        )
+    else:
+        log.info(
+            "refresh of %s tokens failed (%s); the tokens are kept and the next call tries again",
+            error.provider,
+            reason,
+        )
 
 
 def _remember_refresh_error(error: Exception) -> bool:
@@ -436,6 +464,13 @@ class BaseKeyturn(Generic[H]):
         return (yield from Shared(self.single_flight, key, lambda: self._refresh_flow(tokens)))
 
     def _refresh_flow(self, tokens: TokenSet) -> Flow[TokenSet]:
+        try:
+            return (yield from self._refresh_flow_unlogged(tokens))
+        except ProviderError as exc:
+            _log_refresh_failure(exc)
+            raise
+
+    def _refresh_flow_unlogged(self, tokens: TokenSet) -> Flow[TokenSet]:
         spec = self.provider(tokens.provider)
         if tokens.refresh_token is None:
             raise RefreshTokenUnusable(

@@ -234,7 +234,7 @@ class BaseTokenManager(Generic[C]):
     def _after_failure(self, row: StoredTokens, error: ProviderError) -> TokenSet:
         """A transient failure leaves a not-yet-expired access token usable; else raise."""
         if not error.permanent and not row.tokens.expires_within(0, self._clock()):
-            log.warning(
+            log.info(
                 "%s refresh failed (%s, transient); the current access token stays in use",
                 row.tokens.provider,
                 error.error,
