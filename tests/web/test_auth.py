@@ -176,3 +176,23 @@ async def test_bad_settings_are_configuration_errors(world: World) -> None:
         misspelt: Any = {"sesion_max_age": 60}
         with pytest.raises(TypeError, match=r"unknown setting\(s\): sesion_max_age"):
             KeyturnAuth(client, secret=SECRET, **misspelt)
+
+
+def test_a_client_of_the_wrong_kind_is_refused_at_construction() -> None:
+    import keyturn
+    from keyturn.web import AsyncWebAuth
+
+    blocking = keyturn.Keyturn({"google": ("id", "secret")})
+    non_blocking = keyturn.AsyncKeyturn({"google": ("id", "secret")})
+    with pytest.raises(
+        ConfigurationError,
+        match=r"KeyturnAuth needs an AsyncKeyturn, not Keyturn: use keyturn.web.WebAuth",
+    ):
+        KeyturnAuth(blocking, secret=SECRET)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"AsyncWebAuth needs an AsyncKeyturn"):
+        AsyncWebAuth(blocking, secret=SECRET)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"WebAuth needs a Keyturn.*AsyncKeyturn"):
+        WebAuth(non_blocking, secret=SECRET)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"WebAuth needs a Keyturn.*str"):
+        WebAuth("google", secret=SECRET)  # type: ignore[arg-type]
+    blocking.close()

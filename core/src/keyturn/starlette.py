@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from keyturn.client import AsyncKeyturn
 from keyturn.models import Session
 from keyturn.web import AsyncWebAuth, CurrentSession, WebOptions, WebRequest, WebResponse
+from keyturn.web.auth import checked_client
 
 __all__ = ["MAX_BODY", "KeyturnAuth"]
 
@@ -60,6 +61,7 @@ class KeyturnAuth:
         sign_in_page: str | None = None,
         **options: Unpack[WebOptions],
     ) -> None:
+        checked_client(client, AsyncKeyturn, "KeyturnAuth", "keyturn.web.WebAuth")
         self.web = AsyncWebAuth(client, **options)
         self.client = self.web.client
         self.sign_in_page = sign_in_page

@@ -8,11 +8,12 @@ wraps :class:`WebAuth` in a few lines (see ``docs/web.md``).
 
 from __future__ import annotations
 
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote
 
 from keyturn.client import AsyncKeyturn, BaseKeyturn, Keyturn
 from keyturn.effects import arun, run
+from keyturn.errors import ConfigurationError
 from keyturn.models import Session
 from keyturn.stores.base import TokenStore
 
@@ -76,6 +77,28 @@ class BaseWebAuth:
         return f"{self.base_path}/signin/{provider}?callbackUrl={quote(callback_url, safe='')}"
 
 
+C = TypeVar("C", Keyturn, AsyncKeyturn)
+
+
+def checked_client(client: object, kind: type[C], entry: str, other: str) -> C | None:
+    """``client`` when it is a ``kind`` (or ``None``); else a ConfigurationError saying why.
+
+    A blocking client in an async entry point, or the other way round, would otherwise be
+    accepted and fail on the first sign-in, after the provider's code is spent.
+    """
+    if client is None or isinstance(client, kind):
+        return client
+    article = "an" if kind.__name__[0] in "AEIOU" else "a"
+    raise ConfigurationError(
+        f"{entry} needs {article} {kind.__name__}, not {type(client).__name__}"
+        + (
+            f": use {other} with a {type(client).__name__}"
+            if isinstance(client, BaseKeyturn)
+            else ""
+        )
+    )
+
+
 class WebAuth(BaseWebAuth):
     """Sign-in routes and sessions for blocking frameworks (Flask, Django).
 
@@ -84,7 +107,7 @@ class WebAuth(BaseWebAuth):
     """
 
     def __init__(self, client: Keyturn | None = None, **options: Unpack[WebOptions]) -> None:
-        self.client = client or Keyturn()
+        self.client = checked_client(client, Keyturn, "WebAuth", "AsyncWebAuth") or Keyturn()
         super().__init__(self.client, options)
 
     def handle(self, request: WebRequest) -> WebResponse:
@@ -104,7 +127,9 @@ class AsyncWebAuth(BaseWebAuth):
     """
 
     def __init__(self, client: AsyncKeyturn | None = None, **options: Unpack[WebOptions]) -> None:
-        self.client = client or AsyncKeyturn()
+        self.client = (
+            checked_client(client, AsyncKeyturn, "AsyncWebAuth", "WebAuth") or AsyncKeyturn()
+        )
         super().__init__(self.client, options)
 
     async def handle(self, request: WebRequest) -> WebResponse:
