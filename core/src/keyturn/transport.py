@@ -22,7 +22,15 @@ import httpx
 
 from .http import HttpRequest, HttpResponse
 
-__all__ = ["AsyncHttpClient", "NetworkFailure", "SyncHttpClient", "asend", "send"]
+__all__ = [
+    "AsyncClosedHttpClient",
+    "AsyncHttpClient",
+    "ClosedHttpClient",
+    "NetworkFailure",
+    "SyncHttpClient",
+    "asend",
+    "send",
+]
 
 log = logging.getLogger("keyturn")
 
@@ -39,6 +47,36 @@ class AsyncHttpClient(Protocol):
     async def request(
         self, method: str, url: str, *, headers: Any = ..., content: Any = ...
     ) -> Any: ...
+
+
+#: What a closed httpx client says when asked to send a request.
+CLOSED_MESSAGE = "Cannot send a request, as the client has been closed."
+
+
+class ClosedHttpClient:
+    """Stands for a blocking client that was closed before keyturn ever needed to make it.
+
+    Sending raises ``RuntimeError`` as a closed ``httpx.Client`` does; closing again does
+    nothing.
+    """
+
+    def request(self, method: str, url: str, *, headers: Any = None, content: Any = None) -> Any:
+        raise RuntimeError(CLOSED_MESSAGE)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class AsyncClosedHttpClient:
+    """The async twin of :class:`ClosedHttpClient`."""
+
+    async def request(
+        self, method: str, url: str, *, headers: Any = None, content: Any = None
+    ) -> Any:
+        raise RuntimeError(CLOSED_MESSAGE)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 class NetworkFailure(Exception):
