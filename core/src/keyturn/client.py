@@ -28,10 +28,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypedDict, TypeVar, Unpack, cast
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import ValidationError
 
 from . import pkce as pkce_module
@@ -67,6 +66,9 @@ from .transport import (
     NetworkFailure,
     SyncHttpClient,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AsyncKeyturn", "BaseKeyturn", "ClientOptions", "Keyturn"]
 
@@ -614,6 +616,8 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
     """
 
     def _new_http_client(self) -> SyncHttpClient:
+        import httpx  # here: an app that never sends a request never loads httpx
+
         return httpx.Client(timeout=DEFAULT_TIMEOUT)
 
     def close(self) -> None:
@@ -624,7 +628,7 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
         """
         client = self._client_to_close(ClosedHttpClient())
         if client is not None:
-            cast(httpx.Client, client).close()
+            cast("httpx.Client", client).close()
 
     def __enter__(self) -> Keyturn:
         return self
@@ -719,13 +723,15 @@ class AsyncKeyturn(BaseKeyturn[AsyncHttpClient]):
     """
 
     def _new_http_client(self) -> AsyncHttpClient:
+        import httpx
+
         return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
 
     async def aclose(self) -> None:
         """Close the HTTP client if keyturn created it; as :meth:`Keyturn.close`."""
         client = self._client_to_close(AsyncClosedHttpClient())
         if client is not None:
-            await cast(httpx.AsyncClient, client).aclose()
+            await cast("httpx.AsyncClient", client).aclose()
 
     async def __aenter__(self) -> AsyncKeyturn:
         return self

@@ -18,8 +18,6 @@ import sys
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from .http import HttpRequest, HttpResponse
 
 __all__ = [
@@ -93,13 +91,18 @@ class NetworkFailure(Exception):
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(timeout classes, all transport error classes) of httpx, and of httpx2 if it is in use."""
-    timeouts: list[type[BaseException]] = [httpx.TimeoutException]
-    errors: list[type[BaseException]] = [httpx.TransportError]
-    other = sys.modules.get("httpx2")
-    if other is not None:
-        timeouts.append(other.TimeoutException)
-        errors.append(other.TransportError)
+    """(timeout classes, all transport error classes) of httpx and httpx2, those in use.
+
+    A library that was never imported has raised nothing, so neither is imported here: an
+    app that passes an ``httpx2`` client never loads httpx for it.
+    """
+    timeouts: list[type[BaseException]] = []
+    errors: list[type[BaseException]] = []
+    for name in ("httpx", "httpx2"):
+        library = sys.modules.get(name)
+        if library is not None:
+            timeouts.append(library.TimeoutException)
+            errors.append(library.TransportError)
     return tuple(timeouts), tuple(errors)
 
 
