@@ -610,7 +610,7 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
     :param credentials: ``{"google": (client_id, client_secret)}``; providers not given here
         are read from ``KEYTURN_<PROVIDER>_CLIENT_ID`` / ``KEYTURN_<PROVIDER>_CLIENT_SECRET``.
     :param http_client: an ``httpx.Client`` or ``httpx2.Client`` (keyturn makes its own
-        with a 10 s timeout otherwise, and closes only that one).
+        with a 10 s timeout otherwise, when it first needs one, and closes only that one).
     :param options: ``leeway``, ``clock``, ``plugin_manager``, ``environ``, ``providers``,
         ``refresh_reuse_window``: see :class:`ClientOptions`.
     """
