@@ -26,12 +26,12 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypedDict, TypeVar, Unpack, cast
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import ValidationError
 
 from . import pkce as pkce_module
@@ -60,7 +60,16 @@ from .models import (
 from .plugins import KeyturnPluginManager, RegisteredProvider, collect_providers
 from .plugins import default_plugin_manager as _default_pm
 from .singleflight import SingleFlight
-from .transport import AsyncHttpClient, NetworkFailure, SyncHttpClient
+from .transport import (
+    AsyncClosedHttpClient,
+    AsyncHttpClient,
+    ClosedHttpClient,
+    NetworkFailure,
+    SyncHttpClient,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AsyncKeyturn", "BaseKeyturn", "ClientOptions", "Keyturn"]
 
@@ -243,12 +252,48 @@ class BaseKeyturn(Generic[H]):
             name: _coerce_credentials(name, value) for name, value in (credentials or {}).items()
         }
         self._owns_client = http_client is None
-        #: The HTTP client operations are driven with (the app's, or keyturn's own).
-        self.http_client: H = self._new_http_client() if http_client is None else http_client
+        # keyturn's own client is made on first use (see http_client): building one loads
+        # httpcore and a TLS context with the system's certificates, which costs more than
+        # importing keyturn, and a client that only reads tokens never needs it.
+        self._http_client: H | None = http_client
+        self._http_client_lock = threading.Lock()
+
+    @property
+    def http_client(self) -> H:
+        """The HTTP client operations are driven with: the app's, or keyturn's own.
+
+        keyturn's own is made on first access (the first operation that is run, or reading
+        this attribute), once however many threads ask at the same moment. After
+        :meth:`Keyturn.close` / :meth:`AsyncKeyturn.aclose` this stays the closed client, so
+        a request raises ``RuntimeError`` as a closed httpx client does; if none was ever
+        made, a stand-in that refuses requests the same way takes its place.
+        """
+        client = self._http_client
+        if client is None:
+            with self._http_client_lock:
+                client = self._http_client
+                if client is None:
+                    client = self._http_client = self._new_http_client()
+        return client
 
     def _new_http_client(self) -> H:
         """The HTTP client keyturn makes (and closes) when the app passes none."""
         raise NotImplementedError
+
+    def _client_to_close(self, closed: H) -> H | None:
+        """keyturn's own client, to be closed by the caller; ``None`` if there is nothing to close.
+
+        The app's client is never closed. When keyturn made none, none is made now:
+        ``closed`` (a stand-in refusing requests) takes its place, so using the client after
+        closing it fails as it would have had a client been made and closed.
+        """
+        if not self._owns_client:
+            return None
+        with self._http_client_lock:
+            client = self._http_client
+            if client is None:
+                self._http_client = closed
+        return client
 
     # -- providers and credentials -------------------------------------------------------
 
@@ -614,18 +659,25 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
     :param credentials: ``{"google": (client_id, client_secret)}``; providers not given here
         are read from ``KEYTURN_<PROVIDER>_CLIENT_ID`` / ``KEYTURN_<PROVIDER>_CLIENT_SECRET``.
     :param http_client: an ``httpx.Client`` or ``httpx2.Client`` (keyturn makes its own
-        with a 10 s timeout otherwise, and closes only that one).
+        with a 10 s timeout otherwise, when it first needs one, and closes only that one).
     :param options: ``leeway``, ``clock``, ``plugin_manager``, ``environ``, ``providers``,
         ``refresh_reuse_window``: see :class:`ClientOptions`.
     """
 
     def _new_http_client(self) -> SyncHttpClient:
+        import httpx  # here: an app that never sends a request never loads httpx
+
         return httpx.Client(timeout=DEFAULT_TIMEOUT)
 
     def close(self) -> None:
-        """Close the HTTP client if keyturn created it."""
-        if self._owns_client:
-            cast(httpx.Client, self.http_client).close()
+        """Close the HTTP client if keyturn created it (and make none if it has not yet).
+
+        Requests sent afterwards raise ``RuntimeError``, as with a closed ``httpx.Client``;
+        operations that need no request (``jwt()`` on a valid token) still work.
+        """
+        client = self._client_to_close(ClosedHttpClient())
+        if client is not None:
+            cast("httpx.Client", client).close()
 
     def __enter__(self) -> Keyturn:
         return self
@@ -720,12 +772,15 @@ class AsyncKeyturn(BaseKeyturn[AsyncHttpClient]):
     """
 
     def _new_http_client(self) -> AsyncHttpClient:
+        import httpx
+
         return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
 
     async def aclose(self) -> None:
-        """Close the HTTP client if keyturn created it."""
-        if self._owns_client:
-            await cast(httpx.AsyncClient, self.http_client).aclose()
+        """Close the HTTP client if keyturn created it; as :meth:`Keyturn.close`."""
+        client = self._client_to_close(AsyncClosedHttpClient())
+        if client is not None:
+            await cast("httpx.AsyncClient", client).aclose()
 
     async def __aenter__(self) -> AsyncKeyturn:
         return self

@@ -18,11 +18,17 @@ import sys
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from .http import HttpRequest, HttpResponse
 
-__all__ = ["AsyncHttpClient", "NetworkFailure", "SyncHttpClient", "asend", "send"]
+__all__ = [
+    "AsyncClosedHttpClient",
+    "AsyncHttpClient",
+    "ClosedHttpClient",
+    "NetworkFailure",
+    "SyncHttpClient",
+    "asend",
+    "send",
+]
 
 log = logging.getLogger("keyturn")
 
@@ -41,6 +47,36 @@ class AsyncHttpClient(Protocol):
     ) -> Any: ...
 
 
+#: What a closed httpx client says when asked to send a request.
+CLOSED_MESSAGE = "Cannot send a request, as the client has been closed."
+
+
+class ClosedHttpClient:
+    """Stands for a blocking client that was closed before keyturn ever needed to make it.
+
+    Sending raises ``RuntimeError`` as a closed ``httpx.Client`` does; closing again does
+    nothing.
+    """
+
+    def request(self, method: str, url: str, *, headers: Any = None, content: Any = None) -> Any:
+        raise RuntimeError(CLOSED_MESSAGE)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class AsyncClosedHttpClient:
+    """The async twin of :class:`ClosedHttpClient`."""
+
+    async def request(
+        self, method: str, url: str, *, headers: Any = None, content: Any = None
+    ) -> Any:
+        raise RuntimeError(CLOSED_MESSAGE)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
 class NetworkFailure(Exception):
     """No HTTP response: thrown into a flow at the ``yield`` of the request that failed.
 
@@ -55,13 +91,18 @@ class NetworkFailure(Exception):
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(timeout classes, all transport error classes) of httpx, and of httpx2 if it is in use."""
-    timeouts: list[type[BaseException]] = [httpx.TimeoutException]
-    errors: list[type[BaseException]] = [httpx.TransportError]
-    other = sys.modules.get("httpx2")
-    if other is not None:
-        timeouts.append(other.TimeoutException)
-        errors.append(other.TransportError)
+    """(timeout classes, all transport error classes) of httpx and httpx2, those in use.
+
+    A library that was never imported has raised nothing, so neither is imported here: an
+    app that passes an ``httpx2`` client never loads httpx for it.
+    """
+    timeouts: list[type[BaseException]] = []
+    errors: list[type[BaseException]] = []
+    for name in ("httpx", "httpx2"):
+        library = sys.modules.get(name)
+        if library is not None:
+            timeouts.append(library.TimeoutException)
+            errors.append(library.TransportError)
     return tuple(timeouts), tuple(errors)
 
 
