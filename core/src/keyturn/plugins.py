@@ -190,7 +190,9 @@ def _load_entry_points(pm: KeyturnPluginManager, disabled: set[str]) -> None:
     for ep in importlib.metadata.entry_points(group=NAME):
         if ep.name in disabled or pm.has_plugin(ep.name):
             continue
-        dist = ep.dist.metadata["Name"] if ep.dist is not None else "unknown distribution"
+        # Reading metadata parses the distribution's METADATA file: do it once.
+        metadata = ep.dist.metadata if ep.dist is not None else None
+        dist = metadata["Name"] if metadata is not None else "unknown distribution"
         try:
             plugin = ep.load()
         except Exception as exc:
@@ -199,8 +201,8 @@ def _load_entry_points(pm: KeyturnPluginManager, disabled: set[str]) -> None:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         _register(pm, plugin, ep.name)
-        if ep.dist is not None:
-            pm.distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
+        if ep.dist is not None and metadata is not None:
+            pm.distributions[ep.name] = (dist, metadata["Version"])
 
 
 def check_pending(pm: pluggy.PluginManager) -> None:
