@@ -227,6 +227,8 @@ def _corpus(keyring: Keyring, clock: FakeClock) -> tuple[list[str], list[str]]:
     by_hand = _hand_seal(new.material, header, plaintext)
     by_old_key = _hand_seal(old.material, {**header, "kid": old.kid}, plaintext)
     joserfc_made = jwe.encrypt_compact(header, plaintext, OctKey.import_key(new.material))
+    old_header = {**header, "kid": old.kid}
+    joserfc_old = jwe.encrypt_compact(old_header, plaintext, OctKey.import_key(old.material))
     foreign_key = Keyring(OTHER_SECRET).keys(SESSION)[0].material
 
     def body(**changes: Any) -> bytes:
@@ -237,6 +239,8 @@ def _corpus(keyring: Keyring, clock: FakeClock) -> tuple[list[str], list[str]]:
         by_hand,
         by_old_key,
         joserfc_made,
+        joserfc_old,
+        Sealer(Keyring(OLD_SECRET), SESSION, clock).seal({}, 600),
         sealer.seal({}, 600),
         sealer.seal({"exp": now}, 600),  # ends now: expired
         sealer.seal({"exp": now + 1}, 600),
@@ -305,9 +309,9 @@ def test_the_direct_reader_agrees_with_joserfc(keyring: Keyring, clock: FakeCloc
         assert got == expected, value
         assert repr(got) == repr(expected), value  # same types, same key order
         accepted += got is not None
-    # Eight are valid: ours, by hand, by the old key, by joserfc, {}, exp now + 1, the one
-    # with a lone surrogate and an infinity in its claims, and the deeply nested one.
-    assert accepted == 8
+    # Ten are valid: ours, by hand, by joserfc and by us with the old key too, {}, exp
+    # now + 1, the one with a lone surrogate and an infinity in its claims, the deep one.
+    assert accepted == 10
     for value in stricter:
         assert _reference_unseal(keyring, clock, value) is not None
         assert sealer.unseal(value) is None
@@ -404,3 +408,20 @@ def test_parse_json_keeps_no_token_in_the_string_cache() -> None:
     # A string pydantic-core caches comes back as the very same object on the next parse.
     again = _parse_json(json.dumps({"access_token": token}).encode())
     assert again["access_token"] is not parsed["access_token"]
+
+
+def test_the_headers_seal_writes_are_known_without_parsing(
+    keyring: Keyring, clock: FakeClock
+) -> None:
+    sealer = Sealer(keyring, SESSION, clock)
+    known = sealer._sealed_headers
+    old = Sealer(Keyring(OLD_SECRET), SESSION, clock)
+    written = [sealer.seal({}, 60).split(".")[0], old.seal({}, 60).split(".")[0]]
+    assert sorted(known) == sorted(written)
+    for header, cipher in known.items():
+        assert sealer._parse_header(header) is cipher
+        assert json.loads(b64decode(header)).keys() == {"alg", "enc", "kid"}
+    # The same header spelled another way is still read, by parsing it.
+    respelled = b64encode(json.dumps(json.loads(b64decode(written[0])), indent=1).encode())
+    assert respelled not in known
+    assert sealer._cipher_for(respelled) is known[written[0]]

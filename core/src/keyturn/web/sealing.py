@@ -73,6 +73,16 @@ class Sealer:
         self._sealing_key = OctKey.import_key(keys[0].material)
         # Built once per secret: reading a cookie only looks its kid up here.
         self._ciphers = {key.kid: AESGCM(key.material) for key in keys}
+        # The protected header seal() writes with each key, exactly as sent: a cookie that
+        # carries one of these needs no decoding to find its key. Any other spelling takes
+        # the general check in _parse_header.
+        self._sealed_headers: dict[str, AESGCM] = {}
+        for key in keys:
+            written = jwe.encrypt_compact(
+                {**_HEADER, "kid": key.kid}, b"{}", OctKey.import_key(key.material)
+            ).split(".", 1)[0]
+            if self._parse_header(written) is self._ciphers[key.kid]:
+                self._sealed_headers[written] = self._ciphers[key.kid]
 
     def seal(self, payload: dict[str, Any], max_age: int) -> str:
         """``payload`` plus ``iat``/``exp`` (now + ``max_age`` unless it has an ``exp``)."""
@@ -123,6 +133,10 @@ class Sealer:
 
     def _cipher_for(self, encoded: str) -> AESGCM | None:
         # The kid in the protected header picks the key; an unknown kid is a foreign key.
+        cipher = self._sealed_headers.get(encoded)
+        return cipher if cipher is not None else self._parse_header(encoded)
+
+    def _parse_header(self, encoded: str) -> AESGCM | None:
         if len(encoded) > _MAX_HEADER_LENGTH:
             return None
         try:
