@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         "web session read: GET /auth/session on a valid session",
         Result("keyturn WebAuth.handle, JWE cookie", subject),
         Result("itsdangerous signed cookie + JSON (Flask's way)", base),
+        key="web_session",
+        target=2.0,
     )
     print(f"  cookie bytes: signed {len(signed)}, keyturn JWE {len(value)}")
     client.close()

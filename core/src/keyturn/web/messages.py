@@ -101,7 +101,7 @@ class WebResponse:
     @classmethod
     def json(cls, data: Any, status: int = 200) -> WebResponse:
         """A JSON answer that no cache keeps."""
-        body = json.dumps(data, separators=(",", ":")).encode()
+        body = _COMPACT_JSON.encode(data).encode()
         return cls(status, [*_NO_STORE, ("content-type", "application/json")], body)
 
     @classmethod
@@ -127,6 +127,8 @@ class WebResponse:
         return cls(status, headers, body.encode())
 
 
+#: ``json.dumps(..., separators=(",", ":"))`` without building an encoder for every answer.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 _NO_STORE = [("cache-control", "no-store")]
 _PAGE_HEADERS = [
     ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'"),

@@ -136,7 +136,11 @@ class WebSettings:
         secure = self.secure_cookies
         if secure is None:
             secure = self.origin(request).startswith("https://")
-        return CookiePolicy(secure=secure)
+        return _POLICIES[secure]
+
+
+#: The two policies :meth:`WebSettings.policy` answers with (they are immutable).
+_POLICIES = {True: CookiePolicy(secure=True), False: CookiePolicy(secure=False)}
 
 
 def _base_path(value: str) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from keyturn.client import BaseKeyturn
 from keyturn.effects import Operation, done
@@ -88,6 +88,19 @@ class SessionStrategy(Protocol):
         ...
 
 
+class _Envelope(BaseModel):
+    """What a session cookie holds, read straight from its JSON plaintext in one pass.
+
+    Only object keys go through pydantic-core's string cache (no token stays in it). Built on
+    first use, not when the module is imported.
+    """
+
+    model_config = ConfigDict(extra="ignore", cache_strings="keys", defer_build=True)
+
+    exp: StrictInt
+    jwt: JWT
+
+
 def _dump(jwt: JWT) -> dict[str, Any]:
     return jwt.model_dump(mode="json", context=REVEAL)
 
@@ -114,7 +127,20 @@ class JwtStrategy:
 
     def _read(self, request: WebRequest, policy: CookiePolicy) -> Current | None:
         value = read_chunked(policy.name(self.cookie), request.cookies)
-        payload = None if value is None else self.sealer.unseal(value)
+        plaintext = None if value is None else self.sealer.open(value)
+        if plaintext is None:
+            return None
+        # The quick reading: the JWT validated from the JSON text, with no dict in between.
+        # It either gives what the general reading below gives, or refuses (a plaintext only
+        # json.loads reads, a missing or invalid field, an expired session); the general
+        # reading then decides, and logs why it refuses.
+        try:
+            envelope = _Envelope.model_validate_json(plaintext)
+        except ValidationError:
+            envelope = None
+        if envelope is not None and envelope.exp > self.sealer.clock():
+            return Current(jwt=envelope.jwt, expires=envelope.exp)
+        payload = self.sealer.payload(plaintext)
         if payload is None:
             return None
         try:
@@ -128,7 +154,8 @@ class JwtStrategy:
         self, request: WebRequest, policy: CookiePolicy, current: Current
     ) -> Operation[tuple[Current | None, list[str]]]:
         updated = yield from self.client.jwt_op(current.jwt)
-        if updated == current.jwt:
+        # The default callback hands a valid token back as it is: no need to compare fields.
+        if updated is current.jwt or updated == current.jwt:
             return current, []
         now = int(self.sealer.clock())
         value = self.sealer.seal({"jwt": _dump(updated), "exp": current.expires}, self.max_age)
