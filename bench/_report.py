@@ -45,22 +45,29 @@ def per_call(func: Callable[[], object], *, number: int, rounds: int = 5) -> flo
 
 
 def per_call_pair(
-    first: Callable[[], object], second: Callable[[], object], *, number: int, rounds: int = 5
+    first: Callable[[], object],
+    second: Callable[[], object],
+    *,
+    number: int,
+    rounds: int = 5,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> tuple[float, float]:
     """Like :func:`per_call` for two functions, their rounds taken in turn.
 
     Alternating spreads slow drifts (a busy neighbour, a warming server) over both sides
-    instead of charging them to whichever ran second.
+    instead of charging them to whichever ran second. Work that stays on the calling thread
+    is best timed with ``timer=time.thread_time`` (CPU time): other processes on a busy
+    machine then do not count. Anything waiting on a socket needs wall time.
     """
     first()
     second()
     samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(rounds):
         for func, into in ((first, samples[0]), (second, samples[1])):
-            start = time.perf_counter()
+            start = timer()
             for _ in range(number):
                 func()
-            into.append((time.perf_counter() - start) / number)
+            into.append((timer() - start) / number)
     return statistics.median(samples[0]), statistics.median(samples[1])
 
 

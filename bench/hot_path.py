@@ -12,6 +12,7 @@ Run: ``python -m bench.hot_path [--quick]``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             app_session(seed_session({}, token), token)
 
         base, subject = per_call_pair(
-            by_hand_wrapped if wrapped else by_hand, through_keyturn, number=number
+            by_hand_wrapped if wrapped else by_hand,
+            through_keyturn,
+            number=number,
+            rounds=9,
+            timer=time.thread_time,
         )
         key = "hot_path.wrapped" if wrapped else "hot_path"
         results[key] = print_ratio(
