@@ -14,7 +14,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from . import concurrent_refresh, hot_path, import_time, refresh_roundtrip, web_session
+from . import (
+    concurrent_refresh,
+    hot_path,
+    import_time,
+    refresh_roundtrip,
+    token_store,
+    web_session,
+)
 from ._report import TARGETS
 
 #: Every benchmark, in the order they run: name and entry point.
@@ -24,6 +31,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]]
     ("refresh_roundtrip", refresh_roundtrip.main),
     ("concurrent_refresh", concurrent_refresh.main),
     ("web_session", web_session.main),
+    ("token_store", token_store.main),
 )
 
 

@@ -7,7 +7,8 @@
   imported on first use, so ``import keyturn.stores`` does not need redis-py.
 * :class:`TokenManager` / :class:`AsyncTokenManager`: save after sign-in, then
   ``get_access_token(key)`` whenever the app needs one; both drive the operations of
-  :class:`BaseTokenManager`, whose store calls are the effects of :mod:`.effects`.
+  :class:`BaseTokenManager`, whose store calls are the effects of :mod:`.effects`. A manager
+  parses a row again only when it changed since its last read (:mod:`.cache`).
 
 What holds when a process dies mid-refresh is spelled out in :mod:`keyturn.stores.manager`.
 """

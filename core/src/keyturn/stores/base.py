@@ -29,6 +29,7 @@ from keyturn.models import REFRESH_ACCESS_TOKEN_ERROR, REVEAL, RefreshFailure, T
 
 __all__ = [
     "LockTimeoutError",
+    "RowText",
     "StoredTokens",
     "TokenNotFoundError",
     "TokenStore",
@@ -70,6 +71,13 @@ class StoredTokens:
         if self.failure is not None and self.failure.permanent:
             return REFRESH_ACCESS_TOKEN_ERROR
         return None
+
+
+#: A row as a store keeps it, parsed by nobody yet: ``(version, tokens, failure, data)``, the
+#: last three being the JSON texts of :func:`dump_tokens`, of the failure and of
+#: :func:`dump_data` (``None`` when absent). What a store's ``load_text`` returns, and
+#: :func:`load_row` turns into a :class:`StoredTokens`.
+RowText = tuple[int, str, str | bytes | None, str | bytes | None]
 
 
 @runtime_checkable

@@ -15,8 +15,17 @@ from keyturn.effects import Blocking
 from keyturn.models import RefreshFailure, TokenSet
 
 from .base import StoredTokens, TokenStore
+from .cache import RowCache
 
-__all__ = ["AcquireLease", "DeleteRow", "LoadRow", "ReleaseLease", "SaveRow"]
+__all__ = [
+    "AcquireLease",
+    "DeleteRow",
+    "LoadCached",
+    "LoadRow",
+    "ReadTokens",
+    "ReleaseLease",
+    "SaveRow",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +37,28 @@ class LoadRow(Blocking[StoredTokens | None]):
 
     def call(self) -> StoredTokens | None:
         return self.store.load(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadCached(Blocking[StoredTokens | None]):
+    """:meth:`RowCache.load <keyturn.stores.cache.RowCache.load>`: a row, parsed if it changed."""
+
+    cache: RowCache
+    key: str
+
+    def call(self) -> StoredTokens | None:
+        return self.cache.load(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTokens(Blocking[tuple[TokenSet, RefreshFailure | None] | None]):
+    """:meth:`RowCache.tokens <keyturn.stores.cache.RowCache.tokens>`: tokens and failure."""
+
+    cache: RowCache
+    key: str
+
+    def call(self) -> tuple[TokenSet, RefreshFailure | None] | None:
+        return self.cache.tokens(self.key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ Both managers run the same operations (:class:`BaseTokenManager`, generators of 
 :class:`AsyncTokenManager` with ``await``, store calls in worker threads.
 
 ``get_access_token`` (and ``get_tokens``) reads the row; while the access token has more
-than the client's ``leeway`` left it is returned with no lock and no request. Otherwise:
+than the client's ``leeway`` left it is returned with no lock and no request. The row is read
+from the store on every call, but its tokens are parsed and validated again only when the row
+changed since this manager last read it (:mod:`keyturn.stores.cache`). Otherwise:
 
 1. callers of this manager in this process join one attempt (single-flight);
 2. that attempt takes the store's lease on the key (polling while another process holds
@@ -79,7 +81,8 @@ from .base import (
     TokenStore,
     failure_error,
 )
-from .effects import AcquireLease, DeleteRow, LoadRow, ReleaseLease, SaveRow
+from .cache import DEFAULT_CACHE_SIZE, RowCache
+from .effects import AcquireLease, DeleteRow, LoadCached, ReadTokens, ReleaseLease, SaveRow
 
 __all__ = ["AsyncTokenManager", "BaseTokenManager", "TokenManager"]
 
@@ -122,6 +125,9 @@ class BaseTokenManager(Generic[C]):
     :param lease: seconds a refresh lease lasts if its holder dies without releasing it;
         keep it well above the HTTP client's timeout (60).
     :param lock_timeout: seconds to wait for another holder's lease (``lease + 5``).
+    :param cache_size: the most rows whose parsed tokens the manager keeps (1024), so that
+        reading a row that has not changed does not parse it again; ``0`` parses every
+        read. See :mod:`keyturn.stores.cache` for what makes it safe and what it costs.
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class BaseTokenManager(Generic[C]):
         *,
         lease: float = DEFAULT_LEASE,
         lock_timeout: float | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if lease <= 0:
             raise ValueError("lease must be a positive number of seconds")
@@ -138,6 +145,8 @@ class BaseTokenManager(Generic[C]):
         self.store = store
         self.lease = lease
         self.lock_timeout = lease + 5.0 if lock_timeout is None else lock_timeout
+        #: The rows this manager read, parsed; the store is still read on every call.
+        self.cache = RowCache(store, cache_size)
         self._flight: SingleFlight[TokenSet] = SingleFlight()
 
     @property
@@ -150,31 +159,37 @@ class BaseTokenManager(Generic[C]):
         self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
     ) -> Operation[StoredTokens]:
         """The operation behind :meth:`TokenManager.save`."""
+        self.cache.forget(key)
         row = yield from SaveRow(self.store, key, tokens, data=data)
         assert row is not None, "an unconditional save always writes"
         return row
 
     def load_op(self, key: str) -> Operation[StoredTokens | None]:
         """The operation behind :meth:`TokenManager.load`."""
-        return (yield from LoadRow(self.store, key))
+        return (yield from LoadCached(self.cache, key))
 
     def delete_op(self, key: str) -> Operation[bool]:
         """The operation behind :meth:`TokenManager.delete`."""
+        self.cache.forget(key)
         return (yield from DeleteRow(self.store, key))
 
     def get_tokens_op(self, key: str) -> Operation[TokenSet]:
         """The operation behind :meth:`TokenManager.get_tokens`."""
-        tokens = self._ready(self._row((yield from LoadRow(self.store, key))))
+        tokens = self._ready((yield from ReadTokens(self.cache, key)))
         if tokens is not None:
             return tokens
+        return (yield from self._shared_refresh_op(key))
+
+    def _shared_refresh_op(self, key: str) -> Operation[TokenSet]:
+        """The refresh of ``key``, joined by every caller of this manager asking meanwhile."""
         return (yield from Shared(self._flight, key, lambda: self._refresh_op(key)))
 
     def _refresh_op(self, key: str) -> Operation[TokenSet]:
         """Under the lease: read again, refresh, save compare-and-set, release."""
         owner = yield from self._acquire_op(key)
         try:
-            row = self._row((yield from LoadRow(self.store, key)))
-            tokens = self._ready(row)
+            row = self._row((yield from LoadCached(self.cache, key)))
+            tokens = self._ready((row.tokens, row.failure))
             if tokens is not None:
                 return tokens  # refreshed by another process while we waited
             try:
@@ -210,16 +225,21 @@ class BaseTokenManager(Generic[C]):
             raise TokenNotFoundError("no tokens are stored under this key; sign in first")
         return row
 
-    def _ready(self, row: StoredTokens) -> TokenSet | None:
+    def _ready(self, found: tuple[TokenSet, RefreshFailure | None] | None) -> TokenSet | None:
         """The stored tokens if they can be used as they are; ``None`` if a refresh is due.
 
+        :param found: the row's tokens and failure, ``None`` without a row.
+        :raises TokenNotFoundError: there is no row.
         :raises ProviderError: a permanent refresh failure is recorded (sign in again).
         """
-        if row.failure is not None and row.failure.permanent:
-            raise failure_error(row.tokens, row.failure)
-        if row.tokens.expires_within(self.client.leeway, self._clock()):
+        if found is None:
+            raise TokenNotFoundError("no tokens are stored under this key; sign in first")
+        tokens, failure = found
+        if failure is not None and failure.permanent:
+            raise failure_error(tokens, failure)
+        if tokens.expires_within(self.client.leeway, self.client.clock()):
             return None
-        return row.tokens
+        return tokens
 
     def _failure(self, error: ProviderError) -> RefreshFailure:
         return RefreshFailure(
@@ -287,12 +307,20 @@ class TokenManager(BaseTokenManager[Keyturn]):
     def get_tokens(self, key: str) -> TokenSet:
         """The key's tokens, refreshed first (and saved) if the access token is due.
 
+        The same tokens object may be handed to several callers while the row is unchanged;
+        like every keyturn model it must not be changed in place.
+
         :raises TokenNotFoundError: nothing is stored under ``key``.
         :raises ProviderError: the refresh failed: permanent (sign in again), or transient
             with the access token already expired (try again later).
         :raises LockTimeoutError: another caller held the lease for too long.
         """
-        return self._run(self.get_tokens_op(key))
+        # get_tokens_op, with its first step (a store read) done here rather than through
+        # the driver: the read is the whole of the usual call.
+        tokens = self._ready(self.cache.tokens(key))
+        if tokens is not None:
+            return tokens
+        return self._run(self._shared_refresh_op(key))
 
     def get_access_token(self, key: str) -> str:
         """The key's access token, refreshed first if due; see :meth:`get_tokens`."""

@@ -45,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised with redis hidden
 from keyturn.models import RefreshFailure, TokenSet
 
 from .base import (
+    RowText,
     StoredTokens,
     dump_data,
     dump_tokens,
@@ -109,6 +110,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# The fields of a row, in the order of :data:`~keyturn.stores.base.RowText`.
+_ROW_FIELDS = ("version", "tokens", "failure", "data")
 
 
 def row_expires_at(tokens: TokenSet) -> int | None:
@@ -238,12 +243,20 @@ class RedisTokenStore:
 
     def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenStore.load`."""
-        version, tokens, failure, data = self.redis.hmget(
-            self.row_key(key), ["version", "tokens", "failure", "data"]
-        )
+        row = self.load_text(key)
+        return None if row is None else load_row(key, *row)
+
+    def load_text(self, key: str) -> RowText | None:
+        """The row for ``key`` as its fields hold it, unparsed, or ``None``; one ``HMGET``.
+
+        What :meth:`load` parses; a token manager reads this to parse only rows that changed
+        (see :mod:`keyturn.stores.cache`). ``failure`` and ``data`` come back as the client
+        gives them (bytes unless it decodes responses).
+        """
+        version, tokens, failure, data = self.redis.hmget(self.row_key(key), _ROW_FIELDS)
         if version is None or tokens is None:
             return None
-        return load_row(key, version, _text(tokens), failure, data)
+        return int(version), _text(tokens), failure, data
 
     def save(
         self,

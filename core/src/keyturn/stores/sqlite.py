@@ -38,6 +38,7 @@ from keyturn.errors import LockTimeoutError
 from keyturn.models import RefreshFailure, TokenSet
 
 from .base import (
+    RowText,
     StoredTokens,
     dump_data,
     dump_tokens,
@@ -71,6 +72,9 @@ _SCHEMA = (
         expires_at REAL NOT NULL
     )""",
 )
+
+
+_LOAD = "SELECT version, tokens, failure, data FROM keyturn_tokens WHERE key = ?"
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -159,13 +163,18 @@ class SQLiteTokenStore:
 
     def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenStore.load`."""
+        row = self.load_text(key)
+        return None if row is None else load_row(key, *row)
+
+    def load_text(self, key: str) -> RowText | None:
+        """The row for ``key`` as its columns hold it, unparsed, or ``None``.
+
+        What :meth:`load` parses; a token manager reads this to parse only rows that changed
+        (see :mod:`keyturn.stores.cache`).
+        """
         with self._mutex:
-            row = self._db.execute(
-                "SELECT version, tokens, failure, data FROM keyturn_tokens WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
-            return None
-        return load_row(key, *row)
+            row: RowText | None = self._db.execute(_LOAD, (key,)).fetchone()
+        return row
 
     def save(
         self,
