@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keyturn
-from keyturn.models import Profile
+from keyturn.models import Profile, Session
 
 from ._report import Result, parse_args, per_call_pair, print_ratio
 
@@ -130,6 +130,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             key=key,
             target=10.0 if wrapped else 4.0,
         )
+        if not wrapped:
+            # The floor: the one object keyturn must build per request, a Session, made
+            # from the JWT without validation, against the same baseline.
+            def session_alone(jwt: keyturn.JWT = jwt) -> None:
+                Session.from_jwt(jwt)
+
+            floor, _ = per_call_pair(
+                session_alone,
+                by_hand,
+                number=number,
+                rounds=9,
+                timer=time.thread_time,
+            )
+            results["hot_path.floor"] = floor / base
+            print(
+                f"  {'of which Session.from_jwt alone (the floor)':<44} "
+                f"{floor * 1e6:>10.1f} us   {floor / base:.2f}x"
+            )
         client.close()
     return results
 

@@ -36,6 +36,8 @@ def keyturn_jwt(
         return JWT(tokens=tokens, user=profile)
     if token is None:
         raise ConfigurationError(f"keyturn_jwt: {trigger} needs the current token")
+    # On "read" the token comes back as it is; the client relies on this and skips the call
+    # when this is the only implementation.
     if trigger == "refresh" and tokens is not None:
         return token.model_copy(update={"tokens": tokens, "error": None, "refresh_failure": None})
     if trigger == "refreshError" and error is not None:

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from . import callbacks
 from . import pkce as pkce_module
 from .effects import Operation, Shared, arun, run
 from .errors import (
@@ -639,7 +640,10 @@ class BaseKeyturn(Generic[H]):
         expires_at = token.tokens.expires_at  # TokenSet.expires_within, inlined: every request
         due = expires_at is not None and expires_at - self.leeway <= now
         if not due or token.error == REFRESH_ACCESS_TOKEN_ERROR:
-            result: JWT = self._hook("keyturn_jwt")(
+            call = self._hook("keyturn_jwt")
+            if call is callbacks.keyturn_jwt:
+                return token  # what keyturn's default returns on a read, without the call
+            result: JWT = call(
                 token=token, trigger="read", tokens=None, profile=None, error=None, now=int(now)
             )
             return result
@@ -649,7 +653,10 @@ class BaseKeyturn(Generic[H]):
 
     def session(self, token: JWT) -> Session:
         """What the app shows: runs the ``keyturn_session`` callback. No I/O."""
-        session: Session = self._hook("keyturn_session")(token=token)
+        call = self._hook("keyturn_session")
+        if call is callbacks.keyturn_session:
+            return Session.from_jwt(token)  # keyturn's default, one call shorter
+        session: Session = call(token=token)
         return session
 
 
