@@ -36,7 +36,8 @@ __all__ = ["HookCall", "plan"]
 #: What :func:`plan` returns: call it with the hook's arguments as keywords.
 HookCall = Callable[..., Any]
 
-_Step = tuple[Callable[..., Any], Callable[[dict[str, Any]], tuple[Any, ...]], bool]
+_Arguments = Callable[[dict[str, Any]], tuple[Any, ...]]
+_Step = tuple[Callable[..., Any], _Arguments, bool]
 
 
 def plan(caller: pluggy.HookCaller) -> HookCall:
@@ -70,57 +71,96 @@ def _getter(argnames: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ..
 
 def _chain(name: str, steps: Sequence[_Step]) -> HookCall:
     """pluggy's call loop for a first-result hook of plain functions and new-style wrappers."""
+    wrappers = [(function, arguments) for function, arguments, wrapper in steps if wrapper]
+    plains = [(function, arguments) for function, arguments, wrapper in steps if not wrapper]
+    if len(wrappers) == 1 and steps[0][2]:  # pluggy runs every wrapper before the rest
+        call = _one_wrapper(*wrappers[0], tuple(plains))
+    else:
 
-    def call(**kwargs: Any) -> Any:
-        result: Any = None
-        exception: BaseException | None = None
-        teardowns: list[Any] = []
-        try:
-            for function, arguments, wrapper in steps:
-                if wrapper:
-                    generator = function(*arguments(kwargs))
-                    try:
-                        next(generator)
-                    except StopIteration:
-                        _wrapper_failed(generator.gi_code, "did not yield")
-                    teardowns.append(generator)
-                else:
-                    value = function(*arguments(kwargs))
-                    if value is not None:
-                        result = value
-                        break
-        except BaseException as exc:
-            exception = exc
-        for generator in reversed(teardowns):
+        def call(**kwargs: Any) -> Any:
+            result: Any = None
+            teardowns: list[Any] = []
             try:
-                if exception is not None:
-                    try:
-                        generator.throw(exception)
-                    except RuntimeError as error:
-                        # A StopIteration thrown into a generator comes out as a
-                        # RuntimeError caused by it; pluggy then carries on with the
-                        # StopIteration, and so do we.
-                        if isinstance(exception, StopIteration) and error.__cause__ is exception:
-                            generator.close()
-                            continue
-                        raise
-                else:
-                    generator.send(result)
-                generator.close()
-            except StopIteration as stop:
-                result = stop.value
-                exception = None
-                continue
+                for function, arguments, wrapper in steps:
+                    if wrapper:
+                        generator = function(*arguments(kwargs))
+                        try:
+                            next(generator)
+                        except StopIteration:
+                            _wrapper_failed(generator.gi_code, "did not yield")
+                        teardowns.append(generator)
+                    else:
+                        value = function(*arguments(kwargs))
+                        if value is not None:
+                            result = value
+                            break
             except BaseException as exc:
-                exception = exc
-                continue
-            _wrapper_failed(generator.gi_code, "has second yield")
-        if exception is not None:
-            raise exception
-        return result
+                return _unwind(teardowns, None, exc)
+            return _unwind(teardowns, result, None)
 
     call.__qualname__ = call.__name__ = name
     return call
+
+
+def _one_wrapper(
+    wrap: Callable[..., Any], wrap_arguments: _Arguments, plains: Sequence[tuple[Any, _Arguments]]
+) -> HookCall:
+    """The usual shape, an app's wrapper around the implementations, without the loops."""
+
+    def call(**kwargs: Any) -> Any:
+        generator = wrap(*wrap_arguments(kwargs))
+        try:
+            next(generator)
+        except StopIteration:
+            _wrapper_failed(generator.gi_code, "did not yield")
+        result: Any = None
+        try:
+            for function, arguments in plains:
+                value = function(*arguments(kwargs))
+                if value is not None:
+                    result = value
+                    break
+        except BaseException as exc:
+            return _unwind([generator], None, exc)
+        try:
+            generator.send(result)
+        except StopIteration as stop:
+            return stop.value
+        generator.close()  # a second yield: what pluggy does, then the same error
+        _wrapper_failed(generator.gi_code, "has second yield")
+
+    return call
+
+
+def _unwind(teardowns: list[Any], result: Any, exception: BaseException | None) -> Any:
+    """Hand the outcome to each wrapper in turn, innermost first, as pluggy does."""
+    for generator in reversed(teardowns):
+        try:
+            if exception is not None:
+                try:
+                    generator.throw(exception)
+                except RuntimeError as error:
+                    # A StopIteration thrown into a generator comes out as a RuntimeError
+                    # caused by it; pluggy then carries on with the StopIteration, and so
+                    # do we.
+                    if isinstance(exception, StopIteration) and error.__cause__ is exception:
+                        generator.close()
+                        continue
+                    raise
+            else:
+                generator.send(result)
+            generator.close()
+        except StopIteration as stop:
+            result = stop.value
+            exception = None
+            continue
+        except BaseException as exc:
+            exception = exc
+            continue
+        _wrapper_failed(generator.gi_code, "has second yield")
+    if exception is not None:
+        raise exception
+    return result
 
 
 def _wrapper_failed(code: Any, what: str) -> NoReturn:
