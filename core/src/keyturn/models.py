@@ -11,6 +11,9 @@ To persist a model with its secrets (a database row, an encrypted cookie), ask f
 from __future__ import annotations
 
 import hmac
+import json
+import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -23,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     SerializationInfo,
+    ValidationInfo,
     field_serializer,
     field_validator,
 )
@@ -35,6 +39,8 @@ from .errors import (
 )
 
 __all__ = [
+    "EXTRA_MAX_DEPTH",
+    "EXTRA_MAX_SIZE",
     "JWT",
     "REFRESH_ACCESS_TOKEN_ERROR",
     "REVEAL",
@@ -45,6 +51,7 @@ __all__ = [
     "RefreshFailure",
     "Session",
     "TokenSet",
+    "storable_extra",
 ]
 
 #: Serialisation context that writes secrets in clear: ``model_dump(context=REVEAL)``.
@@ -53,6 +60,16 @@ REVEAL: dict[str, bool] = {"reveal_secrets": True}
 #: The value of ``Session.error`` after a permanent refresh failure, as in the NextAuth guide.
 REFRESH_ACCESS_TOKEN_ERROR = "RefreshAccessTokenError"
 
+
+log = logging.getLogger("keyturn")
+
+#: How deeply the value of one field of ``TokenSet.extra`` may nest objects and arrays:
+#: ``{"team": {"id": "T1"}}`` is 2 deep. Deeper fields are dropped when a TokenSet is built.
+EXTRA_MAX_DEPTH = 16
+#: How many characters ``TokenSet.extra`` may take as compact JSON (as the stores write it,
+#: non-ASCII escaped). Fields are kept in the order they came while they fit; later ones that
+#: do not are dropped.
+EXTRA_MAX_SIZE = 8192
 
 _MASK = "**********"
 _MASK_QUERY = re.compile(r"([?&](?:state|nonce)=)[^&#]*")
@@ -77,6 +94,83 @@ def _refuse_mask(value: SecretStr) -> SecretStr:
 
 #: The type of every secret field: hidden in reprs and dumps, and never the mask itself.
 Secret = Annotated[SecretStr, AfterValidator(_refuse_mask)]
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be kept in ``TokenSet.extra``, or ``None`` when it can.
+
+    Walks without recursion, so a value nested thousands deep costs no stack: it stops at the
+    first level past :data:`EXTRA_MAX_DEPTH`.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            if depth > EXTRA_MAX_DEPTH:
+                return f"nested deeper than {EXTRA_MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                if not all(isinstance(key, str) for key in item):
+                    return "not JSON data"
+                stack.extend((child, depth) for child in item.values())
+            else:
+                stack.extend((child, depth) for child in item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "not JSON data"
+        elif not (item is None or isinstance(item, str | int)):
+            return "not JSON data"
+    return None
+
+
+def _json_size(key: str, value: Any) -> int | None:
+    """Characters ``"key":value`` takes in compact JSON, or ``None`` if JSON cannot write it."""
+    try:
+        return len(json.dumps(key)) + 1 + len(json.dumps(value, separators=(",", ":")))
+    except (TypeError, ValueError, RecursionError):  # an int past str()'s digit limit
+        return None
+
+
+def _names(names: list[str]) -> str:
+    """Field names for a log line: quoted, each cut short, at most ten."""
+    shown = ", ".join(repr(name[:40]) for name in names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def storable_extra(fields: Mapping[str, Any], provider: str) -> dict[str, Any]:
+    """The fields of ``fields`` that every store can keep, in their order.
+
+    A field is dropped when its value is nested deeper than :data:`EXTRA_MAX_DEPTH`, is not
+    JSON data (NaN, infinity, an object), or would take ``extra`` past
+    :data:`EXTRA_MAX_SIZE` characters of JSON. Dropped fields are named in one WARNING
+    (names only, never values).
+
+    :param fields: unknown fields of a token response.
+    :param provider: the provider id, for the log line.
+    :return: a new dict of the fields kept.
+    """
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    size = 2  # {}
+    for key, value in fields.items():
+        cost = None if _unstorable(value) is not None else _json_size(key, value)
+        if cost is not None and kept:
+            cost += 1  # the comma before it
+        if cost is None or size + cost > EXTRA_MAX_SIZE:
+            dropped.append(key)
+            continue
+        kept[key] = value
+        size += cost
+    if dropped:
+        log.warning(
+            "%s sent token response fields that cannot be stored (nested deeper than %d "
+            "levels, not JSON data, or past %d characters in all); dropped: %s",
+            provider,
+            EXTRA_MAX_DEPTH,
+            EXTRA_MAX_SIZE,
+            _names(dropped),
+        )
+    return kept
 
 
 class _Model(BaseModel):
@@ -157,6 +251,11 @@ class TokenSet(_Model):
 
     Times are epoch seconds. ``expires_at`` is ``None`` when the provider gave no lifetime
     (such a token is treated as never expiring and is never refreshed).
+
+    ``extra`` holds the response's fields keyturn does not know, as JSON data that every
+    store can write: a field nested deeper than :data:`EXTRA_MAX_DEPTH`, one that is not JSON
+    data, or one past the :data:`EXTRA_MAX_SIZE` budget is dropped when the model is built
+    (see :func:`storable_extra`), whoever builds it.
     """
 
     provider: str
@@ -172,6 +271,13 @@ class TokenSet(_Model):
     @field_serializer("access_token", "refresh_token", "id_token")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
+
+    @field_validator("extra")
+    @classmethod
+    def _storable(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if not value:
+            return value
+        return storable_extra(value, str(info.data.get("provider", "a provider")))
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         """Whether the access token expires within ``seconds`` from ``now``.
