@@ -220,3 +220,10 @@ def test_a_redis_store_expiring_with_the_tokens_saves_a_lifetime_of_1e300(
     assert stored is not None and stored.tokens == tokens
     ttl = redis_client.pttl(store.row_key(KEY))
     assert 0 < ttl <= flows.MAX_LIFETIME * 1000
+
+
+def test_a_field_holding_the_mask_is_dropped_not_a_crash() -> None:
+    """A TokenSet refuses the mask a default dump writes; a provider sending it costs the field."""
+    tokens = parse({"access_token": "at", "refresh_token": "rt", "odd": {"v": "**********"}})
+    assert tokens.refresh_token is not None and tokens.extra == {}
+    assert round_trip(tokens) == tokens

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from .errors import ConfigurationError, InvalidResponseError, OAuthError, ProviderError
 from .http import Flow, HttpRequest, HttpResponse
-from .models import ClientCredentials, Profile, ProviderSpec, TokenSet
+from .models import ClientCredentials, Profile, ProviderSpec, TokenSet, storable_extra
 
 __all__ = [
     "MAX_LIFETIME",
@@ -327,7 +327,9 @@ def parse_token_response(
         token_type = "Bearer"
 
     id_token = text(data.get("id_token"))
-    extra = {k: v for k, v in data.items() if k not in _KNOWN_TOKEN_FIELDS}
+    extra = storable_extra(
+        {k: v for k, v in data.items() if k not in _KNOWN_TOKEN_FIELDS}, provider.id
+    )
 
     if previous is not None:
         if refresh_token is None:

@@ -1,8 +1,10 @@
 """The data keyturn passes around: provider specs, credentials, tokens, JWT state, sessions.
 
 All models are immutable pydantic models. Every token, code verifier and client secret is a
-:class:`pydantic.SecretStr`, so ``repr``, ``str`` and ordinary serialisation never show it.
-To persist a model with its secrets (a database row, an encrypted cookie), ask for them::
+:class:`pydantic.SecretStr`, so ``repr``, ``str`` and ordinary serialisation never show it;
+``TokenSet.extra`` (unknown fields, which may nest a token) is masked the same way, keys kept.
+A masked dump is refused on validation, so it is never stored by mistake. To persist a model
+with its secrets (a database row, an encrypted cookie), ask for them::
 
     data = tokens.model_dump(mode="json", context=REVEAL)
     tokens = TokenSet.model_validate(data)
@@ -84,12 +86,24 @@ def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None
     return _MASK
 
 
+_MASKED = "a masked secret; dump with context=keyturn.REVEAL to keep secrets"
+
+
 def _refuse_mask(value: SecretStr) -> SecretStr:
     # A model dumped without REVEAL and loaded back would silently hold the mask as its
     # token; refuse it so the mistake shows where it is made.
     if value.get_secret_value() == _MASK:
-        raise ValueError("a masked secret; dump with context=keyturn.REVEAL to keep secrets")
+        raise ValueError(_MASKED)
     return value
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with its objects' keys kept and every other value replaced by the mask."""
+    if isinstance(value, dict):
+        return {key: _masked(child) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(child) for child in value]
+    return _MASK
 
 
 #: The type of every secret field: hidden in reprs and dumps, and never the mask itself.
@@ -118,7 +132,10 @@ def _unstorable(value: Any) -> str | None:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return "not JSON data"
-        elif not (item is None or isinstance(item, str | int)):
+        elif isinstance(item, str):
+            if item == _MASK:
+                return _MASKED
+        elif not (item is None or isinstance(item, int)):
             return "not JSON data"
     return None
 
@@ -137,23 +154,31 @@ def _names(names: list[str]) -> str:
     return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
-def storable_extra(fields: Mapping[str, Any], provider: str) -> dict[str, Any]:
+def storable_extra(
+    fields: Mapping[str, Any], provider: str, *, refuse_mask: bool = False
+) -> dict[str, Any]:
     """The fields of ``fields`` that every store can keep, in their order.
 
     A field is dropped when its value is nested deeper than :data:`EXTRA_MAX_DEPTH`, is not
-    JSON data (NaN, infinity, an object), or would take ``extra`` past
-    :data:`EXTRA_MAX_SIZE` characters of JSON. Dropped fields are named in one WARNING
-    (names only, never values).
+    JSON data (NaN, infinity, an object), holds the mask a default dump writes, or would
+    take ``extra`` past :data:`EXTRA_MAX_SIZE` characters of JSON. Dropped fields are named
+    in one WARNING (names only, never values).
 
     :param fields: unknown fields of a token response.
     :param provider: the provider id, for the log line.
+    :param refuse_mask: raise instead of dropping a field that holds the mask: ``fields``
+        comes from a dump made without ``REVEAL``, whose values are lost.
     :return: a new dict of the fields kept.
+    :raises ValueError: with ``refuse_mask``, a field holds the mask.
     """
     kept: dict[str, Any] = {}
     dropped: list[str] = []
     size = 2  # {}
     for key, value in fields.items():
-        cost = None if _unstorable(value) is not None else _json_size(key, value)
+        reason = _unstorable(value)
+        if reason == _MASKED and refuse_mask:
+            raise ValueError(_MASKED)
+        cost = None if reason is not None else _json_size(key, value)
         if cost is not None and kept:
             cost += 1  # the comma before it
         if cost is None or size + cost > EXTRA_MAX_SIZE:
@@ -164,7 +189,7 @@ def storable_extra(fields: Mapping[str, Any], provider: str) -> dict[str, Any]:
     if dropped:
         log.warning(
             "%s sent token response fields that cannot be stored (nested deeper than %d "
-            "levels, not JSON data, or past %d characters in all); dropped: %s",
+            "levels, not JSON data, keyturn's mask, or past %d characters in all); dropped: %s",
             provider,
             EXTRA_MAX_DEPTH,
             EXTRA_MAX_SIZE,
@@ -255,7 +280,10 @@ class TokenSet(_Model):
     ``extra`` holds the response's fields keyturn does not know, as JSON data that every
     store can write: a field nested deeper than :data:`EXTRA_MAX_DEPTH`, one that is not JSON
     data, or one past the :data:`EXTRA_MAX_SIZE` budget is dropped when the model is built
-    (see :func:`storable_extra`), whoever builds it.
+    (see :func:`storable_extra`), whoever builds it. Any of its values may be a token, so it
+    is masked like the token fields: ``repr`` shows its keys only, and a dump without
+    ``REVEAL`` keeps its keys and writes the mask for every value (which validation refuses,
+    as it refuses a masked token).
     """
 
     provider: str
@@ -272,12 +300,23 @@ class TokenSet(_Model):
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
 
+    @field_serializer("extra")
+    def _ser_extra(self, value: dict[str, Any], info: SerializationInfo) -> dict[str, Any]:
+        # Any unknown field may be a token (a second one, nested in an object): a default
+        # dump keeps the keys and masks every value, like the token fields.
+        context = info.context
+        if not value or (isinstance(context, Mapping) and context.get("reveal_secrets")):
+            return value
+        masked: dict[str, Any] = _masked(value)
+        return masked
+
     @field_validator("extra")
     @classmethod
     def _storable(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if not value:
             return value
-        return storable_extra(value, str(info.data.get("provider", "a provider")))
+        provider = str(info.data.get("provider", "a provider"))
+        return storable_extra(value, provider, refuse_mask=True)
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         """Whether the access token expires within ``seconds`` from ``now``.
