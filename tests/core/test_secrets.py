@@ -51,7 +51,14 @@ def b64(data: dict[str, Any]) -> str:
 
 
 def make_id_token(nonce: str, aud: str = CLIENT_ID) -> str:
-    claims = {"iss": "https://accounts.google.com", "aud": aud, "sub": "42", "nonce": nonce}
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": aud,
+        "sub": "42",
+        "nonce": nonce,
+        "iat": START,
+        "exp": START + 3600,
+    }
     return f"{b64({'alg': 'RS256'})}.{b64(claims)}.IDTOKEN-SECRET-SIGNATURE"
 
 

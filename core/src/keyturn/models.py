@@ -226,6 +226,13 @@ class ProviderSpec(_Model):
         default_factory=frozenset,
         description="Other spellings of `issuer` the provider puts in ID tokens.",
     )
+    trusted_audiences: frozenset[str] = Field(
+        default_factory=frozenset,
+        description=(
+            "Audiences an ID token may name besides the client id (an API of the app's own); "
+            "an ID token naming any other one is refused (OpenID Connect Core 3.1.3.7)."
+        ),
+    )
     default_scopes: tuple[str, ...] = ()
     authorize_params: dict[str, str] = Field(
         default_factory=dict, description="Sent on every authorize URL unless overridden per call."
