@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import keyturn
-from keyturn import REVEAL, flows
+from keyturn import REVEAL, flows, models
 from keyturn.http import HttpResponse
 from keyturn.models import EXTRA_MAX_DEPTH, EXTRA_MAX_SIZE, TokenSet
 from keyturn.stores import SQLiteTokenStore, TokenManager
+from keyturn.stores.base import dump_tokens, load_tokens
 from keyturn.stores.redis import RedisTokenStore
 from keyturn_google import GOOGLE
 from tests.conftest import START, FakeClock, Recorder
@@ -30,6 +33,7 @@ from tests.conftest import START, FakeClock, Recorder
 pytest_plugins = ["tests.stores._redis_server"]
 
 KEY = "user-1"
+MASK = "**********"
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -227,3 +231,39 @@ def test_a_field_holding_the_mask_is_dropped_not_a_crash() -> None:
     tokens = parse({"access_token": "at", "refresh_token": "rt", "odd": {"v": "**********"}})
     assert tokens.refresh_token is not None and tokens.extra == {}
     assert round_trip(tokens) == tokens
+
+
+# -- the shortcuts decide as the field-by-field path does -----------------------------------
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from([MASK, "é" * 700, "\U0001f600" * 400, "x" * 3000]),
+)
+VALUES = st.one_of(
+    st.recursive(
+        SCALARS,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=5), children, max_size=3)
+        ),
+        max_leaves=8,
+    ),
+    st.builds(nested, st.integers(min_value=1, max_value=EXTRA_MAX_DEPTH + 2)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=st.dictionaries(st.text(max_size=12) | st.just(MASK), VALUES, max_size=6))
+def test_the_shortcuts_keep_exactly_what_the_field_by_field_path_keeps(
+    fields: dict[str, Any],
+) -> None:
+    slow = models._storable_fields(fields, "p", refuse_mask=False)
+    if models._flat_and_small(fields) or models._storable_as_is(fields):
+        assert slow == fields
+    assert models.storable_extra(fields, "p") == slow
+    kept = TokenSet(provider="p", access_token="at", extra=slow)
+    assert load_tokens(dump_tokens(kept)) == kept

@@ -140,12 +140,87 @@ def _unstorable(value: Any) -> str | None:
     return None
 
 
+#: Compact JSON as the stores write it, refusing NaN and infinity.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+#: How a string equal to the mask reads in JSON.
+_MASK_JSON = json.dumps(_MASK)
+
+
 def _json_size(key: str, value: Any) -> int | None:
     """Characters ``"key":value`` takes in compact JSON, or ``None`` if JSON cannot write it."""
     try:
-        return len(json.dumps(key)) + 1 + len(json.dumps(value, separators=(",", ":")))
+        return len(_COMPACT.encode(key)) + 1 + len(_COMPACT.encode(value))
     except (TypeError, ValueError, RecursionError):  # an int past str()'s digit limit
         return None
+
+
+def _shallow(value: Any) -> bool:
+    """Whether ``value`` nests objects and arrays at most :data:`EXTRA_MAX_DEPTH` deep.
+
+    Visits containers only, without recursion.
+    """
+    if not isinstance(value, dict | list | tuple):
+        return True
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > EXTRA_MAX_DEPTH:
+            return False
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+    return True
+
+
+#: Characters a JSON string takes at most per character of text (a non-BMP character is
+#: written as two ``\uXXXX`` escapes), and what a number takes at most.
+_ESCAPED = 12
+_NUMBER = 32
+_NUMBER_LIMIT = 10**_NUMBER
+
+
+def _flat_and_small(fields: Mapping[str, Any]) -> bool:
+    """The commonest case, decided without writing JSON: every value is a plain scalar
+    (``created_at``, ``ext_expires_in``, ``session_state``...), none is the mask or
+    non-finite, and even fully escaped they fit :data:`EXTRA_MAX_SIZE`."""
+    size = 2
+    for key, value in fields.items():
+        size += _ESCAPED * len(key) + 4  # quotes, colon, comma
+        kind = type(value)
+        if kind is str:
+            if value == _MASK:
+                return False
+            size += _ESCAPED * len(value) + 2
+        elif kind is int:
+            if not -_NUMBER_LIMIT < value < _NUMBER_LIMIT:
+                return False
+            size += _NUMBER
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+            size += _NUMBER
+        elif not (value is None or kind is bool):
+            return False
+        else:
+            size += 5
+        if size > EXTRA_MAX_SIZE:
+            return False
+    return True
+
+
+def _storable_as_is(fields: Mapping[str, Any]) -> bool:
+    """The common case, decided at the JSON encoder's speed: every field can be kept."""
+    if _flat_and_small(fields):
+        return True
+    if not all(_shallow(value) for value in fields.values()):
+        return False
+    try:
+        text = _COMPACT.encode(dict(fields))
+    except (TypeError, ValueError, RecursionError):
+        return False
+    # A string equal to the mask (or, harmlessly, a key) reads as _MASK_JSON; an escaped
+    # quote never starts it, so there is no false negative.
+    return len(text) <= EXTRA_MAX_SIZE and _MASK_JSON not in text
 
 
 def _names(names: list[str]) -> str:
@@ -171,6 +246,13 @@ def storable_extra(
     :return: a new dict of the fields kept.
     :raises ValueError: with ``refuse_mask``, a field holds the mask.
     """
+    if _storable_as_is(fields):
+        return dict(fields)
+    return _storable_fields(fields, provider, refuse_mask)
+
+
+def _storable_fields(fields: Mapping[str, Any], provider: str, refuse_mask: bool) -> dict[str, Any]:
+    """:func:`storable_extra` field by field, without its shortcuts."""
     kept: dict[str, Any] = {}
     dropped: list[str] = []
     size = 2  # {}
@@ -320,8 +402,8 @@ class TokenSet(_Model):
     @field_validator("extra")
     @classmethod
     def _storable(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if not value:
-            return value
+        if not value or _flat_and_small(value):
+            return value  # every token response keyturn has seen, at once
         provider = str(info.data.get("provider", "a provider"))
         return storable_extra(value, provider, refuse_mask=True)
 
