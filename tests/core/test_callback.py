@@ -50,7 +50,13 @@ def b64(data: Any) -> str:
 
 
 def id_token(**claims: Any) -> str:
-    base: dict[str, Any] = {"iss": ISSUER, "aud": CLIENT_ID, "sub": "42"}
+    base: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": CLIENT_ID,
+        "sub": "42",
+        "iat": START,
+        "exp": START + 3600,
+    }
     return f"{b64({'alg': 'RS256', 'typ': 'JWT'})}.{b64({**base, **claims})}.c2lnbmF0dXJl"
 
 
@@ -428,7 +434,9 @@ async def test_the_exchange_checks_the_id_token_audience(client: Both, http: Rec
 
 
 def test_check_id_token_returns_the_claims() -> None:
-    claims = check_id_token(id_token(nonce="n1"), nonce="n1", client_id=CLIENT_ID, issuer=ISSUER)
+    claims = check_id_token(
+        id_token(nonce="n1"), nonce="n1", client_id=CLIENT_ID, issuer=ISSUER, now=START
+    )
     assert claims["sub"] == "42"
 
 
@@ -441,6 +449,7 @@ def test_both_google_issuer_spellings_are_accepted(iss: str) -> None:
         client_id=CLIENT_ID,
         issuer=GOOGLE.issuer,
         issuer_aliases=GOOGLE.issuer_aliases,
+        now=START,
     )
     assert claims["iss"] == iss
 
@@ -448,7 +457,7 @@ def test_both_google_issuer_spellings_are_accepted(iss: str) -> None:
 def test_an_issuer_alias_is_accepted_only_where_the_spec_declares_it() -> None:
     token = id_token(iss="accounts.google.com")
     with pytest.raises(IdTokenError, match="iss"):
-        check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER)
+        check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER, now=START)
 
 
 @pytest.mark.parametrize(
@@ -484,17 +493,28 @@ def test_an_id_token_that_does_not_match_is_refused(
     claims: dict[str, Any], nonce: str | None, word: str
 ) -> None:
     with pytest.raises(IdTokenError, match=word):
-        check_id_token(id_token(**claims), nonce=nonce, client_id=CLIENT_ID, issuer=ISSUER)
+        check_id_token(
+            id_token(**claims), nonce=nonce, client_id=CLIENT_ID, issuer=ISSUER, now=START
+        )
 
 
-def test_an_audience_list_containing_the_client_is_accepted() -> None:
+def test_an_audience_list_is_accepted_when_every_other_audience_is_trusted() -> None:
     token = id_token(aud=["another", CLIENT_ID])
-    assert check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER)
+    assert check_id_token(
+        token,
+        nonce=None,
+        client_id=CLIENT_ID,
+        issuer=ISSUER,
+        trusted_audiences={"another"},
+        now=START,
+    )
+    with pytest.raises(IdTokenError, match="aud"):
+        check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER, now=START)
 
 
-def test_without_an_issuer_iss_is_not_checked() -> None:
+def test_without_an_issuer_iss_is_not_compared() -> None:
     token = id_token(iss="https://elsewhere.example")
-    assert check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=None)
+    assert check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=None, now=START)
 
 
 @pytest.mark.parametrize(
@@ -524,7 +544,7 @@ def test_without_an_issuer_iss_is_not_checked() -> None:
 )
 def test_a_malformed_id_token_is_an_id_token_error(token: str) -> None:
     with pytest.raises(IdTokenError):
-        check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER)
+        check_id_token(token, nonce=None, client_id=CLIENT_ID, issuer=ISSUER, now=START)
 
 
 # -- credentials and providers ----------------------------------------------------------

@@ -22,11 +22,18 @@ from tests.conftest import CLIENT_ID, CLIENT_SECRET, Both, FakeClock, Recorder
 REDIRECT = "https://app.example/auth/callback/google"
 
 
-def id_token(nonce: str, aud: str = CLIENT_ID) -> str:
+def id_token(nonce: str, now: float, aud: str = CLIENT_ID) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    claims = {"iss": "https://accounts.google.com", "aud": aud, "sub": "42", "nonce": nonce}
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": aud,
+        "sub": "42",
+        "nonce": nonce,
+        "iat": int(now),
+        "exp": int(now) + 3600,
+    }
     return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
@@ -71,7 +78,7 @@ async def sign_in(kt: Both, http: Recorder, *, refresh_token: str = "rt-1") -> k
             "refresh_token": refresh_token,
             "token_type": "Bearer",
             "scope": "openid https://www.googleapis.com/auth/userinfo.email",
-            "id_token": id_token(request.nonce.get_secret_value()),
+            "id_token": id_token(request.nonce.get_secret_value(), kt.client.clock()),
         },
     )
     http.queue(

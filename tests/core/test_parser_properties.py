@@ -2,7 +2,7 @@
 
 Whatever a provider, a proxy or a captive portal answers, the parser returns a usable
 ``TokenSet`` or raises a ``ProviderError``: never anything else, never a token without an
-access token, never a lost refresh token.
+access token, never a lost refresh token, and never one a token store cannot save.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import keyturn
 from keyturn import flows
 from keyturn.http import HttpResponse
 from keyturn.models import TokenSet
+from keyturn.stores.base import dump_tokens, load_tokens
 from keyturn_google import GOOGLE
 
 #: Hundreds of examples a property: seconds each.
@@ -157,6 +158,7 @@ def _check(
     assert tokens.token_type
     if previous is not None and previous.refresh_token is not None:
         assert tokens.refresh_token is not None, "a refresh never loses the refresh token"
+    assert load_tokens(dump_tokens(tokens)) == tokens, "what the parser returns can be stored"
     return tokens
 
 

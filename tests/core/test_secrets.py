@@ -40,6 +40,10 @@ CODE = "4/CODE-SECRET-0A1B2C3D"
 STATE = "STATE-SECRET-f00dfeedbeefcafe0123456789"
 NONCE = "NONCE-SECRET-8badf00d"
 CLIENT_SECRET_2 = "GOCSPX-CLIENT-SECRET-deadbeef"
+#: A second token nested in an unknown field of a token response (an app install answering
+#: with the installing user's token inside an object).
+NESTED = "xoxe.xoxp-NESTED-SECRET-1a2b3c"
+MASK = "**********"
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -47,7 +51,14 @@ def b64(data: dict[str, Any]) -> str:
 
 
 def make_id_token(nonce: str, aud: str = CLIENT_ID) -> str:
-    claims = {"iss": "https://accounts.google.com", "aud": aud, "sub": "42", "nonce": nonce}
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": aud,
+        "sub": "42",
+        "nonce": nonce,
+        "iat": START,
+        "exp": START + 3600,
+    }
     return f"{b64({'alg': 'RS256'})}.{b64(claims)}.IDTOKEN-SECRET-SIGNATURE"
 
 
@@ -88,7 +99,13 @@ def sample_tokens() -> TokenSet:
         expires_at=START + 3599,
         refresh_token_expires_at=START + 86400,
         scope=("openid", "email"),
-        extra={"x_custom": "visible"},
+        extra={
+            "x_custom": "not-shown-either",
+            "authed_user": {"id": "U1", "access_token": NESTED, "expires_in": 43200},
+            "scopes": ["chat:write", "users:read"],
+            "ok": True,
+            "nothing": None,
+        },
     )
 
 
@@ -106,15 +123,48 @@ def sample_jwt() -> JWT:
 
 def test_token_set_hides_its_tokens() -> None:
     tokens = sample_tokens()
-    assert_hidden(tokens, ACCESS, REFRESH, ID_TOKEN, "IDTOKEN-SECRET")
+    assert_hidden(tokens, ACCESS, REFRESH, ID_TOKEN, "IDTOKEN-SECRET", NESTED, "not-shown")
     assert "x_custom" in repr(tokens)  # extra is named, not shown
-    assert_revealed_round_trip(tokens, ACCESS, REFRESH, ID_TOKEN)
+    assert_revealed_round_trip(tokens, ACCESS, REFRESH, ID_TOKEN, NESTED, "not-shown")
 
 
 def test_jwt_hides_its_tokens() -> None:
     token = sample_jwt()
-    assert_hidden(token, ACCESS, REFRESH, ID_TOKEN, "IDTOKEN-SECRET")
-    assert_revealed_round_trip(token, ACCESS, REFRESH, ID_TOKEN)
+    assert_hidden(token, ACCESS, REFRESH, ID_TOKEN, "IDTOKEN-SECRET", NESTED, "not-shown")
+    assert_revealed_round_trip(token, ACCESS, REFRESH, ID_TOKEN, NESTED, "not-shown")
+
+
+def test_a_default_dump_of_extra_keeps_its_keys_and_masks_every_value() -> None:
+    """The shape stays readable (what a provider sent), no value does: any may be a token."""
+    masked = {
+        "x_custom": MASK,
+        "authed_user": {"id": MASK, "access_token": MASK, "expires_in": MASK},
+        "scopes": [MASK, MASK],
+        "ok": MASK,
+        "nothing": MASK,
+    }
+    tokens = sample_tokens()
+    assert tokens.model_dump()["extra"] == masked
+    assert tokens.model_dump(mode="json")["extra"] == masked
+    assert json.loads(tokens.model_dump_json())["extra"] == masked
+    assert sample_jwt().model_dump()["tokens"]["extra"] == masked
+    assert TokenSet(provider="google", access_token="at").model_dump()["extra"] == {}
+    assert tokens.model_dump(context=REVEAL)["extra"] == tokens.extra
+
+
+@pytest.mark.parametrize("how", ["model_dump", "model_dump_json"])
+def test_a_masked_extra_cannot_be_loaded_back(how: str) -> None:
+    """Only extra masked (the tokens revealed): loading it must still fail, naming REVEAL."""
+    tokens = sample_tokens()
+    data = tokens.model_dump(mode="json", context=REVEAL)
+    default = tokens.model_dump() if how == "model_dump" else json.loads(tokens.model_dump_json())
+    data["extra"] = default["extra"]
+    with pytest.raises(ValidationError, match="REVEAL"):
+        TokenSet.model_validate(data)
+    jwt = sample_jwt().model_dump(mode="json", context=REVEAL)
+    jwt["tokens"]["extra"] = {"authed_user": {"access_token": MASK}}
+    with pytest.raises(ValidationError, match="REVEAL"):
+        JWT.model_validate(jwt)
 
 
 def test_session_hides_the_access_token_and_never_holds_the_refresh_token(

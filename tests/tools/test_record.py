@@ -16,6 +16,7 @@ import json
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +39,7 @@ from pytest_keyturn.cassettes import (
     scrub_personal_json,
     scrub_response,
 )
+from pytest_keyturn.clock import FakeClock
 from pytest_keyturn.commands import record as record_cli
 from pytest_keyturn.recording import (
     ACCESS_TOKEN_ENV,
@@ -92,7 +94,16 @@ class Provider:
         )
 
     def id_token(self) -> str:
-        claims = {"iss": self.base, "aud": CLIENT_ID, "sub": SUB, "nonce": self.nonce, **PERSON}
+        issued = int(time.time())
+        claims = {
+            "iss": self.base,
+            "aud": CLIENT_ID,
+            "sub": SUB,
+            "nonce": self.nonce,
+            "iat": issued,
+            "exp": issued + 3600,
+            **PERSON,
+        }
         payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"eyJhbGciOiJSUzI1NiJ9.{payload}.ZmFrZS1zaWduYXR1cmUtdmFsdWU"
 
@@ -192,17 +203,18 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture
 def make_client(
     provider: Provider, pm: KeyturnPluginManager
-) -> Iterator[Callable[[], keyturn.Keyturn]]:
+) -> Iterator[Callable[..., keyturn.Keyturn]]:
     """Clients that know the stand-in provider; closed after the test."""
     made: list[keyturn.Keyturn] = []
 
-    def make() -> keyturn.Keyturn:
+    def make(**options: Any) -> keyturn.Keyturn:
         client = keyturn.Keyturn(
             {"fakeidp": (CLIENT_ID, CLIENT_SECRET)},
             providers=[provider.spec()],
             plugin_manager=pm,
             environ={},
             http_client=httpx.Client(trust_env=False),
+            **options,
         )
         made.append(client)
         return client
@@ -258,7 +270,7 @@ def _assert_clean(path: Path, provider: Provider) -> str:
 
 
 def test_exchange_records_a_scrubbed_cassette_that_replays(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     browser = Browser()
     lines: list[str] = []
@@ -308,8 +320,9 @@ def test_exchange_records_a_scrubbed_cassette_that_replays(
     assert result.tokens.refresh_token is not None
     assert result.tokens.refresh_token.get_secret_value() == provider.refresh_token
 
-    # Replay with record_mode "none": no request reaches the stand-in provider.
-    replayer = make_client()
+    # Replay with record_mode "none": no request reaches the stand-in provider, on a clock
+    # at the recording's time (keyturn checks the ID token's exp and iat on it).
+    replayer = make_client(clock=FakeClock(claims["iat"]))
     request = replayer.authorize_url("fakeidp", sent["redirect_uri"], nonce=provider.nonce)
     with make_vcr(tmp_path / "fakeidp").use_cassette(path.name) as cassette:
         tokens = replayer.exchange_code(request, "any-code")
@@ -322,7 +335,7 @@ def test_exchange_records_a_scrubbed_cassette_that_replays(
 
 
 def test_a_forged_callback_is_refused_and_nothing_is_written(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     def forge(location: str) -> str:
         return location.replace("state=", "state=forged")
@@ -336,7 +349,7 @@ def test_a_forged_callback_is_refused_and_nothing_is_written(
 
 
 def test_refresh_records_the_rotation_and_replays(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     result = _record(
         make_client(), "refresh_rotated", tmp_path, refresh_token=provider.refresh_token
@@ -357,7 +370,7 @@ def test_refresh_records_the_rotation_and_replays(
 
 
 def test_an_error_answer_is_recorded_as_the_scenario(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     result = _record(
         make_client(), "refresh_invalid_grant", tmp_path, refresh_token="fake-dead-refresh-token"
@@ -380,7 +393,7 @@ def test_an_error_answer_is_recorded_as_the_scenario(
 
 
 def test_userinfo_and_revoke_record_with_an_access_token(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     client = make_client()
     profile = _record(client, "userinfo", tmp_path, access_token=provider.access_token)
@@ -411,7 +424,7 @@ def test_userinfo_and_revoke_record_with_an_access_token(
 
 
 def test_an_existing_cassette_is_kept_unless_forced(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     path = tmp_path / "fakeidp" / "userinfo.yaml"
     path.parent.mkdir()
@@ -425,7 +438,7 @@ def test_an_existing_cassette_is_kept_unless_forced(
 
 
 def test_a_cassette_still_holding_a_secret_is_refused_and_deleted(
-    provider: Provider, make_client: Callable[[], keyturn.Keyturn], tmp_path: Path
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
 ) -> None:
     provider.leak = True  # userinfo echoes the access token in a field nobody scrubs
     with pytest.raises(RecordingError) as caught:
@@ -446,7 +459,7 @@ def test_a_cassette_still_holding_a_secret_is_refused_and_deleted(
     ],
 )
 def test_a_scenario_without_its_token_is_refused_before_any_request(
-    make_client: Callable[[], keyturn.Keyturn],
+    make_client: Callable[..., keyturn.Keyturn],
     tmp_path: Path,
     scenario: str,
     tokens: dict[str, str],
@@ -559,7 +572,7 @@ def test_tokens_come_from_stdin_lines_or_the_environment() -> None:
 
 def test_the_command_records_a_refresh_read_from_stdin(
     provider: Provider,
-    make_client: Callable[[], keyturn.Keyturn],
+    make_client: Callable[..., keyturn.Keyturn],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

@@ -8,6 +8,7 @@ itself (fixtures, cheap import, the vcrpy hint) is checked here too.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -180,6 +181,33 @@ def run_suite(pytester: pytest.Pytester) -> pytest.RunResult:
 @pytest.mark.parametrize("rotates", [False, True], ids=["keeps", "rotates"])
 def test_a_correct_plugin_passes_the_whole_suite(pytester: pytest.Pytester, rotates: bool) -> None:
     write_plugin(pytester, standard_cassettes(rotate=rotates), rotates=rotates)
+    result = run_suite(pytester)
+    result.assert_outcomes(passed=SUITE_SIZE)
+
+
+@pytest.mark.parametrize("days", [-30, 30], ids=["recorded-before-start", "recorded-after"])
+def test_a_recorded_refresh_with_an_id_token_passes_whatever_day_it_was_recorded(
+    pytester: pytest.Pytester, days: int
+) -> None:
+    """keyturn checks a refreshed ID token's exp and iat on the client's clock; the suite sets
+    its fake clock to the recorded iat, as a real provider's ID token is fresh when sent."""
+    issued = START + days * 86400
+
+    def part(data: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {
+        "iss": "https://auth.example.com",
+        "aud": CLIENT_ID,
+        "sub": "7",
+        "iat": issued,
+        "exp": issued + 3600,
+    }
+    id_token = f"REDACTED-1a2b3c4d.{part(claims)}.REDACTED"
+    cassettes = standard_cassettes(rotate=False)
+    body = {"access_token": "REDACTED-access-2", "expires_in": 3600, "id_token": id_token}
+    cassettes["refresh_ok"]["interactions"][0]["response"]["body"]["string"] = json.dumps(body)
+    write_plugin(pytester, cassettes)
     result = run_suite(pytester)
     result.assert_outcomes(passed=SUITE_SIZE)
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from . import callbacks
 from . import pkce as pkce_module
@@ -41,13 +41,20 @@ from .errors import (
     ConfigurationError,
     PluginError,
     ProviderError,
+    RefreshIdTokenError,
     RefreshTokenUnusable,
     TransportError,
     UnknownProviderError,
 )
 from .hookspecs import JwtTrigger
 from .http import Flow
-from .idtoken import check_id_token
+from .idtoken import (
+    IdTokenError,
+    check_id_token,
+    check_same_session,
+    check_same_subject,
+    unverified_claims,
+)
 from .models import (
     JWT,
     REFRESH_ACCESS_TOKEN_ERROR,
@@ -152,6 +159,16 @@ def _log_refresh_failure(error: ProviderError) -> None:
 def _remember_refresh_error(error: Exception) -> bool:
     """Permanent refresh failures are reused for the window; transient ones never are."""
     return isinstance(error, ProviderError) and error.permanent
+
+
+def _readable_claims(id_token: SecretStr | None) -> dict[str, Any] | None:
+    """The claims of an ID token the tokens already hold, or ``None`` if it cannot be read."""
+    if id_token is None:
+        return None
+    try:
+        return unverified_claims(id_token.get_secret_value())
+    except IdTokenError:
+        return None
 
 
 def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentials:
@@ -493,14 +510,32 @@ class BaseKeyturn(Generic[H]):
             clock=self.clock,
         )
         if request is not None and tokens.id_token is not None:
-            check_id_token(
+            self._check_id_token(
+                spec,
+                credentials,
                 tokens.id_token.get_secret_value(),
-                nonce=request.nonce.get_secret_value() if request.nonce else None,
-                client_id=credentials.client_id,
-                issuer=spec.issuer,
-                issuer_aliases=spec.issuer_aliases,
+                request.nonce.get_secret_value() if request.nonce else None,
             )
         return tokens
+
+    def _check_id_token(
+        self,
+        spec: ProviderSpec,
+        credentials: ClientCredentials,
+        id_token: str,
+        nonce: str | None,
+    ) -> dict[str, Any]:
+        """OpenID Connect Core §3.1.3.7 on the client's clock and leeway; the claims."""
+        return check_id_token(
+            id_token,
+            nonce=nonce,
+            client_id=credentials.client_id,
+            issuer=spec.issuer,
+            issuer_aliases=spec.issuer_aliases,
+            trusted_audiences=spec.trusted_audiences,
+            now=self.clock(),
+            leeway=self.leeway,
+        )
 
     def refresh_op(self, tokens: TokenSet) -> Operation[TokenSet]:
         """The operation behind :meth:`Keyturn.refresh`: one request per refresh token."""
@@ -534,15 +569,47 @@ class BaseKeyturn(Generic[H]):
                 description="the refresh token is past its own expiry",
                 permanent=True,
             )
+        credentials = self.credentials(spec)
         result: TokenSet = yield from self._hook_flow(
             "keyturn_refresh",
             spec,
             "refresh",
-            credentials=self.credentials(spec),
+            credentials=credentials,
             tokens=tokens,
             clock=self.clock,
         )
+        if result.id_token is not None and result.id_token != tokens.id_token:
+            self._check_refreshed_id_token(spec, credentials, tokens, result.id_token)
         return result
+
+    def _check_refreshed_id_token(
+        self,
+        spec: ProviderSpec,
+        credentials: ClientCredentials,
+        tokens: TokenSet,
+        id_token: SecretStr,
+    ) -> None:
+        """OpenID Connect Core §12.2: a new ID token passes the sign-in checks (no nonce) and
+        names the same issuer, subject and audience as the one it replaces, if that one can be
+        read; else the refresh fails for good and the old tokens stay.
+
+        :raises RefreshIdTokenError: ``invalid_id_token`` or ``id_token_mismatch``.
+        """
+        code = "invalid_id_token"
+        try:
+            claims = self._check_id_token(spec, credentials, id_token.get_secret_value(), None)
+            previous = _readable_claims(tokens.id_token)
+            if previous is not None:
+                code = "id_token_mismatch"
+                check_same_session(claims, previous)
+        except IdTokenError as exc:
+            raise RefreshIdTokenError(
+                provider=spec.id,
+                operation="refresh",
+                error=code,
+                description=str(exc),
+                permanent=True,
+            ) from None
 
     def userinfo_op(self, tokens: TokenSet) -> Operation[Profile]:
         """The operation behind :meth:`Keyturn.userinfo`."""
@@ -594,6 +661,12 @@ class BaseKeyturn(Generic[H]):
         profile = None
         if fetch_profile and self.provider(request.provider).userinfo_endpoint is not None:
             profile = yield from self.userinfo_op(tokens)
+            userinfo_sub = profile.raw.get("sub")
+            if tokens.id_token is not None and userinfo_sub is not None:
+                # OpenID Connect Core §5.3.2: never sign in as another subject than the ID
+                # token's (the exchange has checked the ID token already).
+                claims = unverified_claims(tokens.id_token.get_secret_value())
+                check_same_subject(claims, userinfo_sub)
         return self._call_jwt(None, "signIn", tokens=tokens, profile=profile)
 
     # -- the jwt callback ------------------------------------------------------------------
@@ -706,8 +779,11 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
         """Exchange the callback's code for tokens.
 
         Pass the stored :class:`AuthorizationRequest` as ``provider`` and keyturn sends its
-        redirect URI and PKCE verifier, and checks the ID token's nonce, audience and issuer.
+        redirect URI and PKCE verifier, and checks the ID token (OpenID Connect Core
+        §3.1.3.7: nonce, audience, ``azp``, issuer, subject, and ``exp`` and ``iat`` on
+        ``clock`` with ``leeway``; see :mod:`keyturn.idtoken`).
 
+        :raises IdTokenError: the ID token fails a check.
         :raises ProviderError: the provider refused or could not be reached.
         """
         return self._run(
@@ -724,6 +800,9 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
         result (see the module docs).
 
         :raises RefreshTokenUnusable: no refresh token, or it has expired (nothing is sent).
+        :raises RefreshIdTokenError: the response carries a new ID token that fails the
+            sign-in checks or names another issuer, subject or audience than the old one
+            (OpenID Connect Core §12.2); permanent, and the response is not used.
         :raises ProviderError: the refresh failed; see ``permanent``.
         """
         return self._run(self.refresh_op(tokens))
@@ -764,7 +843,9 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
     ) -> JWT:
         """Finish a sign-in: verify the callback, exchange the code, fetch the profile, run jwt.
 
-        :raises CallbackError: the callback is forged, stale or carries an error.
+        :raises CallbackError: the callback is forged, stale or carries an error; or
+            (:class:`IdTokenError`) the ID token fails a check, or the profile's ``sub`` is
+            not the ID token's (OpenID Connect Core §5.3.2).
         :raises ProviderError: the exchange or the profile request failed.
         """
         return self._run(self.sign_in_op(request, query, fetch_profile=fetch_profile))

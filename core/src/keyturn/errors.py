@@ -13,12 +13,15 @@ The tree::
     │   ├── IssuerMismatchError     `iss` names another issuer (RFC 9207 mix-up defence)
     │   ├── MissingCodeError        no `code` and no `error` in the callback
     │   ├── AuthorizationDenied     the provider sent `error=...` (access_denied and friends)
-    │   └── IdTokenError*           the ID token's nonce, audience or issuer is wrong
+    │   └── IdTokenError*           the ID token fails the sign-in checks (nonce, aud, azp,
+    │                               iss, sub, exp, iat), or userinfo names another `sub`
     └── ProviderError               talking to the provider's endpoints failed
         ├── TransportError          no usable HTTP answer: DNS, connect, timeout, reset
         ├── InvalidResponseError    an answer, but not a usable one: HTML 502, no access_token
         ├── OAuthError              the provider answered with an OAuth `error` code
-        └── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
+        ├── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
+        └── RefreshIdTokenError     a refresh returned an ID token of another session (iss,
+                                    sub, aud) or one that fails the checks; permanent
 
 ``*``: defined next to the code that raises it (:mod:`keyturn.idtoken`).
 
@@ -50,6 +53,7 @@ __all__ = [
     "OAuthError",
     "PluginError",
     "ProviderError",
+    "RefreshIdTokenError",
     "RefreshTokenUnusable",
     "StateMismatchError",
     "TokenNotFoundError",
@@ -206,4 +210,16 @@ class RefreshTokenUnusable(ProviderError):
 
     Always permanent; no request is sent. ``error`` is ``no_refresh_token`` or
     ``refresh_token_expired``.
+    """
+
+
+class RefreshIdTokenError(ProviderError):
+    """A refresh answered with an ID token keyturn refuses (OpenID Connect Core §12.2).
+
+    ``error`` is ``id_token_mismatch`` when the new ID token names another issuer, subject or
+    audience than the one it would replace (another user's session), and ``invalid_id_token``
+    when it fails the checks of a sign-in (expired, issued in the future, another client...).
+    Always permanent: the response is not used, the old tokens are kept, and the user signs in
+    again. ``status`` is ``None``: the check runs on the parsed tokens. The description names
+    the claim, never its value.
     """

@@ -15,9 +15,10 @@ from urllib.parse import quote, urlencode
 
 from .errors import ConfigurationError, InvalidResponseError, OAuthError, ProviderError
 from .http import Flow, HttpRequest, HttpResponse
-from .models import ClientCredentials, Profile, ProviderSpec, TokenSet
+from .models import ClientCredentials, Profile, ProviderSpec, TokenSet, storable_extra
 
 __all__ = [
+    "MAX_LIFETIME",
     "PERMANENT_ERRORS",
     "TRANSIENT_ERRORS",
     "TRANSIENT_STATUSES",
@@ -60,6 +61,20 @@ PERMANENT_ERRORS = frozenset(
 TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
 #: HTTP statuses that describe a passing condition.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+#: The longest lifetime keyturn reads from ``expires_in`` or ``refresh_token_expires_in``, in
+#: seconds: ten years. Longer values are capped to it, so that every expiry computed from a
+#: token stays a number each store can write (Redis refuses an EXPIRE past 64-bit
+#: milliseconds, which a lifetime of 1e300 asks for). Ten years is far beyond any documented
+#: lifetime, so the cap never shortens a real one:
+#:
+#: * GitHub's refresh tokens, 15897600 s (six months):
+#:   https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens
+#: * Microsoft's, 90 days:
+#:   https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens
+#: * Google's for an app in Testing status, 7 days:
+#:   https://developers.google.com/identity/protocols/oauth2#expiration
+MAX_LIFETIME = 10 * 365 * 86400
 
 _KNOWN_TOKEN_FIELDS = frozenset(
     {
@@ -214,9 +229,16 @@ def parse_expires_in(value: Any) -> int | None:
     """Read a lifetime in seconds as providers really send it.
 
     Integers, floats and numeric strings are accepted (some servers send strings); a negative
-    value means "already expired" and reads as 0. ``None`` means the field was absent. Any
-    other value raises :class:`ValueError`.
+    value means "already expired" and reads as 0, and one longer than :data:`MAX_LIFETIME`
+    reads as :data:`MAX_LIFETIME`. ``None`` means the field was absent. Any other value
+    raises :class:`ValueError` (:class:`OverflowError` for an integer too large for a float).
     """
+    seconds = _seconds(value)
+    return None if seconds is None else min(seconds, MAX_LIFETIME)
+
+
+def _seconds(value: Any) -> int | None:
+    """:func:`parse_expires_in` without the cap."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -236,12 +258,22 @@ def parse_expires_in(value: Any) -> int | None:
 
 
 def _lifetime(provider: ProviderSpec, name: str, value: Any, unreadable: int | None) -> int | None:
-    """Seconds from ``value``; an unreadable value gives ``unreadable`` and is logged."""
+    """Seconds from ``value``; an unreadable value gives ``unreadable`` and is logged, and one
+    past :data:`MAX_LIFETIME` is capped and logged."""
     try:
-        return parse_expires_in(value)
+        seconds = _seconds(value)
     except (ValueError, OverflowError):
         log.warning("%s sent an unreadable %s; ignoring it", provider.id, name)
         return unreadable
+    if seconds is not None and seconds > MAX_LIFETIME:
+        log.warning(
+            "%s sent a %s longer than %d seconds (ten years); capping it",
+            provider.id,
+            name,
+            MAX_LIFETIME,
+        )
+        return MAX_LIFETIME
+    return seconds
 
 
 def parse_token_response(
@@ -259,10 +291,14 @@ def parse_token_response(
     * ``expires_in`` becomes ``expires_at = now + expires_in``; an unreadable value makes the
       token due at once instead of discarding the response (it may carry a rotated refresh
       token that must not be lost); an unreadable ``refresh_token_expires_in`` is ignored.
+      Either lifetime is capped at :data:`MAX_LIFETIME` (logged).
     * With ``previous`` (a refresh): the refresh token, its expiry, the scope and the id token
       are kept when the response does not replace them.
     * ``token_type`` is case-insensitive (RFC 6749 §5.1): ``bearer`` reads as ``Bearer``.
-    * Fields keyturn does not know go to ``extra``.
+    * Fields keyturn does not know go to ``extra``, as far as they can be stored: fields
+      nested too deep, that are not JSON data, or past the size budget are dropped and named
+      in a warning (:func:`keyturn.models.storable_extra`). Whatever this returns, every
+      token store can save.
     """
     data = read_json(provider, operation, response)
     access_token = text(data.get("access_token"))
@@ -291,7 +327,9 @@ def parse_token_response(
         token_type = "Bearer"
 
     id_token = text(data.get("id_token"))
-    extra = {k: v for k, v in data.items() if k not in _KNOWN_TOKEN_FIELDS}
+    extra = storable_extra(
+        {k: v for k, v in data.items() if k not in _KNOWN_TOKEN_FIELDS}, provider.id
+    )
 
     if previous is not None:
         if refresh_token is None:

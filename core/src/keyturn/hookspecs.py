@@ -134,7 +134,9 @@ def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile] 
     Connect claims (``sub``, ``name``, ``email``, ``email_verified``, ``picture``). A
     provider with its own user API returns a flow that fills a :class:`~keyturn.Profile`
     (``id``, ``name``, ``email``, ``email_verified``, ``image``, and the whole answer in
-    ``raw``).
+    ``raw``). At sign-in, when ``raw`` holds a ``sub`` and the tokens an ID token, a ``sub``
+    other than the ID token's refuses the sign-in (OpenID Connect Core 5.3.2); a user API
+    whose answer has no ``sub`` is not compared.
 
     :param provider: the provider's spec.
     :param tokens: the user's tokens.

@@ -1,8 +1,10 @@
 """The data keyturn passes around: provider specs, credentials, tokens, JWT state, sessions.
 
 All models are immutable pydantic models. Every token, code verifier and client secret is a
-:class:`pydantic.SecretStr`, so ``repr``, ``str`` and ordinary serialisation never show it.
-To persist a model with its secrets (a database row, an encrypted cookie), ask for them::
+:class:`pydantic.SecretStr`, so ``repr``, ``str`` and ordinary serialisation never show it;
+``TokenSet.extra`` (unknown fields, which may nest a token) is masked the same way, keys kept.
+A masked dump is refused on validation, so it is never stored by mistake. To persist a model
+with its secrets (a database row, an encrypted cookie), ask for them::
 
     data = tokens.model_dump(mode="json", context=REVEAL)
     tokens = TokenSet.model_validate(data)
@@ -11,6 +13,9 @@ To persist a model with its secrets (a database row, an encrypted cookie), ask f
 from __future__ import annotations
 
 import hmac
+import json
+import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -23,6 +28,7 @@ from pydantic import (
     Field,
     SecretStr,
     SerializationInfo,
+    ValidationInfo,
     field_serializer,
     field_validator,
 )
@@ -36,6 +42,8 @@ from .errors import (
 )
 
 __all__ = [
+    "EXTRA_MAX_DEPTH",
+    "EXTRA_MAX_SIZE",
     "JWT",
     "REFRESH_ACCESS_TOKEN_ERROR",
     "REVEAL",
@@ -46,6 +54,7 @@ __all__ = [
     "RefreshFailure",
     "Session",
     "TokenSet",
+    "storable_extra",
 ]
 
 #: Serialisation context that writes secrets in clear: ``model_dump(context=REVEAL)``.
@@ -54,6 +63,16 @@ REVEAL: dict[str, bool] = {"reveal_secrets": True}
 #: The value of ``Session.error`` after a permanent refresh failure, as in the NextAuth guide.
 REFRESH_ACCESS_TOKEN_ERROR = "RefreshAccessTokenError"
 
+
+log = logging.getLogger("keyturn")
+
+#: How deeply the value of one field of ``TokenSet.extra`` may nest objects and arrays:
+#: ``{"team": {"id": "T1"}}`` is 2 deep. Deeper fields are dropped when a TokenSet is built.
+EXTRA_MAX_DEPTH = 16
+#: How many characters ``TokenSet.extra`` may take as compact JSON (as the stores write it,
+#: non-ASCII escaped). Fields are kept in the order they came while they fit; later ones that
+#: do not are dropped.
+EXTRA_MAX_SIZE = 8192
 
 _MASK = "**********"
 _MASK_QUERY = re.compile(r"([?&](?:state|nonce)=)[^&#]*")
@@ -68,12 +87,24 @@ def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None
     return _MASK
 
 
+_MASKED = "a masked secret; dump with context=keyturn.REVEAL to keep secrets"
+
+
 def _refuse_mask(value: SecretStr) -> SecretStr:
     # A model dumped without REVEAL and loaded back would silently hold the mask as its
     # token; refuse it so the mistake shows where it is made.
     if value.get_secret_value() == _MASK:
-        raise ValueError("a masked secret; dump with context=keyturn.REVEAL to keep secrets")
+        raise ValueError(_MASKED)
     return value
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with its objects' keys kept and every other value replaced by the mask."""
+    if isinstance(value, dict):
+        return {key: _masked(child) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(child) for child in value]
+    return _MASK
 
 
 #: The type of every secret field: hidden in reprs and dumps, and never the mask itself.
@@ -91,6 +122,176 @@ Secret = Annotated[SecretStr, AfterValidator(_refuse_mask)]
 #: interval) failed in 3 runs of 30, some handed the base class's validator ("Extra inputs
 #: are not permitted"); with 2.14, in none of 40.
 DEFER_BUILD = tuple(int(part) for part in PYDANTIC_VERSION.split(".")[:2]) >= (2, 14)
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be kept in ``TokenSet.extra``, or ``None`` when it can.
+
+    Walks without recursion, so a value nested thousands deep costs no stack: it stops at the
+    first level past :data:`EXTRA_MAX_DEPTH`.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            if depth > EXTRA_MAX_DEPTH:
+                return f"nested deeper than {EXTRA_MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                if not all(isinstance(key, str) for key in item):
+                    return "not JSON data"
+                stack.extend((child, depth) for child in item.values())
+            else:
+                stack.extend((child, depth) for child in item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "not JSON data"
+        elif isinstance(item, str):
+            if item == _MASK:
+                return _MASKED
+        elif not (item is None or isinstance(item, int)):
+            return "not JSON data"
+    return None
+
+
+#: Compact JSON as the stores write it, refusing NaN and infinity.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+#: How a string equal to the mask reads in JSON.
+_MASK_JSON = json.dumps(_MASK)
+
+
+def _json_size(key: str, value: Any) -> int | None:
+    """Characters ``"key":value`` takes in compact JSON, or ``None`` if JSON cannot write it."""
+    try:
+        return len(_COMPACT.encode(key)) + 1 + len(_COMPACT.encode(value))
+    except (TypeError, ValueError, RecursionError):  # an int past str()'s digit limit
+        return None
+
+
+def _shallow(value: Any) -> bool:
+    """Whether ``value`` nests objects and arrays at most :data:`EXTRA_MAX_DEPTH` deep.
+
+    Visits containers only, without recursion.
+    """
+    if not isinstance(value, dict | list | tuple):
+        return True
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > EXTRA_MAX_DEPTH:
+            return False
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+    return True
+
+
+#: Characters a JSON string takes at most per character of text (a non-BMP character is
+#: written as two ``\uXXXX`` escapes), and what a number takes at most.
+_ESCAPED = 12
+_NUMBER = 32
+_NUMBER_LIMIT = 10**_NUMBER
+
+
+def _flat_and_small(fields: Mapping[str, Any]) -> bool:
+    """The commonest case, decided without writing JSON: every value is a plain scalar
+    (``created_at``, ``ext_expires_in``, ``session_state``...), none is the mask or
+    non-finite, and even fully escaped they fit :data:`EXTRA_MAX_SIZE`."""
+    size = 2
+    for key, value in fields.items():
+        size += _ESCAPED * len(key) + 4  # quotes, colon, comma
+        kind = type(value)
+        if kind is str:
+            if value == _MASK:
+                return False
+            size += _ESCAPED * len(value) + 2
+        elif kind is int:
+            if not -_NUMBER_LIMIT < value < _NUMBER_LIMIT:
+                return False
+            size += _NUMBER
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+            size += _NUMBER
+        elif not (value is None or kind is bool):
+            return False
+        else:
+            size += 5
+        if size > EXTRA_MAX_SIZE:
+            return False
+    return True
+
+
+def _storable_as_is(fields: Mapping[str, Any]) -> bool:
+    """The common case, decided at the JSON encoder's speed: every field can be kept."""
+    if _flat_and_small(fields):
+        return True
+    if not all(_shallow(value) for value in fields.values()):
+        return False
+    try:
+        text = _COMPACT.encode(dict(fields))
+    except (TypeError, ValueError, RecursionError):
+        return False
+    # A string equal to the mask (or, harmlessly, a key) reads as _MASK_JSON; an escaped
+    # quote never starts it, so there is no false negative.
+    return len(text) <= EXTRA_MAX_SIZE and _MASK_JSON not in text
+
+
+def _names(names: list[str]) -> str:
+    """Field names for a log line: quoted, each cut short, at most ten."""
+    shown = ", ".join(repr(name[:40]) for name in names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def storable_extra(
+    fields: Mapping[str, Any], provider: str, *, refuse_mask: bool = False
+) -> dict[str, Any]:
+    """The fields of ``fields`` that every store can keep, in their order.
+
+    A field is dropped when its value is nested deeper than :data:`EXTRA_MAX_DEPTH`, is not
+    JSON data (NaN, infinity, an object), holds the mask a default dump writes, or would
+    take ``extra`` past :data:`EXTRA_MAX_SIZE` characters of JSON. Dropped fields are named
+    in one WARNING (names only, never values).
+
+    :param fields: unknown fields of a token response.
+    :param provider: the provider id, for the log line.
+    :param refuse_mask: raise instead of dropping a field that holds the mask: ``fields``
+        comes from a dump made without ``REVEAL``, whose values are lost.
+    :return: a new dict of the fields kept.
+    :raises ValueError: with ``refuse_mask``, a field holds the mask.
+    """
+    if _storable_as_is(fields):
+        return dict(fields)
+    return _storable_fields(fields, provider, refuse_mask)
+
+
+def _storable_fields(fields: Mapping[str, Any], provider: str, refuse_mask: bool) -> dict[str, Any]:
+    """:func:`storable_extra` field by field, without its shortcuts."""
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    size = 2  # {}
+    for key, value in fields.items():
+        reason = _unstorable(value)
+        if reason == _MASKED and refuse_mask:
+            raise ValueError(_MASKED)
+        cost = None if reason is not None else _json_size(key, value)
+        if cost is not None and kept:
+            cost += 1  # the comma before it
+        if cost is None or size + cost > EXTRA_MAX_SIZE:
+            dropped.append(key)
+            continue
+        kept[key] = value
+        size += cost
+    if dropped:
+        log.warning(
+            "%s sent token response fields that cannot be stored (nested deeper than %d "
+            "levels, not JSON data, keyturn's mask, or past %d characters in all); dropped: %s",
+            provider,
+            EXTRA_MAX_DEPTH,
+            EXTRA_MAX_SIZE,
+            _names(dropped),
+        )
+    return kept
 
 
 class _Model(BaseModel):
@@ -120,6 +321,13 @@ class ProviderSpec(_Model):
     issuer_aliases: frozenset[str] = Field(
         default_factory=frozenset,
         description="Other spellings of `issuer` the provider puts in ID tokens.",
+    )
+    trusted_audiences: frozenset[str] = Field(
+        default_factory=frozenset,
+        description=(
+            "Audiences an ID token may name besides the client id (an API of the app's own); "
+            "an ID token naming any other one is refused (OpenID Connect Core 3.1.3.7)."
+        ),
     )
     default_scopes: tuple[str, ...] = ()
     authorize_params: dict[str, str] = Field(
@@ -171,6 +379,14 @@ class TokenSet(_Model):
 
     Times are epoch seconds. ``expires_at`` is ``None`` when the provider gave no lifetime
     (such a token is treated as never expiring and is never refreshed).
+
+    ``extra`` holds the response's fields keyturn does not know, as JSON data that every
+    store can write: a field nested deeper than :data:`EXTRA_MAX_DEPTH`, one that is not JSON
+    data, or one past the :data:`EXTRA_MAX_SIZE` budget is dropped when the model is built
+    (see :func:`storable_extra`), whoever builds it. Any of its values may be a token, so it
+    is masked like the token fields: ``repr`` shows its keys only, and a dump without
+    ``REVEAL`` keeps its keys and writes the mask for every value (which validation refuses,
+    as it refuses a masked token).
     """
 
     provider: str
@@ -186,6 +402,24 @@ class TokenSet(_Model):
     @field_serializer("access_token", "refresh_token", "id_token")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
+
+    @field_serializer("extra")
+    def _ser_extra(self, value: dict[str, Any], info: SerializationInfo) -> dict[str, Any]:
+        # Any unknown field may be a token (a second one, nested in an object): a default
+        # dump keeps the keys and masks every value, like the token fields.
+        context = info.context
+        if not value or (isinstance(context, Mapping) and context.get("reveal_secrets")):
+            return value
+        masked: dict[str, Any] = _masked(value)
+        return masked
+
+    @field_validator("extra")
+    @classmethod
+    def _storable(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if not value or _flat_and_small(value):
+            return value  # every token response keyturn has seen, at once
+        provider = str(info.data.get("provider", "a provider"))
+        return storable_extra(value, provider, refuse_mask=True)
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         """Whether the access token expires within ``seconds`` from ``now``.

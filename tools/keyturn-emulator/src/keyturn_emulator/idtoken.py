@@ -1,8 +1,10 @@
 """ID tokens the emulator signs: compact JWS, HS256 keyed with the client secret.
 
 OpenID Connect Core §10.1 allows HMAC with the client secret. keyturn checks the claims of an
-ID token that came straight from the token endpoint (``nonce``, ``aud``, ``iss``) and not its
-signature, so the algorithm only has to be a valid one.
+ID token that came straight from the token endpoint (``nonce``, ``aud``, ``azp``, ``iss``,
+``sub``, and ``exp`` and ``iat`` on its own clock) and not its signature, so the algorithm only
+has to be a valid one. ``iat`` and ``exp`` come from the emulator's clock: a test whose client
+runs on a fake clock gives the emulator the same one.
 """
 
 from __future__ import annotations

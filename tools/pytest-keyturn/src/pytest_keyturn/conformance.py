@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from keyturn.client import AsyncKeyturn, Keyturn
 from keyturn.errors import ProviderError
 from keyturn.flows import parse_expires_in
 from keyturn.http import HttpResponse
+from keyturn.idtoken import IdTokenError, unverified_claims
 from keyturn.models import (
     JWT,
     REFRESH_ACCESS_TOKEN_ERROR,
@@ -186,6 +188,21 @@ class RecordedInteraction:
                 f"(content type {self.response.content_type or 'missing'})"
             )
         return data
+
+
+def _recorded_iat(recorded: RecordedInteraction) -> float | None:
+    """The ``iat`` of the ID token in a recorded answer, or ``None``."""
+    data = recorded.response.data() or {}
+    id_token = data.get("id_token")
+    if not isinstance(id_token, str):
+        return None
+    try:
+        issued = unverified_claims(id_token).get("iat")
+    except IdTokenError:
+        return None
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        return None
+    return float(issued) if math.isfinite(issued) else None
 
 
 def _shown(path: Path) -> str:
@@ -436,7 +453,15 @@ class ProviderConformance:
     def _old_tokens(
         self, spec: ProviderSpec, recorded: RecordedInteraction, clock: FakeClock
     ) -> TokenSet:
-        """Tokens due for a refresh, holding the refresh token the cassette's request sent."""
+        """Tokens due for a refresh, holding the refresh token the cassette's request sent.
+
+        When the recorded answer carries an ID token, the fake clock is first set to its
+        ``iat``: keyturn checks a refreshed ID token's ``exp`` and ``iat`` on the client's
+        clock, and a provider's ID token is fresh when it is sent, whenever it was recorded.
+        """
+        issued = _recorded_iat(recorded)
+        if issued is not None:
+            clock.set(issued)
         sent = recorded.fields.get("refresh_token")
         _require(
             sent,
