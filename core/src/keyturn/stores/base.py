@@ -12,6 +12,10 @@ newer one. Versions start at 1; ``version=0`` means "only if there is no row yet
 Next to the tokens a row keeps ``data``: a small JSON mapping of the app's own (the signed-in
 user's profile, the claims of a database-backed web session). It is not secret, is stored in
 clear, and is written whole by every save; the manager carries it over on each refresh.
+
+A lease's owner names the process that took it, ``host:pid:place:random``, where ``place`` is
+the PID namespace and the boot of the process (:func:`process_place`). A store may take a
+lease over before it expires only from an owner :func:`owner_is_dead` proves gone.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ __all__ = [
     "load_tokens",
     "new_owner",
     "owner_is_dead",
+    "process_place",
 ]
 
 
@@ -139,8 +144,9 @@ class TokenStore(Protocol):
     def acquire(self, key: str, lease: float) -> str | None:
         """Take the refresh lease on ``key`` if nobody holds a live one.
 
-        A lease is live until it expires, or until its holder is known to be dead (a
-        process of this host that no longer exists). Never blocks for long: callers poll.
+        A lease is live until it expires, or until its holder is proven dead (see
+        :func:`owner_is_dead`), for a store that takes such leases over. Never blocks for
+        long: callers poll.
 
         :param key: the app's key.
         :param lease: seconds the lease lasts if it is never released.
@@ -230,24 +236,67 @@ def load_data(text: str | bytes | None) -> dict[str, Any]:
 
 _HOST = socket.gethostname()
 
+#: Where this process's PID namespace and boot are read (Linux).
+PID_NAMESPACE = "/proc/self/ns/pid"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+_place: tuple[int, str] | None = None  # (pid it was read in, place)
+
+
+def _read_place() -> str:
+    """``<pid namespace inode>.<boot id>``, or ``""`` where either cannot be read."""
+    try:
+        namespace = os.readlink(PID_NAMESPACE)  # "pid:[4026531836]"
+        with open(BOOT_ID, encoding="ascii") as file:
+            boot = file.read().strip()
+    except (OSError, ValueError):
+        return ""
+    inode = namespace.partition("[")[2].rstrip("]")
+    if not inode.isdigit() or not boot or ":" in boot or "." in boot:
+        return ""
+    return f"{inode}.{boot}"
+
+
+def process_place() -> str:
+    """What tells this process's pids apart from other processes' with the same host name.
+
+    On Linux, the inode of its PID namespace and the kernel's boot id: two processes with
+    the same host name, the same place and the same pid are the same process. ``""`` where
+    this cannot be read (another OS, ``/proc`` hidden): such a process proves nobody dead,
+    and nobody proves it dead.
+    """
+    global _place
+    pid = os.getpid()
+    known = _place
+    if known is None or known[0] != pid:  # read again in a child: it may be elsewhere
+        known = _place = (pid, _read_place())
+    return known[1]
+
 
 def new_owner() -> str:
-    """A lease owner token: ``host:pid:random``, unique to one acquisition."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
+    """A lease owner token: ``host:pid:place:random``, unique to one acquisition."""
+    return f"{_HOST}:{os.getpid()}:{process_place()}:{uuid.uuid4().hex}"
 
 
 def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` names a process of this host that has exited (POSIX only).
+    """Whether ``owner`` is proven to be a process that has exited (POSIX only).
 
     Lets a lease left by a killed process be taken over at once instead of after it
-    expires. Owners on other hosts, and any doubt, count as alive.
+    expires. It is proven only when the owner ran on this host name, in this PID namespace,
+    since this boot (:func:`process_place`, which must be known), and no process has its pid
+    now. Anything else counts as alive: another host, a container with the same host name
+    but a PID namespace of its own (its pids mean nothing here), a host that rebooted, an
+    owner written without a place (by an older keyturn), this very process, a pid that
+    exists but is not ours to signal.
     """
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if os.name != "posix" or host != _HOST or not pid_text.isdigit():
+    parts = owner.rsplit(":", 3)
+    if len(parts) != 4 or os.name != "posix":
+        return False
+    host, pid_text, place, _ = parts
+    if host != _HOST or not pid_text.isdigit() or not place or place != process_place():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
+    if pid <= 0 or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)

@@ -44,9 +44,10 @@ What is guaranteed when a process dies (killed, crashed, powered off) at any poi
   never older than a version that was once committed (every refresh save is
   compare-and-set), never replaced by a failure.
 * Killed before its request was sent, or after its save committed: nothing is lost. The
-  lease it held is taken over at once by a process of the same host (the owner's process
-  is gone), or after ``lease`` seconds from another host; the next caller re-reads the row
-  and either finds the new tokens (no request) or refreshes normally.
+  lease it held is taken over at once when its owner is proven dead (same host name, PID
+  namespace and boot; a store that does so, see
+  :func:`~keyturn.stores.base.owner_is_dead`), or after ``lease`` seconds; the next caller
+  re-reads the row and either finds the new tokens (no request) or refreshes normally.
 * Killed after the provider answered but before the save committed: the provider's new
   tokens existed only in the dead process's memory, and nothing on the client side can
   recover them. The store still holds the previous tokens, intact. The next caller

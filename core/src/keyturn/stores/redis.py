@@ -17,11 +17,12 @@ every decision is taken on the server, atomically:
 Each script touches a single key: no operation spans two hash slots.
 
 Leases left by a killed process end when they expire (the manager's ``lease``, 60 s by
-default). :class:`RedisTokenStore` can also take over at once a lease whose owner is a
-process of this host that no longer exists, as the SQLite store does
-(``reclaim_dead_leases=True``). That is off by default here: hosts sharing a Redis server
-are told apart by host name, and containers given the same host name would see each other's
-process ids as dead, and refresh twice.
+default). :class:`RedisTokenStore` can also take over at once a lease whose owner is proven
+dead (``reclaim_dead_leases=True``), as the SQLite store does by default: the owner ran on
+this host name, in this PID namespace, since this boot, and its pid is gone
+(:func:`~keyturn.stores.base.owner_is_dead`). Containers given the same host name have PID
+namespaces of their own, so they never take each other's leases. It stays off by default
+here, as it always was: with many hosts, waiting out a dead owner's lease is the rarer cost.
 
 Durability is the server's: with ``appendonly yes`` and ``appendfsync always`` a save that
 returned survives a crash of the Redis server; with snapshots only, a crash can bring back
@@ -162,9 +163,9 @@ class RedisTokenStore:
     :param expire_with_tokens: also drop a row once its tokens can neither be used nor
         refreshed (see :func:`row_expires_at`), e.g. when a GitHub refresh token runs out.
         A row whose tokens are already past that moment lives one more millisecond.
-    :param reclaim_dead_leases: take over at once a lease whose owner is a process of this
-        host that has exited, instead of waiting for it to expire; only safe when every
-        host sharing the server has a distinct host name.
+    :param reclaim_dead_leases: take over at once a lease whose owner is proven dead (this
+        host name, PID namespace and boot; its pid gone), instead of waiting for it to
+        expire. Off by default.
     :param clock: returns epoch seconds; turns ``expire_with_tokens`` moments into a time
         to live. Lease expiry uses the server's clock, not this one.
     """

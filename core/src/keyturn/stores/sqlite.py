@@ -10,10 +10,20 @@ single write lock for the length of an HTTP request would stall every other key'
 (all users, all processes) behind one slow provider, and a blocked writer only learns of it
 through ``busy_timeout``. A lease row (``key``, ``owner``, ``expires_at``) locks one key:
 it is taken and released in two tiny transactions, other keys are untouched, and a lease
-left by a process that died is taken over as soon as its process is known to be gone
-(same host) or when it expires (choose a lease longer than the HTTP timeout, 60 s by
-default against keyturn's 10 s). See :mod:`keyturn.stores.manager` for the whole protocol
-and what it guarantees.
+left by a process that died is taken over when it expires (choose a lease longer than the
+HTTP timeout, 60 s by default against keyturn's 10 s), or at once when its owner is proven
+dead (``reclaim_dead_leases``, on by default, see below). See :mod:`keyturn.stores.manager`
+for the whole protocol and what it guarantees.
+
+Taking over a dead owner's lease. Processes sharing the file may run in containers that
+share the volume and even the host name, but not their PIDs: a pid that does not exist here
+may be alive in another PID namespace. A lease's owner therefore names its host, pid, PID
+namespace and boot (:func:`~keyturn.stores.base.new_owner`), and a lease is taken over
+before it expires only when all of host, namespace and boot are this process's and the pid
+is gone (:func:`~keyturn.stores.base.owner_is_dead`): that is proof, not a guess, so it is
+the default. Any doubt (another namespace, another boot, an owner written by an older
+keyturn, a system without ``/proc``) means waiting for the lease to expire.
+``reclaim_dead_leases=False`` always waits, as the Redis store does by default.
 
 Rows live in ``keyturn_tokens`` (``key``, ``version``, ``tokens``, ``failure``,
 ``updated_at``, ``data``): ``tokens`` is the JSON of
@@ -93,6 +103,9 @@ class SQLiteTokenStore:
     :param path: the database file; created with its tables if missing, brought up to date
         if an older keyturn made it.
     :param timeout: seconds a write waits for another process's write (``busy_timeout``).
+    :param reclaim_dead_leases: take over a lease before it expires when its owner is proven
+        dead (same host, PID namespace and boot, pid gone); ``False`` always waits for the
+        lease to expire. On by default: the proof holds for containers sharing the file.
     :param clock: returns epoch seconds; when leases expire. All processes sharing the file
         must agree on it, so leave it alone outside tests.
     """
@@ -102,10 +115,12 @@ class SQLiteTokenStore:
         path: str | os.PathLike[str],
         *,
         timeout: float = 5.0,
+        reclaim_dead_leases: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.reclaim_dead_leases = reclaim_dead_leases
         self.clock = clock
         self._mutex = threading.Lock()
         self._db = sqlite3.connect(
@@ -215,7 +230,7 @@ class SQLiteTokenStore:
             row = db.execute(
                 "SELECT owner, expires_at FROM keyturn_leases WHERE key = ?", (key,)
             ).fetchone()
-            if row is not None and row[1] > now and not owner_is_dead(row[0]):
+            if row is not None and row[1] > now and not self._reclaims(row[0]):
                 return None
             owner = new_owner()
             db.execute(
@@ -223,6 +238,9 @@ class SQLiteTokenStore:
                 (key, owner, now + lease),
             )
             return owner
+
+    def _reclaims(self, owner: str) -> bool:
+        return self.reclaim_dead_leases and owner_is_dead(owner)
 
     def release(self, key: str, owner: str) -> None:
         """See :meth:`TokenStore.release`."""
