@@ -13,6 +13,11 @@ Next to the tokens a row keeps ``data``: a small JSON mapping of the app's own (
 user's profile, the claims of a database-backed web session). It is not secret, is stored in
 clear, and is written whole by every save; the manager carries it over on each refresh.
 
+A row may also have an end, ``expires_at`` (epoch seconds): from then on the store may drop it
+at any moment. A database-backed web session's row ends with the session. Redis drops such a
+row by itself; every built-in store deletes them in :meth:`sweep`. A row without one is kept
+until it is deleted.
+
 A lease's owner names the process that took it, ``host:pid:place:random``, where ``place`` is
 the PID namespace and the boot of the process (:func:`process_place`). A store may take a
 lease over before it expires only from an owner :func:`owner_is_dead` proves gone.
@@ -21,6 +26,7 @@ lease over before it expires only from an owner :func:`owner_is_dead` proves gon
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import uuid
@@ -37,6 +43,7 @@ __all__ = [
     "StoredTokens",
     "TokenNotFoundError",
     "TokenStore",
+    "check_expires_at",
     "dump_data",
     "dump_tokens",
     "load_data",
@@ -62,6 +69,8 @@ class StoredTokens:
         secret: stores keep it in clear, so never put tokens in it. Every save replaces it
         whole; the manager carries it over from the row it refreshes. Left out of ``repr``
         (it may hold personal data).
+    :ivar expires_at: when the row ends (epoch seconds): from then on the store may drop it,
+        and :meth:`sweep` deletes it. ``None``: kept until deleted. A refresh keeps it.
     """
 
     key: str = field(repr=False)
@@ -69,6 +78,7 @@ class StoredTokens:
     version: int
     failure: RefreshFailure | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    expires_at: float | None = None
 
     @property
     def error(self) -> str | None:
@@ -78,11 +88,11 @@ class StoredTokens:
         return None
 
 
-#: A row as a store keeps it, parsed by nobody yet: ``(version, tokens, failure, data)``, the
-#: last three being the JSON texts of :func:`dump_tokens`, of the failure and of
-#: :func:`dump_data` (``None`` when absent). What a store's ``load_text`` returns, and
+#: A row as a store keeps it, parsed by nobody yet: ``(version, tokens, failure, data,
+#: expires_at)``, the middle three being the JSON texts of :func:`dump_tokens`, of the failure
+#: and of :func:`dump_data` (``None`` when absent). What a store's ``load_text`` returns, and
 #: :func:`load_row` turns into a :class:`StoredTokens`.
-RowText = tuple[int, str, str | bytes | None, str | bytes | None]
+RowText = tuple[int, str, str | bytes | None, str | bytes | None, float | None]
 
 
 @runtime_checkable
@@ -91,7 +101,11 @@ class TokenStore(Protocol):
 
     Every method is blocking and short; the async manager runs them in a worker thread.
     Implementations must be safe to call from several threads at once. The manager always
-    passes ``data=`` to :meth:`save`, so every store must accept it and keep it.
+    passes ``data=`` to :meth:`save`, so every store must accept it and keep it. It passes
+    ``expires_at=`` only for a row that has an end, and the ``database`` web strategy only to
+    a store whose ``save`` takes it: a store of an app's own that predates it keeps working.
+    The built-in stores also have ``sweep(now=None) -> int``, which deletes the rows that
+    ended; it is not part of this protocol.
     """
 
     def load(self, key: str) -> StoredTokens | None:
@@ -110,6 +124,7 @@ class TokenStore(Protocol):
         version: int | None = None,
         failure: RefreshFailure | None = None,
         data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens | None:
         """Write ``tokens`` (``failure``, ``data``) for ``key``, if the row is still at ``version``.
 
@@ -126,10 +141,14 @@ class TokenStore(Protocol):
             (``None``: an empty mapping). Must be JSON-serialisable; see
             :attr:`StoredTokens.data`. Whoever rewrites a row it read (a refresh) passes its
             ``data`` back to keep it.
+        :param expires_at: when the row ends (epoch seconds), replacing its end; ``None``: it
+            lasts until deleted. See :attr:`StoredTokens.expires_at`; a refresh passes the
+            row's back, as it does ``data``.
         :return: the new row, or ``None`` when the row changed since ``version`` (nothing
             was written).
-        :raises TypeError: ``data`` is not a mapping that :func:`json.dumps` can write;
-            checked before anything is written.
+        :raises TypeError: ``data`` is not a mapping that :func:`json.dumps` can write, or
+            ``expires_at`` is not a number; checked before anything is written.
+        :raises ValueError: ``expires_at`` is not finite.
         """
         ...
 
@@ -187,6 +206,7 @@ def load_row(
     tokens: str | bytes,
     failure: str | bytes | None,
     data: str | bytes | None,
+    expires_at: float | None = None,
 ) -> StoredTokens:
     """A row from the text a store keeps in its columns or fields (the inverse of the dumps)."""
     return StoredTokens(
@@ -195,7 +215,24 @@ def load_row(
         int(version),
         None if failure is None else RefreshFailure.model_validate_json(failure),
         load_data(data),
+        expires_at,
     )
+
+
+def check_expires_at(value: object) -> float | None:
+    """``expires_at`` as given to :meth:`TokenStore.save`, checked: a finite number or ``None``.
+
+    :raises TypeError: not a number (``bool`` included).
+    :raises ValueError: NaN or infinite.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expires_at must be epoch seconds, not {type(value).__name__}")
+    moment = float(value)
+    if not math.isfinite(moment):
+        raise ValueError("expires_at must be a finite number of epoch seconds")
+    return moment
 
 
 def load_tokens(text: str) -> TokenSet:

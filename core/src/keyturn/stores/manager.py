@@ -10,7 +10,9 @@
 A row may also keep the app's own data next to the tokens, e.g. for a web session stored in
 the database: ``manager.save(session_id, tokens, data={"user": profile, "claims": claims})``,
 read back as the ``data`` of ``manager.load(session_id)``. It is not secret (stored in
-clear), and every refresh writes it back unchanged with the new tokens.
+clear), and every refresh writes it back unchanged with the new tokens. So is a row's end,
+``expires_at`` (epoch seconds, see :class:`~keyturn.stores.StoredTokens`), after which the
+store may drop the row: ``manager.save(session_id, tokens, expires_at=ends)``.
 
 Both managers run the same operations (:class:`BaseTokenManager`, generators of effects, see
 :mod:`keyturn.effects`): :class:`TokenManager` drives them with blocking calls,
@@ -157,11 +159,16 @@ class BaseTokenManager(Generic[C]):
     # -- operations ------------------------------------------------------------------------
 
     def save_op(
-        self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
+        self,
+        key: str,
+        tokens: TokenSet,
+        *,
+        data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> Operation[StoredTokens]:
         """The operation behind :meth:`TokenManager.save`."""
         self.cache.forget(key)
-        row = yield from SaveRow(self.store, key, tokens, data=data)
+        row = yield from SaveRow(self.store, key, tokens, data=data, expires_at=expires_at)
         assert row is not None, "an unconditional save always writes"
         return row
 
@@ -198,10 +205,18 @@ class BaseTokenManager(Generic[C]):
             except ProviderError as exc:
                 failure = self._failure(exc)
                 yield from SaveRow(
-                    self.store, key, row.tokens, row.version, failure=failure, data=row.data
+                    self.store,
+                    key,
+                    row.tokens,
+                    row.version,
+                    failure=failure,
+                    data=row.data,
+                    expires_at=row.expires_at,
                 )
                 return self._after_failure(row, exc)
-            saved = yield from SaveRow(self.store, key, new, row.version, data=row.data)
+            saved = yield from SaveRow(
+                self.store, key, new, row.version, data=row.data, expires_at=row.expires_at
+            )
             return self._saved(saved, new)
         finally:
             yield from ReleaseLease(self.store, key, owner)
@@ -283,7 +298,12 @@ class TokenManager(BaseTokenManager[Keyturn]):
         return run(operation, self.client.http_client)
 
     def save(
-        self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
+        self,
+        key: str,
+        tokens: TokenSet,
+        *,
+        data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens:
         """Store tokens after a sign-in, replacing the key's row and clearing any failure.
 
@@ -292,10 +312,13 @@ class TokenManager(BaseTokenManager[Keyturn]):
         :param data: the app's data to keep with the tokens, replacing the row's (``None``:
             none), e.g. the user's profile and the session's claims. JSON-serialisable and
             not secret: it is stored in clear. Refreshes keep it as it is.
+        :param expires_at: when the row ends (epoch seconds): from then on the store may
+            drop it, and a sweep deletes it. ``None``: kept until deleted. Refreshes keep it.
         :return: the new row.
-        :raises TypeError: ``data`` cannot be written as JSON (nothing is saved).
+        :raises TypeError: ``data`` cannot be written as JSON, or ``expires_at`` is not a
+            number (nothing is saved).
         """
-        return self._run(self.save_op(key, tokens, data=data))
+        return self._run(self.save_op(key, tokens, data=data, expires_at=expires_at))
 
     def load(self, key: str) -> StoredTokens | None:
         """The row for ``key`` as stored, without refreshing."""
@@ -342,10 +365,15 @@ class AsyncTokenManager(BaseTokenManager[AsyncKeyturn]):
         return await arun(operation, self.client.http_client)
 
     async def save(
-        self, key: str, tokens: TokenSet, *, data: Mapping[str, Any] | None = None
+        self,
+        key: str,
+        tokens: TokenSet,
+        *,
+        data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens:
         """See :meth:`TokenManager.save`."""
-        return await self._run(self.save_op(key, tokens, data=data))
+        return await self._run(self.save_op(key, tokens, data=data, expires_at=expires_at))
 
     async def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenManager.load`."""

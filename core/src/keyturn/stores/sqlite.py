@@ -26,16 +26,19 @@ keyturn, a system without ``/proc``) means waiting for the lease to expire.
 ``reclaim_dead_leases=False`` always waits, as the Redis store does by default.
 
 Rows live in ``keyturn_tokens`` (``key``, ``version``, ``tokens``, ``failure``,
-``updated_at``, ``data``): ``tokens`` is the JSON of
+``updated_at``, ``data``, ``expires_at``): ``tokens`` is the JSON of
 :func:`~keyturn.stores.base.dump_tokens`, secrets included; ``data`` the app's JSON object,
-``NULL`` when empty. A file made before ``data`` existed gets the column when a store opens
-it; its rows load with empty data.
+``NULL`` when empty; ``expires_at`` when the row ends, ``NULL`` for never (indexed, for
+:meth:`SQLiteTokenStore.sweep`). A file made before a column existed gets it when a store
+opens it: its rows load with empty data, and its database web sessions get their end from
+their data.
 
 Use a local file: SQLite's locking is not reliable on network file systems.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -50,6 +53,7 @@ from keyturn.models import RefreshFailure, TokenSet
 from .base import (
     RowText,
     StoredTokens,
+    check_expires_at,
     dump_data,
     dump_tokens,
     load_data,
@@ -67,7 +71,8 @@ _SCHEMA = (
         tokens TEXT NOT NULL,
         failure TEXT,
         updated_at REAL NOT NULL,
-        data TEXT
+        data TEXT,
+        expires_at REAL
     )""",
     # One row: the last version given out. Versions are never reused, deletes included.
     """CREATE TABLE IF NOT EXISTS keyturn_versions (
@@ -84,14 +89,34 @@ _SCHEMA = (
 )
 
 
-_LOAD = "SELECT version, tokens, failure, data FROM keyturn_tokens WHERE key = ?"
+_LOAD = "SELECT version, tokens, failure, data, expires_at FROM keyturn_tokens WHERE key = ?"
+
+#: Rows one transaction of :meth:`SQLiteTokenStore.sweep` deletes at most, so that a large
+#: sweep never holds the write lock for long.
+SWEEP_BATCH = 500
+
+# The key prefix of the web's database sessions (keyturn.web.strategies.SESSION_KEY_PREFIX),
+# whose data holds the session's end as an integer "expires": rows of a file made before
+# expires_at existed take theirs from there.
+_SESSION_ENDS = """UPDATE keyturn_tokens SET expires_at = json_extract(data, '$.expires')
+    WHERE substr(key, 1, 16) = 'keyturn-session:'
+      AND (CASE WHEN json_valid(data) THEN json_type(data, '$.expires') END) = 'integer'"""
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Bring a ``keyturn_tokens`` table made by an older keyturn up to date (``data``)."""
+    """Bring a ``keyturn_tokens`` table made by an older keyturn up to date."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(keyturn_tokens)")}
     if "data" not in columns:
         db.execute("ALTER TABLE keyturn_tokens ADD COLUMN data TEXT")
+    if "expires_at" not in columns:
+        db.execute("ALTER TABLE keyturn_tokens ADD COLUMN expires_at REAL")
+        # An SQLite without JSON functions leaves their end unknown.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute(_SESSION_ENDS)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS keyturn_tokens_expires_at"
+        " ON keyturn_tokens (expires_at) WHERE expires_at IS NOT NULL"
+    )
 
 
 class SQLiteTokenStore:
@@ -106,8 +131,9 @@ class SQLiteTokenStore:
     :param reclaim_dead_leases: take over a lease before it expires when its owner is proven
         dead (same host, PID namespace and boot, pid gone); ``False`` always waits for the
         lease to expire. On by default: the proof holds for containers sharing the file.
-    :param clock: returns epoch seconds; when leases expire. All processes sharing the file
-        must agree on it, so leave it alone outside tests.
+    :param clock: returns epoch seconds; when leases expire, and the moment :meth:`sweep`
+        compares row ends with. All processes sharing the file must agree on it, so leave it
+        alone outside tests.
     """
 
     def __init__(
@@ -199,9 +225,11 @@ class SQLiteTokenStore:
         version: int | None = None,
         failure: RefreshFailure | None = None,
         data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`."""
         data_text = dump_data(data)
+        ends = check_expires_at(expires_at)
         tokens_text = dump_tokens(tokens)
         failure_text = None if failure is None else failure.model_dump_json()
         with self._transaction() as db:
@@ -213,10 +241,11 @@ class SQLiteTokenStore:
             (new_version,) = db.execute("SELECT last FROM keyturn_versions").fetchone()
             db.execute(
                 "INSERT OR REPLACE INTO keyturn_tokens"
-                " (key, version, tokens, failure, data, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, new_version, tokens_text, failure_text, data_text, time.time()),
+                " (key, version, tokens, failure, data, updated_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, new_version, tokens_text, failure_text, data_text, time.time(), ends),
             )
-        return StoredTokens(key, tokens, int(new_version), failure, load_data(data_text))
+        return StoredTokens(key, tokens, int(new_version), failure, load_data(data_text), ends)
 
     def delete(self, key: str) -> bool:
         """See :meth:`TokenStore.delete`."""
@@ -246,3 +275,28 @@ class SQLiteTokenStore:
         """See :meth:`TokenStore.release`."""
         with self._transaction() as db:
             db.execute("DELETE FROM keyturn_leases WHERE key = ? AND owner = ?", (key, owner))
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the rows that ended (``expires_at`` at or before ``now``), and old leases.
+
+        Works in transactions of at most :data:`SWEEP_BATCH` rows, so other writers wait
+        for one batch at most. Leases that expired (left by processes that died) go too.
+
+        :param now: epoch seconds; the store's ``clock`` by default.
+        :return: how many rows were deleted.
+        """
+        moment = self.clock() if now is None else check_expires_at(now)
+        deleted = 0
+        while True:
+            with self._transaction() as db:
+                count = db.execute(
+                    "DELETE FROM keyturn_tokens WHERE rowid IN (SELECT rowid FROM keyturn_tokens"
+                    " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)",
+                    (moment, SWEEP_BATCH),
+                ).rowcount
+            deleted += count
+            if count < SWEEP_BATCH:
+                break
+        with self._transaction() as db:
+            db.execute("DELETE FROM keyturn_leases WHERE expires_at <= ?", (moment,))
+        return deleted
