@@ -400,7 +400,7 @@ _OLD_SCHEMA = (
 )
 
 
-def test_a_sqlite_file_of_the_old_schema_gets_the_data_column(tmp_path: Path) -> None:
+def test_a_sqlite_file_of_the_old_schema_gets_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     failure = keyturn.RefreshFailure(error="server_error", status=502, permanent=False, at=START)
     raw = sqlite3.connect(path)
@@ -423,7 +423,7 @@ def test_a_sqlite_file_of_the_old_schema_gets_the_data_column(tmp_path: Path) ->
     with sqlite3.connect(path) as raw:
         columns = [row[1] for row in raw.execute("PRAGMA table_info(keyturn_tokens)")]
     raw.close()
-    assert columns == ["key", "version", "tokens", "failure", "updated_at", "data"]
+    assert columns == ["key", "version", "tokens", "failure", "updated_at", "data", "expires_at"]
     assert old is not None
     assert old.tokens == fresh_tokens()
     assert old.version == 7
@@ -442,7 +442,7 @@ def test_a_new_sqlite_file_has_the_same_columns_as_an_upgraded_one(tmp_path: Pat
     with sqlite3.connect(tmp_path / "new.db") as raw:
         columns = [row[1] for row in raw.execute("PRAGMA table_info(keyturn_tokens)")]
     raw.close()
-    assert columns == ["key", "version", "tokens", "failure", "updated_at", "data"]
+    assert columns == ["key", "version", "tokens", "failure", "updated_at", "data", "expires_at"]
 
 
 # -- the manager, in one process -------------------------------------------------------------

@@ -33,12 +33,15 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callab
     """Makes a store per instance, all on the same database."""
     opened: list[SQLiteTokenStore | RedisTokenStore] = []
 
+    # On the test's clock: session rows end (and Redis drops them) on that clock.
+    clock = request.getfixturevalue("world").clock
+
     def make() -> TokenStore:
         store: SQLiteTokenStore | RedisTokenStore
         if request.param == "sqlite":
-            store = SQLiteTokenStore(tmp_path / "sessions.db")
+            store = SQLiteTokenStore(tmp_path / "sessions.db", clock=clock)
         else:
-            store = RedisTokenStore(request.getfixturevalue("redis_url"))
+            store = RedisTokenStore(request.getfixturevalue("redis_url"), clock=clock)
         opened.append(store)
         return store
 

@@ -12,7 +12,7 @@ and sets ``handler`` to a function that takes the parsed arguments and returns t
 status. An optional ``ORDER`` (an int, default 100) places the command in ``--help``. Keep
 heavy imports inside the handler, so ``keyturn --help`` stays quick.
 
-keyturn itself installs ``providers`` and ``authorize-url``. The tools live in distributions
+keyturn installs ``providers``, ``authorize-url`` and ``sessions``. Tools live in distributions
 of their own (:data:`ELSEWHERE`); asked for one that is not installed, the command says which
 distribution to install.
 

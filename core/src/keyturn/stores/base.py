@@ -12,11 +12,21 @@ newer one. Versions start at 1; ``version=0`` means "only if there is no row yet
 Next to the tokens a row keeps ``data``: a small JSON mapping of the app's own (the signed-in
 user's profile, the claims of a database-backed web session). It is not secret, is stored in
 clear, and is written whole by every save; the manager carries it over on each refresh.
+
+A row may also have an end, ``expires_at`` (epoch seconds): from then on the store may drop it
+at any moment. A database-backed web session's row ends with the session. Redis drops such a
+row by itself; every built-in store deletes them in :meth:`sweep`. A row without one is kept
+until it is deleted.
+
+A lease's owner names the process that took it, ``host:pid:place:random``, where ``place`` is
+the PID namespace and the boot of the process (:func:`process_place`). A store may take a
+lease over before it expires only from an owner :func:`owner_is_dead` proves gone.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import uuid
@@ -33,6 +43,7 @@ __all__ = [
     "StoredTokens",
     "TokenNotFoundError",
     "TokenStore",
+    "check_expires_at",
     "dump_data",
     "dump_tokens",
     "load_data",
@@ -40,6 +51,7 @@ __all__ = [
     "load_tokens",
     "new_owner",
     "owner_is_dead",
+    "process_place",
 ]
 
 
@@ -57,6 +69,8 @@ class StoredTokens:
         secret: stores keep it in clear, so never put tokens in it. Every save replaces it
         whole; the manager carries it over from the row it refreshes. Left out of ``repr``
         (it may hold personal data).
+    :ivar expires_at: when the row ends (epoch seconds): from then on the store may drop it,
+        and :meth:`sweep` deletes it. ``None``: kept until deleted. A refresh keeps it.
     """
 
     key: str = field(repr=False)
@@ -64,6 +78,7 @@ class StoredTokens:
     version: int
     failure: RefreshFailure | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    expires_at: float | None = None
 
     @property
     def error(self) -> str | None:
@@ -73,11 +88,11 @@ class StoredTokens:
         return None
 
 
-#: A row as a store keeps it, parsed by nobody yet: ``(version, tokens, failure, data)``, the
-#: last three being the JSON texts of :func:`dump_tokens`, of the failure and of
-#: :func:`dump_data` (``None`` when absent). What a store's ``load_text`` returns, and
+#: A row as a store keeps it, parsed by nobody yet: ``(version, tokens, failure, data,
+#: expires_at)``, the middle three being the JSON texts of :func:`dump_tokens`, of the failure
+#: and of :func:`dump_data` (``None`` when absent). What a store's ``load_text`` returns, and
 #: :func:`load_row` turns into a :class:`StoredTokens`.
-RowText = tuple[int, str, str | bytes | None, str | bytes | None]
+RowText = tuple[int, str, str | bytes | None, str | bytes | None, float | None]
 
 
 @runtime_checkable
@@ -86,7 +101,11 @@ class TokenStore(Protocol):
 
     Every method is blocking and short; the async manager runs them in a worker thread.
     Implementations must be safe to call from several threads at once. The manager always
-    passes ``data=`` to :meth:`save`, so every store must accept it and keep it.
+    passes ``data=`` to :meth:`save`, so every store must accept it and keep it. It passes
+    ``expires_at=`` only for a row that has an end, and the ``database`` web strategy only to
+    a store whose ``save`` takes it: a store of an app's own that predates it keeps working.
+    The built-in stores also have ``sweep(now=None) -> int``, which deletes the rows that
+    ended; it is not part of this protocol.
     """
 
     def load(self, key: str) -> StoredTokens | None:
@@ -105,6 +124,7 @@ class TokenStore(Protocol):
         version: int | None = None,
         failure: RefreshFailure | None = None,
         data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens | None:
         """Write ``tokens`` (``failure``, ``data``) for ``key``, if the row is still at ``version``.
 
@@ -121,10 +141,14 @@ class TokenStore(Protocol):
             (``None``: an empty mapping). Must be JSON-serialisable; see
             :attr:`StoredTokens.data`. Whoever rewrites a row it read (a refresh) passes its
             ``data`` back to keep it.
+        :param expires_at: when the row ends (epoch seconds), replacing its end; ``None``: it
+            lasts until deleted. See :attr:`StoredTokens.expires_at`; a refresh passes the
+            row's back, as it does ``data``.
         :return: the new row, or ``None`` when the row changed since ``version`` (nothing
             was written).
-        :raises TypeError: ``data`` is not a mapping that :func:`json.dumps` can write;
-            checked before anything is written.
+        :raises TypeError: ``data`` is not a mapping that :func:`json.dumps` can write, or
+            ``expires_at`` is not a number; checked before anything is written.
+        :raises ValueError: ``expires_at`` is not finite.
         """
         ...
 
@@ -139,8 +163,9 @@ class TokenStore(Protocol):
     def acquire(self, key: str, lease: float) -> str | None:
         """Take the refresh lease on ``key`` if nobody holds a live one.
 
-        A lease is live until it expires, or until its holder is known to be dead (a
-        process of this host that no longer exists). Never blocks for long: callers poll.
+        A lease is live until it expires, or until its holder is proven dead (see
+        :func:`owner_is_dead`), for a store that takes such leases over. Never blocks for
+        long: callers poll.
 
         :param key: the app's key.
         :param lease: seconds the lease lasts if it is never released.
@@ -181,6 +206,7 @@ def load_row(
     tokens: str | bytes,
     failure: str | bytes | None,
     data: str | bytes | None,
+    expires_at: float | None = None,
 ) -> StoredTokens:
     """A row from the text a store keeps in its columns or fields (the inverse of the dumps)."""
     return StoredTokens(
@@ -189,7 +215,24 @@ def load_row(
         int(version),
         None if failure is None else RefreshFailure.model_validate_json(failure),
         load_data(data),
+        expires_at,
     )
+
+
+def check_expires_at(value: object) -> float | None:
+    """``expires_at`` as given to :meth:`TokenStore.save`, checked: a finite number or ``None``.
+
+    :raises TypeError: not a number (``bool`` included).
+    :raises ValueError: NaN or infinite.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expires_at must be epoch seconds, not {type(value).__name__}")
+    moment = float(value)
+    if not math.isfinite(moment):
+        raise ValueError("expires_at must be a finite number of epoch seconds")
+    return moment
 
 
 def load_tokens(text: str) -> TokenSet:
@@ -230,24 +273,67 @@ def load_data(text: str | bytes | None) -> dict[str, Any]:
 
 _HOST = socket.gethostname()
 
+#: Where this process's PID namespace and boot are read (Linux).
+PID_NAMESPACE = "/proc/self/ns/pid"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+_place: tuple[int, str] | None = None  # (pid it was read in, place)
+
+
+def _read_place() -> str:
+    """``<pid namespace inode>.<boot id>``, or ``""`` where either cannot be read."""
+    try:
+        namespace = os.readlink(PID_NAMESPACE)  # "pid:[4026531836]"
+        with open(BOOT_ID, encoding="ascii") as file:
+            boot = file.read().strip()
+    except (OSError, ValueError):
+        return ""
+    inode = namespace.partition("[")[2].rstrip("]")
+    if not inode.isdigit() or not boot or ":" in boot or "." in boot:
+        return ""
+    return f"{inode}.{boot}"
+
+
+def process_place() -> str:
+    """What tells this process's pids apart from other processes' with the same host name.
+
+    On Linux, the inode of its PID namespace and the kernel's boot id: two processes with
+    the same host name, the same place and the same pid are the same process. ``""`` where
+    this cannot be read (another OS, ``/proc`` hidden): such a process proves nobody dead,
+    and nobody proves it dead.
+    """
+    global _place
+    pid = os.getpid()
+    known = _place
+    if known is None or known[0] != pid:  # read again in a child: it may be elsewhere
+        known = _place = (pid, _read_place())
+    return known[1]
+
 
 def new_owner() -> str:
-    """A lease owner token: ``host:pid:random``, unique to one acquisition."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
+    """A lease owner token: ``host:pid:place:random``, unique to one acquisition."""
+    return f"{_HOST}:{os.getpid()}:{process_place()}:{uuid.uuid4().hex}"
 
 
 def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` names a process of this host that has exited (POSIX only).
+    """Whether ``owner`` is proven to be a process that has exited (POSIX only).
 
     Lets a lease left by a killed process be taken over at once instead of after it
-    expires. Owners on other hosts, and any doubt, count as alive.
+    expires. It is proven only when the owner ran on this host name, in this PID namespace,
+    since this boot (:func:`process_place`, which must be known), and no process has its pid
+    now. Anything else counts as alive: another host, a container with the same host name
+    but a PID namespace of its own (its pids mean nothing here), a host that rebooted, an
+    owner written without a place (by an older keyturn), this very process, a pid that
+    exists but is not ours to signal.
     """
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if os.name != "posix" or host != _HOST or not pid_text.isdigit():
+    parts = owner.rsplit(":", 3)
+    if len(parts) != 4 or os.name != "posix":
+        return False
+    host, pid_text, place, _ = parts
+    if host != _HOST or not pid_text.isdigit() or not place or place != process_place():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
+    if pid <= 0 or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)

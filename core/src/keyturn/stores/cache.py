@@ -139,7 +139,7 @@ class RowCache:
         """The row, equal to what the store's ``load`` gives; the store is read.
 
         Only the tokens and the failure come from the cache: ``data`` is parsed on every
-        read, so each caller gets a mapping of its own.
+        read, so each caller gets a mapping of its own; ``expires_at`` is read as stored.
 
         :param key: the app's key.
         """
@@ -151,7 +151,7 @@ class RowCache:
             self.forget(key)
             return None
         entry = self._models(key, text)
-        return StoredTokens(key, entry[3], entry[0], entry[4], load_data(text[3]))
+        return StoredTokens(key, entry[3], entry[0], entry[4], load_data(text[3]), text[4])
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s entry, if any (its row was written or deleted)."""

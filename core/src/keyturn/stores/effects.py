@@ -63,7 +63,11 @@ class ReadTokens(Blocking[tuple[TokenSet, RefreshFailure | None] | None]):
 
 @dataclass(frozen=True, slots=True)
 class SaveRow(Blocking[StoredTokens | None]):
-    """:meth:`TokenStore.save <keyturn.stores.TokenStore.save>`: ``None`` when the row moved on."""
+    """:meth:`TokenStore.save <keyturn.stores.TokenStore.save>`: ``None`` when the row moved on.
+
+    ``expires_at`` is passed only when set, so a store that predates it still works for rows
+    without an end.
+    """
 
     store: TokenStore
     key: str
@@ -71,10 +75,20 @@ class SaveRow(Blocking[StoredTokens | None]):
     version: int | None = None
     failure: RefreshFailure | None = None
     data: Mapping[str, Any] | None = None
+    expires_at: float | None = None
 
     def call(self) -> StoredTokens | None:
+        if self.expires_at is None:
+            return self.store.save(
+                self.key, self.tokens, version=self.version, failure=self.failure, data=self.data
+            )
         return self.store.save(
-            self.key, self.tokens, version=self.version, failure=self.failure, data=self.data
+            self.key,
+            self.tokens,
+            version=self.version,
+            failure=self.failure,
+            data=self.data,
+            expires_at=self.expires_at,
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from keyturn.models import RefreshFailure, TokenSet
 
-from .base import StoredTokens, dump_data, load_data, new_owner
+from .base import StoredTokens, check_expires_at, dump_data, load_data, new_owner
 
 __all__ = ["MemoryTokenStore"]
 
@@ -21,7 +21,8 @@ class MemoryTokenStore:
     A row's ``data`` is kept as JSON text, as the other stores keep it: every load hands out
     a copy of its own, and what a caller does to that copy never changes the store.
 
-    :param clock: returns epoch seconds; when leases expire.
+    :param clock: returns epoch seconds; when leases expire, and the moment :meth:`sweep`
+        compares row ends with.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
@@ -54,16 +55,18 @@ class MemoryTokenStore:
         version: int | None = None,
         failure: RefreshFailure | None = None,
         data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`."""
         text = dump_data(data)
+        ends = check_expires_at(expires_at)
         with self._mutex:
             current = self._rows.get(key)
             current_version = 0 if current is None else current[0].version
             if version is not None and version != current_version:
                 return None
             self._last_version += 1  # never reused, even after a delete
-            row = StoredTokens(key, tokens, self._last_version, failure)
+            row = StoredTokens(key, tokens, self._last_version, failure, expires_at=ends)
             self._rows[key] = (row, text)
         return dataclasses.replace(row, data=load_data(text))
 
@@ -71,6 +74,26 @@ class MemoryTokenStore:
         """See :meth:`TokenStore.delete`."""
         with self._mutex:
             return self._rows.pop(key, None) is not None
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the rows that ended (``expires_at`` at or before ``now``), and old leases.
+
+        :param now: epoch seconds; the store's ``clock`` by default.
+        :return: how many rows were deleted.
+        """
+        moment = self.clock() if now is None else check_expires_at(now)
+        assert moment is not None
+        with self._mutex:
+            ended = [
+                key
+                for key, (row, _) in self._rows.items()
+                if row.expires_at is not None and row.expires_at <= moment
+            ]
+            for key in ended:
+                del self._rows[key]
+            for key in [key for key, (_, ends) in self._leases.items() if ends <= moment]:
+                del self._leases[key]
+        return len(ended)
 
     def acquire(self, key: str, lease: float) -> str | None:
         """See :meth:`TokenStore.acquire`."""

@@ -5,8 +5,9 @@ every decision is taken on the server, atomically:
 
 * a row is a hash ``<prefix>tokens:<key>`` with the fields ``version``, ``tokens`` (the
   JSON of :func:`~keyturn.stores.base.dump_tokens`, secrets included, as the SQLite store
-  keeps it), ``failure`` and ``data`` (the app's JSON object; absent when empty, so rows
-  written before it existed load with empty data); it is read with one ``HMGET``;
+  keeps it), ``failure``, ``data`` (the app's JSON object) and ``expires_at`` (when the row
+  ends); the last three are absent when empty, so rows written before they existed load
+  without them; it is read with one ``HMGET``;
 * a save is a Lua script that compares the stored version with the one the caller read,
   and writes the whole row (and its expiry) only if they match;
 * a lease is a string ``<prefix>lease:<key>`` holding its owner, taken with
@@ -17,11 +18,16 @@ every decision is taken on the server, atomically:
 Each script touches a single key: no operation spans two hash slots.
 
 Leases left by a killed process end when they expire (the manager's ``lease``, 60 s by
-default). :class:`RedisTokenStore` can also take over at once a lease whose owner is a
-process of this host that no longer exists, as the SQLite store does
-(``reclaim_dead_leases=True``). That is off by default here: hosts sharing a Redis server
-are told apart by host name, and containers given the same host name would see each other's
-process ids as dead, and refresh twice.
+default). :class:`RedisTokenStore` can also take over at once a lease whose owner is proven
+dead (``reclaim_dead_leases=True``), as the SQLite store does by default: the owner ran on
+this host name, in this PID namespace, since this boot, and its pid is gone
+(:func:`~keyturn.stores.base.owner_is_dead`). Containers given the same host name have PID
+namespaces of their own, so they never take each other's leases. It stays off by default
+here, as it always was: with many hosts, waiting out a dead owner's lease is the rarer cost.
+
+A row that ends (``expires_at``, as a database web session's row does) is given that moment
+as its time to live, so Redis drops it by itself; :meth:`RedisTokenStore.sweep` finds any that
+are still there.
 
 Durability is the server's: with ``appendonly yes`` and ``appendfsync always`` a save that
 returned survives a crash of the Redis server; with snapshots only, a crash can bring back
@@ -47,6 +53,7 @@ from keyturn.models import RefreshFailure, TokenSet
 from .base import (
     RowText,
     StoredTokens,
+    check_expires_at,
     dump_data,
     dump_tokens,
     load_data,
@@ -55,7 +62,7 @@ from .base import (
     owner_is_dead,
 )
 
-__all__ = ["DEFAULT_PREFIX", "RedisTokenStore", "row_expires_at"]
+__all__ = ["DEFAULT_PREFIX", "SWEEP_BATCH", "RedisTokenStore", "row_expires_at"]
 
 #: The key prefix used unless another is given.
 DEFAULT_PREFIX = "keyturn:"
@@ -66,8 +73,9 @@ _URL_DEFAULTS: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout"
 
 # KEYS[1]: the row, KEYS[2]: the store's version counter. ARGV: expected version ("" for
 # any), tokens, failure ("" for none), milliseconds the row lives ("0" for ever), data (""
-# for none). Returns the new version, or 0 on a conflict. Versions come from one counter,
-# so none is ever reused, not even for a key deleted and written again.
+# for none), when the row ends ("" for never). Returns the new version, or 0 on a conflict.
+# Versions come from one counter, so none is ever reused, not even for a key deleted and
+# written again.
 _SAVE = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= current then
@@ -84,6 +92,11 @@ if ARGV[5] == '' then
   redis.call('HDEL', KEYS[1], 'data')
 else
   redis.call('HSET', KEYS[1], 'data', ARGV[5])
+end
+if ARGV[6] == '' then
+  redis.call('HDEL', KEYS[1], 'expires_at')
+else
+  redis.call('HSET', KEYS[1], 'expires_at', ARGV[6])
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
@@ -112,8 +125,20 @@ return 0
 """
 
 
+# KEYS[1]: a row. ARGV[1]: now. Deletes the row if it ended by then; returns 1 if it did.
+_SWEEP = """
+local ends = redis.call('HGET', KEYS[1], 'expires_at')
+if ends and tonumber(ends) <= tonumber(ARGV[1]) then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: Row keys :meth:`RedisTokenStore.sweep` asks for per ``SCAN`` and checks per pipeline.
+SWEEP_BATCH = 500
+
 # The fields of a row, in the order of :data:`~keyturn.stores.base.RowText`.
-_ROW_FIELDS = ("version", "tokens", "failure", "data")
+_ROW_FIELDS = ("version", "tokens", "failure", "data", "expires_at")
 
 
 def row_expires_at(tokens: TokenSet) -> int | None:
@@ -162,11 +187,12 @@ class RedisTokenStore:
     :param expire_with_tokens: also drop a row once its tokens can neither be used nor
         refreshed (see :func:`row_expires_at`), e.g. when a GitHub refresh token runs out.
         A row whose tokens are already past that moment lives one more millisecond.
-    :param reclaim_dead_leases: take over at once a lease whose owner is a process of this
-        host that has exited, instead of waiting for it to expire; only safe when every
-        host sharing the server has a distinct host name.
-    :param clock: returns epoch seconds; turns ``expire_with_tokens`` moments into a time
-        to live. Lease expiry uses the server's clock, not this one.
+    :param reclaim_dead_leases: take over at once a lease whose owner is proven dead (this
+        host name, PID namespace and boot; its pid gone), instead of waiting for it to
+        expire. Off by default.
+    :param clock: returns epoch seconds; turns ``expire_with_tokens`` moments and row ends
+        into a time to live, and is the moment :meth:`sweep` compares with. Lease expiry uses
+        the server's clock, not this one.
     """
 
     def __init__(
@@ -193,6 +219,7 @@ class RedisTokenStore:
         self._save = self.redis.register_script(_SAVE)
         self._release = self.redis.register_script(_RELEASE)
         self._take_over = self.redis.register_script(_TAKE_OVER)
+        self._sweep = self.redis.register_script(_SWEEP)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -253,10 +280,10 @@ class RedisTokenStore:
         (see :mod:`keyturn.stores.cache`). ``failure`` and ``data`` come back as the client
         gives them (bytes unless it decodes responses).
         """
-        version, tokens, failure, data = self.redis.hmget(self.row_key(key), _ROW_FIELDS)
+        version, tokens, failure, data, ends = self.redis.hmget(self.row_key(key), _ROW_FIELDS)
         if version is None or tokens is None:
             return None
-        return int(version), _text(tokens), failure, data
+        return int(version), _text(tokens), failure, data, None if ends is None else float(ends)
 
     def save(
         self,
@@ -266,29 +293,33 @@ class RedisTokenStore:
         version: int | None = None,
         failure: RefreshFailure | None = None,
         data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`.
 
         The row's time to live is set again on every write (or removed, when no expiry
-        applies to these tokens).
+        applies to these tokens or this row): the soonest of ``ttl``, the tokens' end (with
+        ``expire_with_tokens``) and ``expires_at``.
         """
         data_text = dump_data(data)
+        ends = check_expires_at(expires_at)
         written = self._save(
             keys=[self.row_key(key), self.prefix + "version"],
             args=[
                 "" if version is None else str(version),
                 dump_tokens(tokens),
                 "" if failure is None else failure.model_dump_json(),
-                str(self._row_ttl(tokens)),
+                str(self._row_ttl(tokens, ends)),
                 "" if data_text is None else data_text,
+                "" if ends is None else repr(ends),
             ],
         )
         if int(written) == 0:
             return None
-        return StoredTokens(key, tokens, int(written), failure, load_data(data_text))
+        return StoredTokens(key, tokens, int(written), failure, load_data(data_text), ends)
 
-    def _row_ttl(self, tokens: TokenSet) -> int:
-        """Milliseconds a row holding ``tokens`` lives; ``0`` for ever."""
+    def _row_ttl(self, tokens: TokenSet, ends: float | None = None) -> int:
+        """Milliseconds a row holding ``tokens`` and ending at ``ends`` lives; ``0`` for ever."""
         candidates: list[int] = []
         if self.ttl is not None:
             candidates.append(_milliseconds(self.ttl))
@@ -296,6 +327,8 @@ class RedisTokenStore:
             end = row_expires_at(tokens)
             if end is not None:
                 candidates.append(_milliseconds(end - self.clock()))
+        if ends is not None:
+            candidates.append(_milliseconds(ends - self.clock()))
         return min(candidates, default=0)
 
     def delete(self, key: str) -> bool:
@@ -325,3 +358,39 @@ class RedisTokenStore:
     def release(self, key: str, owner: str) -> None:
         """See :meth:`TokenStore.release`."""
         self._release(keys=[self.lease_key(key)], args=[owner])
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the rows under this prefix that ended (``expires_at`` at or before ``now``).
+
+        Redis drops such rows by itself when their time to live runs out; a sweep finds the
+        ones still there (a clock of this host ahead of the time to live it set, a row whose
+        expiry was removed by hand). It walks the prefix's rows with ``SCAN``, so it costs one
+        pass over them; each row is checked and deleted on the server by a script (one key
+        each, pipelined by :data:`SWEEP_BATCH`), so a row written meanwhile is never lost.
+
+        :param now: epoch seconds; the store's ``clock`` by default.
+        :return: how many rows were deleted.
+        """
+        moment = repr(self.clock() if now is None else check_expires_at(now))
+        pattern = _glob_escape(self.row_key("")) + "*"
+        deleted = 0
+        batch: list[bytes | str] = []
+        for name in self.redis.scan_iter(match=pattern, count=SWEEP_BATCH):
+            batch.append(name)
+            if len(batch) == SWEEP_BATCH:
+                deleted += self._sweep_rows(batch, moment)
+                batch = []
+        if batch:
+            deleted += self._sweep_rows(batch, moment)
+        return deleted
+
+    def _sweep_rows(self, names: list[bytes | str], moment: str) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            self._sweep(keys=[name], args=[moment], client=pipe)
+        return sum(int(result) for result in pipe.execute())
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

@@ -10,22 +10,35 @@ single write lock for the length of an HTTP request would stall every other key'
 (all users, all processes) behind one slow provider, and a blocked writer only learns of it
 through ``busy_timeout``. A lease row (``key``, ``owner``, ``expires_at``) locks one key:
 it is taken and released in two tiny transactions, other keys are untouched, and a lease
-left by a process that died is taken over as soon as its process is known to be gone
-(same host) or when it expires (choose a lease longer than the HTTP timeout, 60 s by
-default against keyturn's 10 s). See :mod:`keyturn.stores.manager` for the whole protocol
-and what it guarantees.
+left by a process that died is taken over when it expires (choose a lease longer than the
+HTTP timeout, 60 s by default against keyturn's 10 s), or at once when its owner is proven
+dead (``reclaim_dead_leases``, on by default, see below). See :mod:`keyturn.stores.manager`
+for the whole protocol and what it guarantees.
+
+Taking over a dead owner's lease. Processes sharing the file may run in containers that
+share the volume and even the host name, but not their PIDs: a pid that does not exist here
+may be alive in another PID namespace. A lease's owner therefore names its host, pid, PID
+namespace and boot (:func:`~keyturn.stores.base.new_owner`), and a lease is taken over
+before it expires only when all of host, namespace and boot are this process's and the pid
+is gone (:func:`~keyturn.stores.base.owner_is_dead`): that is proof, not a guess, so it is
+the default. Any doubt (another namespace, another boot, an owner written by an older
+keyturn, a system without ``/proc``) means waiting for the lease to expire.
+``reclaim_dead_leases=False`` always waits, as the Redis store does by default.
 
 Rows live in ``keyturn_tokens`` (``key``, ``version``, ``tokens``, ``failure``,
-``updated_at``, ``data``): ``tokens`` is the JSON of
+``updated_at``, ``data``, ``expires_at``): ``tokens`` is the JSON of
 :func:`~keyturn.stores.base.dump_tokens`, secrets included; ``data`` the app's JSON object,
-``NULL`` when empty. A file made before ``data`` existed gets the column when a store opens
-it; its rows load with empty data.
+``NULL`` when empty; ``expires_at`` when the row ends, ``NULL`` for never (indexed, for
+:meth:`SQLiteTokenStore.sweep`). A file made before a column existed gets it when a store
+opens it: its rows load with empty data, and its database web sessions get their end from
+their data.
 
 Use a local file: SQLite's locking is not reliable on network file systems.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -40,6 +53,7 @@ from keyturn.models import RefreshFailure, TokenSet
 from .base import (
     RowText,
     StoredTokens,
+    check_expires_at,
     dump_data,
     dump_tokens,
     load_data,
@@ -57,7 +71,8 @@ _SCHEMA = (
         tokens TEXT NOT NULL,
         failure TEXT,
         updated_at REAL NOT NULL,
-        data TEXT
+        data TEXT,
+        expires_at REAL
     )""",
     # One row: the last version given out. Versions are never reused, deletes included.
     """CREATE TABLE IF NOT EXISTS keyturn_versions (
@@ -74,14 +89,34 @@ _SCHEMA = (
 )
 
 
-_LOAD = "SELECT version, tokens, failure, data FROM keyturn_tokens WHERE key = ?"
+_LOAD = "SELECT version, tokens, failure, data, expires_at FROM keyturn_tokens WHERE key = ?"
+
+#: Rows one transaction of :meth:`SQLiteTokenStore.sweep` deletes at most, so that a large
+#: sweep never holds the write lock for long.
+SWEEP_BATCH = 500
+
+# The key prefix of the web's database sessions (keyturn.web.strategies.SESSION_KEY_PREFIX),
+# whose data holds the session's end as an integer "expires": rows of a file made before
+# expires_at existed take theirs from there.
+_SESSION_ENDS = """UPDATE keyturn_tokens SET expires_at = json_extract(data, '$.expires')
+    WHERE substr(key, 1, 16) = 'keyturn-session:'
+      AND (CASE WHEN json_valid(data) THEN json_type(data, '$.expires') END) = 'integer'"""
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Bring a ``keyturn_tokens`` table made by an older keyturn up to date (``data``)."""
+    """Bring a ``keyturn_tokens`` table made by an older keyturn up to date."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(keyturn_tokens)")}
     if "data" not in columns:
         db.execute("ALTER TABLE keyturn_tokens ADD COLUMN data TEXT")
+    if "expires_at" not in columns:
+        db.execute("ALTER TABLE keyturn_tokens ADD COLUMN expires_at REAL")
+        # An SQLite without JSON functions leaves their end unknown.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute(_SESSION_ENDS)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS keyturn_tokens_expires_at"
+        " ON keyturn_tokens (expires_at) WHERE expires_at IS NOT NULL"
+    )
 
 
 class SQLiteTokenStore:
@@ -93,8 +128,12 @@ class SQLiteTokenStore:
     :param path: the database file; created with its tables if missing, brought up to date
         if an older keyturn made it.
     :param timeout: seconds a write waits for another process's write (``busy_timeout``).
-    :param clock: returns epoch seconds; when leases expire. All processes sharing the file
-        must agree on it, so leave it alone outside tests.
+    :param reclaim_dead_leases: take over a lease before it expires when its owner is proven
+        dead (same host, PID namespace and boot, pid gone); ``False`` always waits for the
+        lease to expire. On by default: the proof holds for containers sharing the file.
+    :param clock: returns epoch seconds; when leases expire, and the moment :meth:`sweep`
+        compares row ends with. All processes sharing the file must agree on it, so leave it
+        alone outside tests.
     """
 
     def __init__(
@@ -102,10 +141,12 @@ class SQLiteTokenStore:
         path: str | os.PathLike[str],
         *,
         timeout: float = 5.0,
+        reclaim_dead_leases: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.reclaim_dead_leases = reclaim_dead_leases
         self.clock = clock
         self._mutex = threading.Lock()
         self._db = sqlite3.connect(
@@ -184,9 +225,11 @@ class SQLiteTokenStore:
         version: int | None = None,
         failure: RefreshFailure | None = None,
         data: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
     ) -> StoredTokens | None:
         """See :meth:`TokenStore.save`."""
         data_text = dump_data(data)
+        ends = check_expires_at(expires_at)
         tokens_text = dump_tokens(tokens)
         failure_text = None if failure is None else failure.model_dump_json()
         with self._transaction() as db:
@@ -198,10 +241,11 @@ class SQLiteTokenStore:
             (new_version,) = db.execute("SELECT last FROM keyturn_versions").fetchone()
             db.execute(
                 "INSERT OR REPLACE INTO keyturn_tokens"
-                " (key, version, tokens, failure, data, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, new_version, tokens_text, failure_text, data_text, time.time()),
+                " (key, version, tokens, failure, data, updated_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, new_version, tokens_text, failure_text, data_text, time.time(), ends),
             )
-        return StoredTokens(key, tokens, int(new_version), failure, load_data(data_text))
+        return StoredTokens(key, tokens, int(new_version), failure, load_data(data_text), ends)
 
     def delete(self, key: str) -> bool:
         """See :meth:`TokenStore.delete`."""
@@ -215,7 +259,7 @@ class SQLiteTokenStore:
             row = db.execute(
                 "SELECT owner, expires_at FROM keyturn_leases WHERE key = ?", (key,)
             ).fetchone()
-            if row is not None and row[1] > now and not owner_is_dead(row[0]):
+            if row is not None and row[1] > now and not self._reclaims(row[0]):
                 return None
             owner = new_owner()
             db.execute(
@@ -224,7 +268,35 @@ class SQLiteTokenStore:
             )
             return owner
 
+    def _reclaims(self, owner: str) -> bool:
+        return self.reclaim_dead_leases and owner_is_dead(owner)
+
     def release(self, key: str, owner: str) -> None:
         """See :meth:`TokenStore.release`."""
         with self._transaction() as db:
             db.execute("DELETE FROM keyturn_leases WHERE key = ? AND owner = ?", (key, owner))
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the rows that ended (``expires_at`` at or before ``now``), and old leases.
+
+        Works in transactions of at most :data:`SWEEP_BATCH` rows, so other writers wait
+        for one batch at most. Leases that expired (left by processes that died) go too.
+
+        :param now: epoch seconds; the store's ``clock`` by default.
+        :return: how many rows were deleted.
+        """
+        moment = self.clock() if now is None else check_expires_at(now)
+        deleted = 0
+        while True:
+            with self._transaction() as db:
+                count = db.execute(
+                    "DELETE FROM keyturn_tokens WHERE rowid IN (SELECT rowid FROM keyturn_tokens"
+                    " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)",
+                    (moment, SWEEP_BATCH),
+                ).rowcount
+            deleted += count
+            if count < SWEEP_BATCH:
+                break
+        with self._transaction() as db:
+            db.execute("DELETE FROM keyturn_leases WHERE expires_at <= ?", (moment,))
+        return deleted

@@ -11,7 +11,10 @@ the id (the store never sees the id itself). A refresh goes through the
 :class:`~keyturn.stores.TokenManager`: once per session across threads, tasks and processes
 sharing the store, saved compare-and-set. The ``jwt`` callback runs at sign-in; the refresh
 outcome is recorded in the store row, from which the session's ``error`` is read. Signing out
-deletes the row, so a stolen cookie dies with it.
+deletes the row, so a stolen cookie dies with it. A row ends with its session: it is saved
+with the session's end as its ``expires_at`` (Redis drops it then; ``sweep()`` on the store,
+or ``keyturn sessions sweep``, deletes such rows), and a row read after its session ended is
+deleted there and then. Neither revokes the grant at the provider.
 
 In both, a session lasts ``max_age`` seconds from sign-in, and a cookie that cannot be read
 (tampered, truncated, expired, sealed with another key) is a signed-out visitor.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
 import re
 import secrets
@@ -34,7 +38,7 @@ from keyturn.client import BaseKeyturn
 from keyturn.effects import Operation, done
 from keyturn.errors import ProviderError, TokenNotFoundError
 from keyturn.models import JWT, REVEAL, Profile
-from keyturn.stores.base import StoredTokens
+from keyturn.stores.base import StoredTokens, TokenStore
 from keyturn.stores.manager import BaseTokenManager
 
 from .cookies import CookiePolicy, expire_chunked, read_chunked, write_chunked
@@ -174,6 +178,18 @@ class JwtStrategy:
         return done(expire_chunked(policy.name(self.cookie), policy, request.cookies))
 
 
+def _takes_expires_at(store: TokenStore) -> bool:
+    """Whether ``store.save`` takes ``expires_at`` (a store of an app's own may predate it)."""
+    try:
+        parameters = inspect.signature(store.save).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        parameter.name == "expires_at" or parameter.kind is inspect.Parameter.VAR_KEYWORD
+        for parameter in parameters
+    )
+
+
 class DatabaseStrategy:
     """Sessions in a token store, found through a random id in the cookie.
 
@@ -190,6 +206,8 @@ class DatabaseStrategy:
         self.manager = manager
         self.cookie = cookie
         self.max_age = max_age
+        #: Whether rows are saved with the session's end (every built-in store takes it).
+        self.rows_end = _takes_expires_at(manager.store)
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -199,6 +217,11 @@ class DatabaseStrategy:
     def key_of(session_id: str) -> str:
         """The store key of a session id: a digest, so the store never holds live ids."""
         return SESSION_KEY_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+    def _ended(self, row: StoredTokens) -> bool:
+        """Whether ``row`` is of a session that has ended (its end is known and past)."""
+        expires = row.data.get("expires")
+        return isinstance(expires, int) and expires <= self.clock()
 
     def _current(self, row: StoredTokens | None) -> Current | None:
         if row is None:
@@ -225,7 +248,21 @@ class DatabaseStrategy:
         if not _SESSION_ID.match(session_id):
             return None
         row = yield from self.manager.load_op(self.key_of(session_id))
+        if row is not None and self._ended(row):
+            yield from self._forget_op(row.key)
+            return None
         return self._current(row)
+
+    def _forget_op(self, key: str) -> Operation[None]:
+        """Delete the row of a session that ended; the visitor is signed out either way."""
+        try:
+            yield from self.manager.delete_op(key)
+        except Exception as exc:  # the store's trouble: a sweep deletes the row later
+            log.warning(
+                "the row of an ended database session could not be deleted (%s); "
+                "a sweep will delete it",
+                type(exc).__name__,
+            )
 
     def refresh(
         self, request: WebRequest, policy: CookiePolicy, current: Current
@@ -250,7 +287,9 @@ class DatabaseStrategy:
             "user": None if jwt.user is None else jwt.user.model_dump(mode="json"),
             "claims": jwt.claims,
         }
-        yield from self.manager.save_op(self.key_of(session_id), jwt.tokens, data=data)
+        key = self.key_of(session_id)
+        ends = expires if self.rows_end else None
+        yield from self.manager.save_op(key, jwt.tokens, data=data, expires_at=ends)
         return [policy.set(policy.name(self.cookie), session_id, self.max_age)]
 
     def end(
