@@ -9,7 +9,14 @@ rotation is a lost session. Each test counts what reached the emulator:
   refresh request, revoke nothing, and all get the same new access token;
 * over a long run with injected 503s and dropped connections, every failure is classified
   transient, the stored refresh token is after every cycle one the emulator still accepts,
-  and the numbers seen by the client and counted by the emulator agree.
+  and the numbers seen by the client and counted by the emulator agree;
+* when the provider processes a refresh and its answer is lost on the way back, every caller
+  waiting on that refresh sees one transient network error; the client still holds the
+  refresh token the provider has just spent, so at the strict profile the next refresh
+  presents it, the grant is revoked, and the failure is recorded as permanent, once, with no
+  request after it. Nothing on the client side can avoid that: the new tokens existed only
+  in the lost answer (see the token manager's module docstring). At a provider that keeps
+  its refresh token (the google profile), a lost answer costs nothing.
 """
 
 from __future__ import annotations
@@ -93,9 +100,9 @@ def expired_session(emu: Emulator, **options: Any) -> keyturn.JWT:
     return signed_in.model_copy(update={"tokens": aged})
 
 
-def accepted(emu: Emulator, refresh_token: str) -> bool:
+def accepted(emu: Emulator, refresh_token: str, profile: str = "strict") -> bool:
     """Whether the emulator would still refresh with ``refresh_token`` (active, grant live)."""
-    found = emu.store.lookup("strict", refresh_token)
+    found = emu.store.lookup(profile, refresh_token)
     return found is not None and found[0].kind == "refresh"
 
 
@@ -393,3 +400,131 @@ def faults_and_drops_over_many_cycles(emu: Emulator, db: Path, clock: FakeClock)
     assert after["refresh_token"] == successes + 1
     assert after["family_revoked"] == 0
     assert after["grants_revoked"] == 0
+
+
+# -- 5. the provider rotated, the answer was lost -----------------------------------------
+
+
+def test_an_answer_lost_after_rotation_fails_every_caller_once_then_ends_the_strict_grant(
+    emu: Emulator, db: Path
+) -> None:
+    old = expired_session(emu).tokens
+    with SQLiteTokenStore(db) as store, sync_client(emu) as kt:
+        manager = TokenManager(kt, store)
+        manager.save(KEY, old)
+        emu.configure(lost_answer_rate=1.0)
+
+        def ask() -> BaseException | str:
+            try:
+                return manager.get_access_token(KEY)
+            except keyturn.KeyturnError as exc:
+                return exc
+
+        lost = in_threads(THREADS, ask)
+        counters = emu.counters("strict")
+        row = store.load(KEY)
+        # One refresh went out and was processed: the provider rotated, nobody heard back.
+        assert (counters["token_requests"], counters["refresh_token"]) == (1, 1)
+        assert counters["lost_answers"] == 1
+        assert not accepted(emu, secret(old.refresh_token))
+        assert all(isinstance(outcome, keyturn.TransportError) for outcome in lost)
+        assert not any(o.permanent for o in lost if isinstance(o, keyturn.TransportError))
+        # The row keeps the tokens it had, the failure recorded as transient.
+        assert row is not None and row.tokens == old
+        assert row.failure is not None
+        assert (row.failure.error, row.failure.permanent) == ("network_error", False)
+
+        # The network is back. The next refresh can only present the spent token.
+        emu.configure(lost_answer_rate=0.0)
+        after = in_threads(THREADS, ask)
+        counters = emu.counters("strict")
+        assert counters["token_requests"] == 2
+        assert (counters["reuse_detected"], counters["family_revoked"]) == (1, 1)
+        assert all(isinstance(outcome, keyturn.ProviderError) for outcome in after)
+        errors = {(o.error, o.permanent) for o in after if isinstance(o, keyturn.ProviderError)}
+        assert errors == {("invalid_grant", True)}
+        row = store.load(KEY)
+        assert row is not None and row.tokens == old
+        assert row.failure is not None and row.failure.permanent
+        assert row.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+
+        # Recorded: later callers get the failure without a request, until a new sign-in.
+        with pytest.raises(keyturn.ProviderError) as again:
+            manager.get_access_token(KEY)
+        assert again.value.permanent
+        assert emu.counters("strict")["token_requests"] == 2
+
+
+async def test_an_answer_lost_after_rotation_reaches_every_task_through_jwt_as_transient(
+    emu: Emulator,
+) -> None:
+    stale = expired_session(emu)
+    emu.configure(lost_answer_rate=1.0)
+    async with async_client(emu, refresh_reuse_window=0) as akt:
+        tokens = succeeded(
+            await asyncio.gather(*(akt.jwt(stale) for _ in range(TASKS)), return_exceptions=True)
+        )
+        assert emu.counters("strict")["token_requests"] == 1
+        assert all(token.error is None for token in tokens)
+        assert {token.refresh_failure.error for token in tokens if token.refresh_failure} == {
+            "network_error"
+        }
+        assert all(token.refresh_failure is not None for token in tokens)
+        assert all(token.tokens == stale.tokens for token in tokens)
+
+        emu.configure(lost_answer_rate=0.0)
+        ended = await akt.jwt(tokens[0])
+        assert ended.error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+        assert ended.refresh_failure is not None
+        assert (ended.refresh_failure.error, ended.refresh_failure.permanent) == (
+            "invalid_grant",
+            True,
+        )
+        assert akt.session(ended).error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+        # The session stays ended without another request.
+        assert (await akt.jwt(ended)).error == keyturn.REFRESH_ACCESS_TOKEN_ERROR
+    counters = emu.counters("strict")
+    assert (counters["token_requests"], counters["refresh_token"]) == (2, 1)
+    assert (counters["lost_answers"], counters["reuse_detected"], counters["family_revoked"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_lost_answers_cost_nothing_at_a_provider_that_keeps_its_refresh_token(
+    emu: Emulator, db: Path
+) -> None:
+    spec = emu.spec("google")
+    clock = FakeClock(START)
+    with keyturn.Keyturn(
+        {"google": emu.credentials}, providers=[spec], environ={}, clock=clock
+    ) as kt:
+        request = kt.authorize_url("google", REDIRECT)
+        first = kt.sign_in(request, emu.authorize(request.url), fetch_profile=False).tokens
+        refresh = secret(first.refresh_token)
+        emu.reset_counters()
+        cycles = CYCLES // 4
+        lost: list[keyturn.ProviderError] = []
+        with SQLiteTokenStore(db) as store:
+            manager = TokenManager(kt, store)
+            manager.save(KEY, first)
+            emu.configure(lost_answer_rate=0.1, seed=SEED)
+            for _ in range(cycles):
+                clock.advance(LIFETIME)
+                try:
+                    manager.get_access_token(KEY)
+                except keyturn.ProviderError as exc:
+                    lost.append(exc)
+                row = store.load(KEY)
+                assert row is not None
+                assert secret(row.tokens.refresh_token) == refresh
+                assert accepted(emu, refresh, "google")
+    counters = emu.counters("google")
+    assert lost, "no answer was lost"
+    assert all(isinstance(e, keyturn.TransportError) and not e.permanent for e in lost)
+    assert counters["token_requests"] == cycles
+    assert counters["lost_answers"] == len(lost)
+    # Every request was processed, lost or not; nothing was refused.
+    assert counters["refresh_token"] == cycles
+    assert counters["errors"] == 0

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,8 @@ import pytest
 import keyturn
 from keyturn.idtoken import unverified_claims
 from keyturn.pkce import code_challenge, new_code_verifier
-from keyturn_emulator import AuthorizeRefused, Emulator
+from keyturn_emulator import AuthorizeRefused, Emulator, Knobs
+from keyturn_emulator.faults import Dice
 from tests.conftest import ROOT, FakeClock
 
 REDIRECT = "http://127.0.0.1:8765/callback"
@@ -492,6 +494,70 @@ def test_dropped_refresh_is_a_network_error_and_not_processed(emu: Emulator) -> 
     )
 
 
+def test_a_lost_answer_is_processed_then_the_connection_closes_without_one(
+    emu: Emulator,
+) -> None:
+    spec = emu.spec("strict")
+    with client(emu, spec) as kt:
+        tokens = sign_in(kt, emu, "strict").tokens
+    emu.reset_counters()
+    emu.configure(lost_answer_rate=1.0)
+    with client(emu, spec) as kt, pytest.raises(keyturn.TransportError) as failure:
+        kt.refresh(tokens)
+    assert (failure.value.status, failure.value.permanent) == (None, False)
+    # The provider did its part: the refresh token rotated, only the answer never came.
+    assert emu.store.lookup("strict", secret(tokens.refresh_token)) is None
+    counters = emu.counters("strict")
+    assert (counters["token_requests"], counters["refresh_token"]) == (1, 1)
+    assert (counters["lost_answers"], counters["dropped"], counters["errors"]) == (1, 0, 0)
+    emu.configure(lost_answer_rate=0.0)
+    # The client still holds the spent token: the strict profile sees it come back.
+    with client(emu, spec) as kt, pytest.raises(keyturn.OAuthError) as reused:
+        kt.refresh(tokens)
+    assert (reused.value.error, reused.value.permanent) == ("invalid_grant", True)
+    counters = emu.counters("strict")
+    assert (counters["reuse_detected"], counters["family_revoked"]) == (1, 1)
+
+
+def test_a_lost_answer_sends_not_a_single_byte(emu: Emulator) -> None:
+    emu.configure(lost_answer_rate=1.0)
+    url = httpx.URL(emu.endpoints("strict")["token_endpoint"])
+    body = b"grant_type=refresh_token&refresh_token=unknown"
+    request = (
+        f"POST {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.netloc.decode()}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert received == b""
+    # The request was read and answered inside the emulator (an error: the token is
+    # unknown), and that answer was thrown away.
+    assert emu.counters("strict")["lost_answers"] == 1
+    assert emu.counters("strict")["errors"] == 1
+
+
+def test_lost_answers_and_drops_share_one_draw_so_seeded_runs_keep_their_drops() -> None:
+    # Adding lost answers to a seeded run leaves its drops and 503s where they were.
+    def verdicts(**knobs: Any) -> list[str]:
+        dice = Dice(11)
+        return [dice.roll(Knobs(seed=11, **knobs)) for _ in range(400)]
+
+    before = verdicts(drop_rate=0.1, fault_rate=0.1)
+    after = verdicts(drop_rate=0.1, fault_rate=0.1, lost_answer_rate=0.2)
+    assert {"pass", "fault", "drop"} == set(before)
+    assert "lose" in after
+    assert all(a == b for a, b in zip(before, after, strict=True) if b in ("drop", "fault"))
+    assert [i for i, v in enumerate(before) if v == "drop"] == [
+        i for i, v in enumerate(after) if v == "drop"
+    ]
+    with pytest.raises(ValueError, match="drop_rate \\+ lost_answer_rate"):
+        Knobs(drop_rate=0.6, lost_answer_rate=0.5)
+
+
 def fault_pattern(seed: int) -> list[int]:
     with Emulator(fault_rate=0.5, seed=seed) as emu:
         url = emu.endpoints("strict")["token_endpoint"]
@@ -626,7 +692,18 @@ def test_client_secret_basic_and_post_both_authenticate(emu: Emulator) -> None:
 @pytest.mark.slow
 def test_cli_starts_prints_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "keyturn", "emulator", "--port", "0", "--fault-rate", "0"],
+        [
+            sys.executable,
+            "-m",
+            "keyturn",
+            "emulator",
+            "--port",
+            "0",
+            "--fault-rate",
+            "0",
+            "--lost-answer-rate",
+            "0.5",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -641,6 +718,7 @@ def test_cli_starts_prints_and_stops_on_sigterm() -> None:
         assert any("client_secret" in line for line in lines)
         state = httpx.get(base_url + "/_emulator/state", timeout=10).json()
         assert state["base_url"] == base_url
+        assert state["knobs"]["lost_answer_rate"] == 0.5
         assert json.dumps(state["profiles"]["google"]["endpoints"]).count(base_url) == 4
     finally:
         process.send_signal(signal.SIGTERM)

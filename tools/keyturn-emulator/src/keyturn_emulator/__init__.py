@@ -36,9 +36,11 @@ Knobs
 
 Lifetimes, ``fault_rate`` (503 answers with an HTML body), ``drop_rate`` (connections
 closed before a complete answer; such a request is never processed, so a dropped refresh
-leaves the refresh token valid), ``latency`` and ``seed``; change them while running with
-:meth:`Emulator.configure`. Everything is counted (:meth:`Emulator.counters`), also over
-HTTP at ``GET /_emulator/state``; ``POST /_emulator/revoke`` revokes grants from outside.
+leaves the refresh token valid), ``lost_answer_rate`` (requests processed in full, then
+closed without an answer: a refresh rotated the token, and the client never got the new
+one), ``latency`` and ``seed``; change them while running with :meth:`Emulator.configure`.
+Everything is counted (:meth:`Emulator.counters`), also over HTTP at ``GET /_emulator/state``;
+``POST /_emulator/revoke`` revokes grants from outside.
 
 ``keyturn emulator`` runs the same server from the command line, and ``keyturn demo`` tours
 keyturn against it (:mod:`keyturn_emulator.demo`).
@@ -49,7 +51,8 @@ Modules
 * :mod:`.controller`: :class:`Emulator`, which starts the server, points specs at it and
   steers it from a test.
 * :mod:`.server`: uvicorn in a background thread on a pre-bound loopback socket.
-* :mod:`.gate`: the ASGI layer in front of the routes: latency, 503s, dropped connections.
+* :mod:`.gate`: the ASGI layer in front of the routes: latency, 503s, dropped connections,
+  lost answers.
 * :mod:`.faults`: the knobs, and the dice that pick which token requests fail.
 * :mod:`.app`: :class:`~.app.EmulatorApp`, the Starlette app assembled from the routes.
 * :mod:`.routes`: the HTTP endpoints, one module each (authorize and consent, token,

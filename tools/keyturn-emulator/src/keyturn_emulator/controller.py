@@ -56,6 +56,8 @@ class Emulator:
     :param latency: seconds added to every provider request.
     :param drop_rate: fraction of token requests whose connection is closed unprocessed.
     :param seed: seed for the fault decisions (reproducible runs).
+    :param lost_answer_rate: fraction of token requests processed, then closed without an
+        answer (the provider's state changed; the client never learns how).
     :param clock: returns epoch seconds; drives every expiry (inject a fake one in tests).
     :param code_lifetime: seconds an authorization code stays usable.
     :param consent: ``auto`` approves at once; ``page`` shows Allow/Deny (for a browser).
@@ -77,6 +79,7 @@ class Emulator:
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         *,
+        lost_answer_rate: float = 0.0,
         code_lifetime: int = 600,
         consent: Consent = "auto",
         port: int = 0,
@@ -90,6 +93,7 @@ class Emulator:
             code_lifetime=code_lifetime,
             fault_rate=fault_rate,
             drop_rate=drop_rate,
+            lost_answer_rate=lost_answer_rate,
             latency=latency,
             seed=seed,
             consent=consent,

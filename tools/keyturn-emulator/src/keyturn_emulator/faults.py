@@ -9,17 +9,25 @@ lives:
 * ``drop_rate``: that fraction has its connection closed in the middle of the response: the
   client sees a network error (:class:`~keyturn.TransportError`). The emulator decides to drop
   a request *before* looking at it, so a dropped refresh is never processed: the refresh token
-  is not rotated behind the client's back and stays valid. (A real provider may well process
-  a request whose answer is lost; that harder case is not what this knob simulates.)
+  is not rotated behind the client's back and stays valid.
+* ``lost_answer_rate``: that fraction is processed in full (a code is spent, a refresh token
+  rotates, counters move) and then its connection is closed before a single byte of the
+  answer is sent. The client sees the same network error as for a drop, but the provider's
+  state has changed: this is the case of a real provider whose answer is lost on the way
+  back, where the client still holds a refresh token the provider has already spent.
 * ``latency``: seconds added to every provider request (an ``asyncio`` sleep, so other
   requests proceed meanwhile).
 
-Drops are decided first, then faults, from one random generator seeded with ``seed``, so a
-seeded run fails the same requests in the same order.
+Each request draws two numbers from one random generator seeded with ``seed``, so a seeded
+run fails the same requests in the same order. The first decides the connection's fate: below
+``drop_rate`` a drop, then up to ``drop_rate + lost_answer_rate`` a lost answer (so the two
+rates add up to at most 1, and turning lost answers on leaves a seeded run's drops where they
+were); the second decides a 503 for the requests left.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +49,8 @@ class Knobs:
     :ivar code_lifetime: seconds an authorization code stays usable (GitHub: 10 minutes).
     :ivar fault_rate: fraction of token requests answered 503.
     :ivar drop_rate: fraction of token requests whose connection is closed unprocessed.
+    :ivar lost_answer_rate: fraction of token requests processed and then closed without an
+        answer; ``drop_rate + lost_answer_rate`` is at most 1.
     :ivar latency: seconds added to every provider request.
     :ivar seed: seed of the fault dice; ``None`` for a random one.
     :ivar consent: ``auto`` approves at once; ``page`` shows an Allow/Deny page.
@@ -51,17 +61,25 @@ class Knobs:
     code_lifetime: int = 600
     fault_rate: float = 0.0
     drop_rate: float = 0.0
+    lost_answer_rate: float = 0.0
     latency: float = 0.0
     seed: int | None = None
     consent: Consent = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("fault_rate", "drop_rate"):
+        for name in ("fault_rate", "drop_rate", "lost_answer_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
-        if self.latency < 0:
-            raise ValueError(f"latency must be zero or more seconds, got {self.latency!r}")
+        if self.drop_rate + self.lost_answer_rate > 1.0:
+            raise ValueError(
+                "drop_rate + lost_answer_rate must be at most 1, got "
+                f"{self.drop_rate!r} + {self.lost_answer_rate!r}"
+            )
+        if not 0.0 <= self.latency < math.inf:
+            raise ValueError(
+                f"latency must be a finite number of seconds, zero or more, got {self.latency!r}"
+            )
         for name in ("access_token_lifetime", "refresh_token_lifetime"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -87,7 +105,7 @@ class Knobs:
         return asdict(self)
 
 
-Verdict = Literal["pass", "fault", "drop"]
+Verdict = Literal["pass", "fault", "drop", "lose"]
 
 
 class Dice:
@@ -113,6 +131,8 @@ class Dice:
             fault = self._random.random()
         if drop < knobs.drop_rate:
             return "drop"
+        if drop < knobs.drop_rate + knobs.lost_answer_rate:
+            return "lose"
         if fault < knobs.fault_rate:
             return "fault"
         return "pass"

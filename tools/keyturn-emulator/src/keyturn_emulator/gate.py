@@ -1,14 +1,23 @@
-"""The ASGI layer in front of the provider routes: latency, injected 503s and dropped
-connections (see :mod:`keyturn_emulator.faults` for what each knob means).
+"""The ASGI layer in front of the provider routes: latency, injected 503s, dropped
+connections and lost answers (see :mod:`keyturn_emulator.faults` for what each knob means).
 
 A dropped request is decided on arrival and never reaches the routes, so nothing behind it
 happens: no code is spent, no refresh token rotates. The client receives the start of an
 answer and then the connection closes, which every HTTP client reports as a network error.
+
+A request whose answer is lost goes through the routes like any other, so everything behind
+it happens; the answer they write is thrown away and the connection is closed before its
+first byte. The client sees a server that hung up without answering (a network error too).
+Closing a connection without an answer is not something ASGI can express: the gate closes
+the server's transport for the request, which uvicorn's HTTP/1.1 implementation exposes on
+the ``send`` callable it hands to the app. Where it does not, the answer is cut after its
+first byte instead, as for a drop: still no usable answer, still a network error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
@@ -33,6 +42,9 @@ _UNAVAILABLE = (
     b"<h1>Service Unavailable</h1><p>The server is temporarily unable to handle the request "
     b"(injected by keyturn's emulator).</p></body></html>"
 )
+
+#: Seconds to wait for the server to see the connection it was told to close.
+_DISCONNECT_WAIT = 5.0
 
 # Set while a request is being dropped, so the server's "response not completed" log line,
 # which is the point of a drop here, does not alarm anyone.
@@ -91,6 +103,10 @@ class Gate:
                 self.store.count(profile, "dropped")
                 await self._drop(send)
                 return
+            if verdict == "lose":
+                self.store.count(profile, "lost_answers")
+                await self._lose(scope, receive, send)
+                return
             if verdict == "fault":
                 self.store.count(profile, "fault_5xx")
                 await self._unavailable(send)
@@ -109,6 +125,25 @@ class Gate:
         )
         await send({"type": "http.response.body", "body": b"{", "more_body": True})
         _dropping.set(True)
+
+    async def _lose(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def discard(message: Message) -> None:
+            pass
+
+        # The routes do their work and write their answer into the void.
+        await self.app(scope, receive, discard)
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        close = getattr(transport, "close", None)
+        if not callable(close):
+            await self._drop(send)
+            return
+        close()
+        # Wait for the server to notice (receive() then reports the disconnect), so that it
+        # does not answer 500 for a request the app returned from without answering.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DISCONNECT_WAIT):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
 
     async def _unavailable(self, send: Send) -> None:
         await send(

@@ -40,6 +40,7 @@ COUNTERS = (
     "family_revoked",  # token families revoked because of reuse (refresh token or code)
     "fault_5xx",  # token-endpoint requests answered 503 by fault injection
     "dropped",  # token-endpoint requests whose connection was closed, unprocessed
+    "lost_answers",  # token-endpoint requests processed, then closed without an answer
     "errors",  # error answers of every kind
 )
 

@@ -66,6 +66,12 @@ def add_parser(commands: Any) -> None:
         help="fraction of token requests whose connection is closed, unprocessed",
     )
     parser.add_argument(
+        "--lost-answer-rate",
+        type=_rate,
+        default=0.0,
+        help="fraction of token requests processed, then closed without an answer",
+    )
+    parser.add_argument(
         "--latency", type=float, default=0.0, metavar="SECONDS", help="delay per request"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             refresh_token_lifetime=args.refresh_token_lifetime,
             fault_rate=args.fault_rate,
             drop_rate=args.drop_rate,
+            lost_answer_rate=args.lost_answer_rate,
             latency=args.latency,
             seed=args.seed,
             consent=args.consent,
