@@ -598,8 +598,122 @@ def test_state_and_controls_over_http(emu: Emulator) -> None:
     assert emu.knobs.fault_rate == 0.25
     bad = httpx.post(emu.base_url + "/_emulator/configure", json={"fault_rate": 7})
     assert bad.status_code == 400
-    httpx.post(emu.base_url + "/_emulator/reset")
+    httpx.post(emu.base_url + "/_emulator/reset", json={})
     assert emu.counters()["authorization_code"] == 0
+
+
+def foreign_hosts(emu: Emulator) -> list[str]:
+    port = int(emu.base_url.rsplit(":", 1)[1])
+    return [f"attacker.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1", "localhost"]
+
+
+# What a page of another origin can make a browser send: "simple" requests (text/plain,
+# form or no content type, which need no CORS preflight), or anything that names a foreign
+# Origin or comes from another site.
+CROSS_ORIGIN = {
+    "text-plain": {"content": b'{"fault_rate": 1}', "headers": {"Content-Type": "text/plain"}},
+    "form": {"data": {"fault_rate": "1"}},
+    "multipart": {"files": {"fault_rate": ("f", b"1")}},
+    "no-content-type": {"content": b'{"fault_rate": 1}'},
+    "foreign-origin": {
+        "json": {"fault_rate": 1},
+        "headers": {"Origin": "http://attacker.example"},
+    },
+    "null-origin": {"json": {"fault_rate": 1}, "headers": {"Origin": "null"}},
+    "other-port-origin": {
+        "json": {"fault_rate": 1},
+        "headers": {"Origin": "http://127.0.0.1:9"},
+    },
+    "cross-site": {"json": {"fault_rate": 1}, "headers": {"Sec-Fetch-Site": "cross-site"}},
+    "same-site": {"json": {"fault_rate": 1}, "headers": {"Sec-Fetch-Site": "same-site"}},
+}
+
+
+@pytest.mark.parametrize("request_kwargs", CROSS_ORIGIN.values(), ids=CROSS_ORIGIN.keys())
+@pytest.mark.parametrize("route", ["configure", "revoke", "reset"])
+def test_control_routes_refuse_what_a_page_of_another_origin_can_send(
+    emu: Emulator, route: str, request_kwargs: dict[str, Any]
+) -> None:
+    raw_tokens(emu, "strict")
+    refused = httpx.post(f"{emu.base_url}/_emulator/{route}", **request_kwargs)
+    assert refused.status_code in (403, 415), refused.text
+    assert "error" in refused.json()
+    # Nothing happened.
+    assert emu.knobs.fault_rate == 0.0
+    assert emu.counters("strict")["authorization_code"] == 1
+    assert emu.counters("strict")["grants_revoked"] == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://attacker.example"}, {"Sec-Fetch-Site": "cross-site"}],
+    ids=["foreign-origin", "cross-site"],
+)
+def test_the_state_is_not_served_to_another_origin(emu: Emulator, headers: dict[str, str]) -> None:
+    refused = httpx.get(emu.base_url + "/_emulator/state", headers=headers)
+    assert refused.status_code == 403
+    assert "counters" not in refused.json()
+
+
+@pytest.mark.parametrize("route", ["state", "configure", "revoke", "reset"])
+def test_control_routes_refuse_a_host_that_is_not_the_emulator(emu: Emulator, route: str) -> None:
+    # A page on a name the attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin
+    # for the browser; only its Host header gives it away.
+    raw_tokens(emu, "strict")
+    for host in foreign_hosts(emu):
+        headers = {"Host": host}
+        if route == "state":
+            refused = httpx.get(f"{emu.base_url}/_emulator/state", headers=headers)
+        else:
+            refused = httpx.post(
+                f"{emu.base_url}/_emulator/{route}", json={"fault_rate": 1}, headers=headers
+            )
+        assert refused.status_code == 400, (host, refused.text)
+        assert "counters" not in refused.json()
+    assert emu.knobs.fault_rate == 0.0
+    assert emu.counters("strict")["authorization_code"] == 1
+    assert emu.counters("strict")["grants_revoked"] == 0
+
+
+def test_control_routes_answer_the_emulator_own_host_and_origin(emu: Emulator) -> None:
+    port = int(emu.base_url.rsplit(":", 1)[1])
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
+        origin = "http://" + host
+        for headers in (
+            {"Host": host},
+            {"Host": host, "Origin": origin, "Sec-Fetch-Site": "same-origin"},
+            {"Host": host, "Sec-Fetch-Site": "none"},
+        ):
+            state = httpx.get(emu.base_url + "/_emulator/state", headers=headers)
+            assert state.status_code == 200, (headers, state.text)
+            configured = httpx.post(
+                emu.base_url + "/_emulator/configure",
+                content=b'{"latency": 0}',
+                headers={**headers, "Content-Type": "application/json; charset=utf-8"},
+            )
+            assert configured.status_code == 200, (headers, configured.text)
+    assert httpx.post(emu.base_url + "/_emulator/revoke", json={}).json() == {"revoked": 0}
+
+
+@pytest.mark.parametrize("route", ["configure", "revoke"])
+def test_a_control_body_that_is_not_a_readable_json_object_is_a_400(
+    emu: Emulator, route: str
+) -> None:
+    url = f"{emu.base_url}/_emulator/{route}"
+    for body in (b"[" * 20_000, b"[]", b"{", b"\xff", b'{"profile": 5}'):
+        answer = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, (route, body[:10], answer.text)
+        assert "error" in answer.json()
+
+
+def test_the_avatar_is_served_to_pages_of_any_origin(emu: Emulator) -> None:
+    # The app under test shows it with <img src>, from its own origin.
+    picture = httpx.get(
+        emu.base_url + "/_emulator/avatar/ada.svg",
+        headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"},
+    )
+    assert picture.status_code == 200
+    assert picture.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_point_moves_every_endpoint_and_keeps_the_rest(emu: Emulator) -> None:

@@ -40,7 +40,9 @@ leaves the refresh token valid), ``lost_answer_rate`` (requests processed in ful
 closed without an answer: a refresh rotated the token, and the client never got the new
 one), ``latency`` and ``seed``; change them while running with :meth:`Emulator.configure`.
 Everything is counted (:meth:`Emulator.counters`), also over HTTP at ``GET /_emulator/state``;
-``POST /_emulator/revoke`` revokes grants from outside.
+``POST /_emulator/revoke`` revokes grants from outside. Those controls answer JSON requests
+to the emulator's own address only, never a web page of another origin
+(:mod:`keyturn_emulator.routes.control`).
 
 ``keyturn emulator`` runs the same server from the command line, and ``keyturn demo`` tours
 keyturn against it (:mod:`keyturn_emulator.demo`).
