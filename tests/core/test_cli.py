@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from keyturn.cli import main
+from keyturn.cli import build_parser, main
 from keyturn.pkce import code_challenge
 
 
@@ -124,7 +126,10 @@ def test_authorize_url_text_output(capsys: pytest.CaptureFixture[str]) -> None:
             ["authorize-url", "nope", "--redirect-uri", "http://l/cb", "--client-id", "x"],
             "unknown provider 'nope'",
         ),
-        (["authorize-url", "google", "--redirect-uri", "http://l/cb"], "KEYTURN_GOOGLE_CLIENT_ID"),
+        (
+            ["authorize-url", "google", "--redirect-uri", "http://l/cb"],
+            "no client id for google: pass --client-id or set KEYTURN_GOOGLE_CLIENT_ID",
+        ),
         (
             [
                 "authorize-url",
@@ -137,23 +142,6 @@ def test_authorize_url_text_output(capsys: pytest.CaptureFixture[str]) -> None:
                 "allow_signup=false",
             ],
             "does not accept the authorize parameter",
-        ),
-        (
-            [
-                "authorize-url",
-                "google",
-                "--redirect-uri",
-                "http://l/cb",
-                "--client-id",
-                "x",
-                "--param",
-                "novalue",
-            ],
-            "NAME=VALUE",
-        ),
-        (
-            ["authorize-url", "google", "--redirect-uri", "relative", "--client-id", "x"],
-            "redirect_uri",
         ),
     ],
 )
@@ -301,3 +289,228 @@ def test_a_command_entry_point_that_fails_to_import_is_one_line_naming_its_distr
     assert err.startswith("keyturn: error: the 'broken' command from an unknown distribution")
     assert "ModuleNotFoundError" in err
     assert "Traceback" not in err
+
+
+# -- usage errors, in command-line terms; no traceback, whatever the input ---------------------
+
+
+def outcome(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``keyturn ARGV``, whether argparse exits or main
+    returns."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+GOOGLE = ["authorize-url", "google", "--client-id", "x", "--redirect-uri", "http://l/cb"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*GOOGLE, "--param", "novalue"], "--param takes NAME=VALUE, got 'novalue'"),
+        ([*GOOGLE, "--param", "=x"], "--param takes NAME=VALUE"),
+        ([*GOOGLE, "--param", "scope=email"], "--param scope: use --scope"),
+        (
+            [*GOOGLE, "--param", "redirect_uri=http://l/x"],
+            "--param redirect_uri: use --redirect-uri",
+        ),
+        ([*GOOGLE, "--param", "client_id=y"], "--param client_id: use --client-id"),
+        ([*GOOGLE, "--param", "state=x"], "--param state: keyturn sets state itself"),
+        ([*GOOGLE, "--param", "nonce=x"], "--param nonce: keyturn sets nonce itself"),
+        ([*GOOGLE, "--param", "provider=x"], "--param provider: keyturn sets provider itself"),
+        ([*GOOGLE, "--param", "pkce=x"], "--param pkce"),
+        ([*GOOGLE, "--param", "scopes=x"], "--param scopes"),
+        ([*GOOGLE, "--param", "code_challenge=x"], "--param code_challenge"),
+        ([*GOOGLE, "--scope", ""], "argument --scope: must not be empty"),
+        ([*GOOGLE, "--client-id", ""], "argument --client-id: must not be empty"),
+        (
+            ["authorize-url", "google", "--client-id", "x", "--redirect-uri", "relative"],
+            "--redirect-uri must be an absolute http(s) URL without a fragment, got 'relative'",
+        ),
+        (
+            ["authorize-url", "google", "--client-id", "x", "--redirect-uri", "http://l/cb#f"],
+            "--redirect-uri must be an absolute http(s) URL",
+        ),
+        (
+            ["authorize-url", "google", "--client-id", "x", "--redirect-uri", "http://l:99999/"],
+            "--redirect-uri must be an absolute http(s) URL",
+        ),
+        (
+            ["authorize-url", "google", "--client-id", "x", "--redirect-uri", "http://[::1/cb"],
+            "--redirect-uri must be an absolute http(s) URL",
+        ),
+    ],
+)
+def test_a_wrong_command_line_exits_2_with_one_line_in_its_own_terms(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = outcome(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert err.startswith("keyturn: error: ") and message in err, err
+    assert err.count("\n") == 1
+    assert "(see 'keyturn authorize-url --help')" in err
+    for python in ("authorize_url()", "credentials=", "Traceback", "TypeError"):
+        assert python not in err
+
+
+def test_missing_credentials_name_the_option_and_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEYTURN_GOOGLE_CLIENT_ID", raising=False)
+    code, out, err = outcome(capsys, "authorize-url", "google", "--redirect-uri", "http://l/cb")
+    assert (code, out) == (1, "")
+    assert err == (
+        "keyturn: error: no client id for google: pass --client-id or set "
+        "KEYTURN_GOOGLE_CLIENT_ID\n"
+    )
+
+
+def typed_options() -> list[tuple[str, str]]:
+    """Every ``(command, option)`` whose value argparse converts, over every command."""
+    import argparse
+
+    found: list[tuple[str, str]] = []
+    parser = build_parser()
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command, sub in action.choices.items():
+            for option in sub._actions:
+                if option.type is not None and option.option_strings:
+                    found.append((command, option.option_strings[-1]))
+    return found
+
+
+def test_every_typed_option_is_found() -> None:
+    options = typed_options()
+    for expected in [
+        ("emulator", "--port"),
+        ("emulator", "--access-token-lifetime"),
+        ("emulator", "--latency"),
+        ("demo", "--callers"),
+        ("record", "--port"),
+        ("record", "--timeout"),
+    ]:
+        assert expected in options
+
+
+@pytest.mark.parametrize("value", ["not-a-value", "", "1e999", "nan", "-1"])
+def test_no_option_value_is_refused_in_python_terms(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    for command, option in typed_options():
+        code, _, err = outcome(capsys, command, f"{option}={value}", "--help")
+        if code == 0:  # the value was accepted: --help printed the usage
+            continue
+        assert code == 2, (command, option, err)
+        assert err.startswith(f"keyturn: error: argument {option}: "), err
+        assert err.count("\n") == 1, err
+        # argparse names the converter ("invalid _seconds value", "invalid int value").
+        assert re.search(r"invalid \S+ value", err) is None, err
+        assert "Traceback" not in err
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyturn.cli.providers
+
+    def broken() -> list[dict[str, Any]]:
+        raise RuntimeError("something keyturn did not expect")
+
+    monkeypatch.setattr(keyturn.cli.providers, "rows", broken)
+    monkeypatch.delenv("KEYTURN_TRACEBACK", raising=False)
+    code, out, err = outcome(capsys, "providers")
+    assert (code, out) == (1, "")
+    assert err.startswith("keyturn: error: unexpected RuntimeError: something keyturn did not")
+    assert "KEYTURN_TRACEBACK=1" in err
+    assert err.count("\n") == 1
+    monkeypatch.setenv("KEYTURN_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        main(["providers"])
+
+
+def test_a_file_error_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyturn.cli.providers
+
+    def unreadable() -> list[dict[str, Any]]:
+        raise PermissionError(13, "Permission denied", "/etc/keyturn")
+
+    monkeypatch.setattr(keyturn.cli.providers, "rows", unreadable)
+    code, out, err = outcome(capsys, "providers")
+    assert (code, out) == (1, "")
+    assert err == "keyturn: error: /etc/keyturn: Permission denied\n"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyturn.cli.providers
+
+    def interrupted() -> list[dict[str, Any]]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keyturn.cli.providers, "rows", interrupted)
+    code, out, err = outcome(capsys, "providers")
+    assert (code, out, err) == (130, "", "keyturn: interrupted\n")
+
+
+def console(*argv: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "keyturn"), *argv]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["unbuffered", "buffered"])
+@pytest.mark.parametrize("argv", [["providers"], ["providers", "--json"], ["--help"]], ids=" ".join)
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    argv: list[str], unbuffered: bool
+) -> None:
+    # A real pipe whose reading end is closed before keyturn writes: every write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    try:
+        result = subprocess.run(
+            console(*argv), stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == b""
+    assert result.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`
+
+
+@pytest.mark.slow
+def test_providers_piped_into_head_prints_one_line_and_no_traceback() -> None:
+    keyturn_script = " ".join(console("providers"))
+    result = subprocess.run(
+        ["sh", "-c", f"{keyturn_script} | head -n 1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stdout.startswith("github: ")
+
+
+def test_an_argument_that_is_not_utf8_text_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Bytes the locale cannot decode reach sys.argv as lone surrogates (PEP 383).
+    undecodable = os.fsdecode(b"http://l/\xff")
+    code, out, err = outcome(
+        capsys, "authorize-url", "google", "--client-id", "x", "--redirect-uri", undecodable
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        "keyturn: error: the argument 'http://l/\\xff' is not UTF-8 text (see 'keyturn --help')\n"
+    )

@@ -365,7 +365,7 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])
     assert usage.value.code == 2
-    assert "--callers: must be at least 2" in capsys.readouterr().err
+    assert "--callers: must be a whole number from 2 to 10000" in capsys.readouterr().err
 
 
 def test_settings_keep_leeway_under_the_lifetime() -> None:

@@ -216,9 +216,10 @@ def test_a_bad_name_is_one_line_error(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status = cli.main(["new-provider", name, "--output", str(tmp_path / "p")])
-    assert status == 1
+    assert status == 2  # a usage error: the command line itself is wrong
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a provider id" in err
+    assert "(see 'keyturn new-provider --help')" in err
     assert not (tmp_path / "p").exists()
 
 

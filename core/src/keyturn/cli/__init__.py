@@ -16,23 +16,42 @@ keyturn installs ``providers``, ``authorize-url`` and ``sessions``. Tools live i
 of their own (:data:`ELSEWHERE`); asked for one that is not installed, the command says which
 distribution to install.
 
-Errors print one line on stderr and exit non-zero, with no traceback: status 1 for a keyturn
-error, 2 for a usage error.
+Whatever goes wrong prints one line on stderr, never a traceback, and sets the exit status:
+
+* ``2``: the command line is wrong in itself, and nothing was done: an unknown command or
+  option, a missing argument, a value of the wrong form or out of range, values that
+  contradict each other. argparse reports its own findings; a command raises
+  :class:`~keyturn.cli.options.UsageError` for what it checks itself. Messages name options
+  as they are typed (``--scope``, ``--client-id``), never a Python function or argument.
+* ``1``: a well-formed command failed: a :class:`~keyturn.KeyturnError` (an unknown provider,
+  missing credentials, a provider that refused, a demo step that misbehaved), a file that
+  could not be read or written, or an error keyturn did not expect (its type and message,
+  and how to see the traceback: set ``KEYTURN_TRACEBACK=1``).
+* ``130``: interrupted with Ctrl-C.
+* ``141`` (128 + SIGPIPE), with nothing on stderr: whoever read the output went away, as in
+  ``keyturn providers | head -1``; a shell reports the same for ``yes | head -1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from keyturn import __version__
 from keyturn.errors import KeyturnError
 
-__all__ = ["ELSEWHERE", "FOLDERS", "GROUP", "build_parser", "main"]
+from .options import UsageError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+__all__ = ["ELSEWHERE", "FOLDERS", "GROUP", "UsageError", "build_parser", "main"]
 
 #: The entry-point group sub-commands are published under.
 GROUP = "keyturn.commands"
@@ -48,11 +67,26 @@ ELSEWHERE = {
 FOLDERS = {"keyturn-emulator": "tools/keyturn-emulator", "pytest-keyturn": "tools/pytest-keyturn"}
 
 
+#: Exit statuses besides 0, 1 (a failure) and 2 (a usage error).
+INTERRUPTED = 130
+BROKEN_PIPE = 141
+
+# argparse names the converter of a value it could not convert ("invalid int value: 'x'").
+_PYTHON_TYPE = re.compile(r"invalid \S+ value: ")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line like every other keyturn error."""
 
     def error(self, message: str) -> NoReturn:
+        message = _PYTHON_TYPE.sub("invalid value: ", message)
         self.exit(2, f"keyturn: error: {message} (see '{self.prog} --help')\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops the OSError of a failed write (a closed pipe under ``--help``);
+        # main() reports it like any other command's.
+        if message:
+            (file or sys.stdout).write(message)
 
 
 def _commands() -> dict[str, ModuleType]:
@@ -114,25 +148,93 @@ def _not_installed(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (argparse exits by itself on ``--help``
+    and on the usage errors it finds)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    for arg in args_list:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes the locale could not decode arrive as lone surrogates.
+            shown = os.fsencode(arg).decode("ascii", "backslashreplace")
+            print(
+                f"keyturn: error: the argument '{shown}' is not UTF-8 text (see 'keyturn --help')",
+                file=sys.stderr,
+            )
+            return 2
     dist = _not_installed(args_list)
     if dist is not None:
-        command = next(arg for arg in args_list if not arg.startswith("-"))
+        wanted = next(arg for arg in args_list if not arg.startswith("-"))
         print(
-            f"keyturn: error: 'keyturn {command}' comes with the {dist} distribution, which is "
+            f"keyturn: error: 'keyturn {wanted}' comes with the {dist} distribution, which is "
             f"not installed: pip install {dist} (from a clone of keyturn: "
             f"pip install ./{FOLDERS[dist]})",
             file=sys.stderr,
         )
         return 2
+    command: str | None = None
     try:
         args = build_parser().parse_args(args_list)
+        command = args.command
         status: int = args.handler(args)
+        sys.stdout.flush()  # a pipe that broke shows here, not at exit
+    except SystemExit:
+        # argparse is done (--help, --version, a usage error); its output may still be
+        # waiting in the buffer for a reader that is gone.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            return BROKEN_PIPE
+        raise
+    except BrokenPipeError:
+        # The network is the transports' business (they raise keyturn's own errors): a
+        # broken pipe that reaches here is the output's reader gone away.
+        _silence_stdout()
+        return BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("keyturn: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except UsageError as exc:
+        hint = f" (see 'keyturn {command} --help')" if command else ""
+        print(f"keyturn: error: {exc}{hint}", file=sys.stderr)
+        return 2
     except KeyturnError as exc:
-        print(f"keyturn: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_describe_os_error(exc))
+    except Exception as exc:
+        if os.environ.get("KEYTURN_TRACEBACK"):
+            raise
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _fail(f"unexpected {what} (set KEYTURN_TRACEBACK=1 to see where)")
     return status
+
+
+def _fail(message: str) -> int:
+    print(f"keyturn: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """``PATH: reason``, as the shell's own tools say it."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that the interpreter's last flush does
+    not complain about the pipe again (as the ``signal`` module's documentation advises)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a file (a test's capture): nothing will be flushed to a pipe
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,6 +67,8 @@ class Emulator:
     :param redirect_uris: redirect URIs accepted besides any loopback http(s) URI.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
+
+    :raises ValueError: a knob or the port out of range.
     """
 
     def __init__(
@@ -87,6 +89,8 @@ class Emulator:
         client_secret: str = DEFAULT_CLIENT_SECRET,
         redirect_uris: Iterable[str] = (),
     ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be from 0 to 65535, got {port!r}")
         self._knobs = Knobs(
             access_token_lifetime=access_token_lifetime,
             refresh_token_lifetime=refresh_token_lifetime,

@@ -157,6 +157,10 @@ class CallbackServer:
         self._query: dict[str, str] = {}
         try:
             self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        except OverflowError:
+            raise RecordingError(
+                f"port {port} is not from 0 to 65535; choose another --port"
+            ) from None
         except OSError as exc:
             raise RecordingError(
                 f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); choose another --port"

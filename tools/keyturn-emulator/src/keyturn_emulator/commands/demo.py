@@ -13,16 +13,13 @@ import json
 import sys
 from typing import Any
 
+from keyturn.cli.options import whole_number_from
+
 ORDER = 5
 
 _CHOICES = ("google", "github", "strict", "all")
-
-
-def _callers(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2, got {text}")
-    return value
+#: The most concurrent callers the demo sends (each is a task holding a connection).
+MAX_CALLERS = 10_000
 
 
 def add_parser(commands: Any) -> None:
@@ -54,10 +51,10 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--callers",
-        type=_callers,
+        type=whole_number_from(2, MAX_CALLERS),
         default=200,
         metavar="N",
-        help="concurrent callers sent at the expired token (default 200)",
+        help=f"concurrent callers sent at the expired token (2 to {MAX_CALLERS}; default 200)",
     )
     parser.set_defaults(handler=run)
 

@@ -8,30 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import threading
 from types import FrameType
 from typing import Any
 
+from keyturn.cli.options import (
+    UsageError,
+    fraction,
+    port_number,
+    seconds,
+    whole_number,
+    whole_seconds,
+)
 from keyturn.errors import KeyturnError
 
 ORDER = 40
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _seconds(text: str) -> int | None:
-    if text.lower() in ("none", "never"):
-        return None
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -41,40 +34,48 @@ def add_parser(commands: Any) -> None:
         description="A real OAuth 2.0 provider on 127.0.0.1 for development and tests: no "
         "credentials, no internet. Runs until Ctrl-C or SIGTERM.",
     )
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: pick one)")
+    parser.add_argument(
+        "--port", type=port_number, default=0, help="port to listen on (0: pick one)"
+    )
     parser.add_argument(
         "--access-token-lifetime",
-        type=_seconds,
+        type=whole_seconds,
         default=3600,
         metavar="SECONDS",
         help="access token lifetime ('never' for no expiry; default 3600)",
     )
     parser.add_argument(
         "--refresh-token-lifetime",
-        type=_seconds,
+        type=whole_seconds,
         default=None,
         metavar="SECONDS",
         help="refresh token lifetime (default: no expiry)",
     )
     parser.add_argument(
-        "--fault-rate", type=_rate, default=0.0, help="fraction of token requests answered 503"
+        "--fault-rate", type=fraction, default=0.0, help="fraction of token requests answered 503"
     )
     parser.add_argument(
         "--drop-rate",
-        type=_rate,
+        type=fraction,
         default=0.0,
         help="fraction of token requests whose connection is closed, unprocessed",
     )
     parser.add_argument(
         "--lost-answer-rate",
-        type=_rate,
+        type=fraction,
         default=0.0,
         help="fraction of token requests processed, then closed without an answer",
     )
     parser.add_argument(
-        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay per request"
+        "--latency",
+        type=seconds(),
+        default=0.0,
+        metavar="SECONDS",
+        help="delay per provider request",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")
+    parser.add_argument(
+        "--seed", type=whole_number, default=None, help="seed for reproducible faults"
+    )
     parser.add_argument(
         "--consent",
         choices=("auto", "page"),
@@ -114,9 +115,11 @@ def _print(info: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from keyturn_emulator import Emulator
+        from keyturn_emulator import Emulator, Knobs
     except ImportError as exc:
         raise KeyturnError(str(exc)) from None
+    if args.drop_rate + args.lost_answer_rate > 1.0:
+        raise UsageError("--drop-rate and --lost-answer-rate add up to more than 1")
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -135,7 +138,13 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
         )
     except ValueError as exc:
-        raise KeyturnError(f"emulator: {exc}") from None
+        # The options are checked above; should a check miss, the emulator's message names
+        # its knobs, and the user typed options.
+        names = "|".join([*sorted(Knobs.__dataclass_fields__, key=len, reverse=True), "port"])
+        message = re.sub(
+            rf"\b({names})\b", lambda found: "--" + found[1].replace("_", "-"), str(exc)
+        )
+        raise UsageError(message) from None
     try:
         emu.start()
     except OSError as exc:

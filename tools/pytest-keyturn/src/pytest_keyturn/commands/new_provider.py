@@ -36,8 +36,20 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pytest_keyturn.scaffold import generate
+    from keyturn.cli.options import UsageError
+    from pytest_keyturn.scaffold import (
+        ScaffoldError,
+        check_display_name,
+        check_provider_id,
+        generate,
+    )
 
+    try:
+        check_provider_id(args.name)
+        if args.display_name is not None:
+            check_display_name(args.display_name)
+    except ScaffoldError as exc:
+        raise UsageError(str(exc)) from None
     target = Path(args.output) if args.output else Path(f"keyturn-{args.name}")
     written = generate(args.name, target, display_name=args.display_name, rotating=args.rotating)
     print(f"wrote {target}/")

@@ -13,7 +13,13 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from keyturn.cli.options import add_authorize_options, authorize_params
+from keyturn.cli.options import (
+    UsageError,
+    add_authorize_options,
+    authorize_params,
+    port_number,
+    seconds,
+)
 
 ORDER = 40
 
@@ -70,14 +76,17 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing cassette")
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=DEFAULT_PORT,
         help=f"loopback port of the redirect URI http://127.0.0.1:PORT/callback "
         f"(default {DEFAULT_PORT})",
     )
     parser.add_argument("--open", action="store_true", help="open the authorize URL in a browser")
     parser.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the redirect (300)"
+        "--timeout",
+        type=seconds(positive=True),
+        default=300.0,
+        help="seconds to wait for the redirect (300)",
     )
     add_authorize_options(parser, param_help="a provider-specific authorize parameter (repeat)")
     parser.add_argument(
@@ -116,9 +125,17 @@ def read_tokens(
         (args.refresh_token, REFRESH_TOKEN_ENV),
     ):
         if option == "-":
-            line = stdin.readline().strip()
+            try:
+                line = stdin.readline().strip()
+            except UnicodeDecodeError:
+                line = "\x00"  # refused below, like any other line that is not a token
             if not line:
                 raise KeyturnError("expected a token on stdin, found none")
+            if not all("!" <= char <= "~" for char in line):
+                # Never shown: it may be a token all the same.
+                raise KeyturnError(
+                    "the token read from stdin is not printable ASCII (as OAuth tokens are)"
+                )
             values.append(line)
         else:
             values.append(environ.get(env) or None)
@@ -130,9 +147,13 @@ def run(args: argparse.Namespace) -> int:
     import webbrowser
 
     from keyturn.client import Keyturn
-    from pytest_keyturn.recording import record, save_tokens
+    from pytest_keyturn.recording import RecordingError, Scenario, record, save_tokens
 
-    params = authorize_params(args.param)
+    try:
+        Scenario.parse(args.scenario)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    params = authorize_params(args.param, options={"redirect_uri": "--port"})
     access_token, refresh_token = read_tokens(args, os.environ, sys.stdin)
     with Keyturn() as client:
         result = record(

@@ -38,6 +38,8 @@ __all__ = [
     "STANDARD_SCENARIOS",
     "ScaffoldError",
     "Starter",
+    "check_display_name",
+    "check_provider_id",
     "generate",
     "starters",
 ]
@@ -215,6 +217,32 @@ def _display_name(name: str) -> str:
     return " ".join(part.capitalize() for part in re.split(r"[-_]+", name) if part)
 
 
+def check_display_name(text: str) -> None:
+    """Check that ``text`` can stand as the provider's display name in every written file.
+
+    It is written into Python strings and docstrings, TOML, YAML comments and Markdown
+    as it is, so it may not hold a quote, a backslash or a control character (a newline).
+
+    :raises ScaffoldError: it holds one.
+    """
+    if any(char in '"\\' or not char.isprintable() for char in text):
+        raise ScaffoldError(
+            f"display name {text!r} holds a quote, a backslash or a control character"
+        )
+
+
+def check_provider_id(name: str) -> None:
+    """Check that ``name`` can be a provider id (:data:`PROVIDER_ID`).
+
+    :raises ScaffoldError: it cannot, with the rule in the message.
+    """
+    if not PROVIDER_ID.fullmatch(name):
+        raise ScaffoldError(
+            f"{name!r} is not a provider id: use lowercase letters, digits, '-' and '_', "
+            "starting with a letter"
+        )
+
+
 def generate(
     name: str,
     output: str | Path | None = None,
@@ -232,13 +260,12 @@ def generate(
     :param rotating: the provider rotates refresh tokens (the spec says so, and a
         ``refresh_rotated`` starter is written).
     :return: the files written, relative to the output folder.
-    :raises ScaffoldError: the name is not a provider id, or the folder is not empty.
+    :raises ScaffoldError: the name is not a provider id, the display name cannot be written
+        as it is, or the folder is not empty.
     """
-    if not PROVIDER_ID.fullmatch(name):
-        raise ScaffoldError(
-            f"{name!r} is not a provider id: use lowercase letters, digits, '-' and '_', "
-            "starting with a letter"
-        )
+    check_provider_id(name)
+    if display_name is not None:
+        check_display_name(display_name)
     target = Path(output) if output is not None else Path(f"keyturn-{name}")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ScaffoldError(f"{target} exists and is not an empty folder")
