@@ -84,8 +84,16 @@ def test_the_emulator_command_refuses_a_bad_value_as_a_subprocess(
     ],
 )
 def test_the_emulator_command_refuses_a_bad_value_in_its_own_terms(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
 ) -> None:
+    def never(self: Emulator) -> Emulator:
+        # Accepting the value would serve until Ctrl-C: fail instead of hanging.
+        raise AssertionError(f"the emulator started with {argv}")
+
+    monkeypatch.setattr(Emulator, "start", never)
     code, out, err = outcome(capsys, "emulator", *argv)
     assert out == ""
     assert_usage(code, err, "emulator", message)
@@ -115,8 +123,15 @@ def test_a_port_in_use_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.parametrize("value", ["abc", "1", "2.5", "", "10001", "100000000000000"])
 def test_the_demo_refuses_a_bad_number_of_callers(
-    capsys: pytest.CaptureFixture[str], value: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
+    import keyturn_emulator.demo.scenario
+
+    def never(*args: object, **kwargs: object) -> None:
+        # Accepting the value would start a demo with that many tasks: fail instead.
+        raise AssertionError(f"the demo started with --callers {value}")
+
+    monkeypatch.setattr(keyturn_emulator.demo.scenario, "run_demo", never)
     code, out, err = outcome(capsys, "demo", "--callers", value)
     assert out == ""
     assert_usage(code, err, "demo", "argument --callers: must be a whole number from 2 to 10000")
