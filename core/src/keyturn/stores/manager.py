@@ -79,7 +79,8 @@ What is guaranteed when a process dies (killed, crashed, powered off) at any poi
   :func:`~keyturn.stores.base.owner_is_dead`), or after ``lease`` seconds; the next caller
   re-reads the row and either finds the new tokens (no request) or refreshes normally.
 * Killed at any moment of the round trip, from the moment its request may have reached the
-  provider until the save of the answer committed: the provider may have issued new tokens
+  provider until the save of the answer committed (when the store fails then, until the
+  kept tokens are saved, as above): the provider may have issued new tokens
   (and, if it rotates, spent the old refresh token) while those tokens existed only in the
   answer on its way back or in the dead process's memory; nothing on the client side can
   recover them. The window is the whole round trip, not only the time after the answer
