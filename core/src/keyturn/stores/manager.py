@@ -79,19 +79,18 @@ What is guaranteed when a process dies (killed, crashed, powered off) at any poi
   :func:`~keyturn.stores.base.owner_is_dead`), or after ``lease`` seconds; the next caller
   re-reads the row and either finds the new tokens (no request) or refreshes normally.
 * Killed at any moment of the round trip, from the moment its request may have reached the
-  provider until the save of the answer committed (when the store fails then, until the
-  kept tokens are saved, as above): the provider may have issued new tokens
-  (and, if it rotates, spent the old refresh token) while those tokens existed only in the
-  answer on its way back or in the dead process's memory; nothing on the client side can
-  recover them. The window is the whole round trip, not only the time after the answer
-  arrived: the provider's own processing, the answer's way back and the save. The store
-  still holds the previous tokens, intact. The next caller refreshes with the previous
-  refresh token: a provider that does not rotate (Google), or that tolerates a reused token
-  for a moment, answers normally; a strict provider answers ``invalid_grant``, which is
-  raised and recorded as above, so the app asks the user to sign in again instead of
-  looping. keyturn keeps the part of the window that is its own as small as it can be: the
-  save is the first thing done with the answer, one ``BEGIN IMMEDIATE`` transaction,
-  durable when it commits (SQLite: WAL with ``synchronous=FULL``).
+  provider until the save of the answer committed (when the store fails then, until the kept
+  tokens are saved, as above): the provider may have issued new tokens (and, if it rotates,
+  spent the old refresh token) while those tokens existed only in the answer on its way back
+  or in the dead process's memory; nothing on the client side can recover them. The window is
+  the whole round trip, not only the time after the answer arrived: the provider's own
+  processing, the answer's way back and the save. The store still holds the previous tokens,
+  intact. The next caller refreshes with the previous refresh token: a provider that does not
+  rotate (Google), or that tolerates a reused token for a moment, answers normally; a strict
+  provider answers ``invalid_grant``, which is raised and recorded as above, so the app asks
+  the user to sign in again instead of looping. keyturn keeps the part of the window that is
+  its own as small as it can be: the save is the first thing done with the answer, one ``BEGIN
+  IMMEDIATE`` transaction, durable when it commits (SQLite: WAL with ``synchronous=FULL``).
 * The same window opens with no process dying when the answer is lost: the connection
   breaks, or the HTTP timeout runs out, after the provider received the request. The
   caller sees a transient :class:`~keyturn.TransportError` and the row keeps its tokens
