@@ -89,8 +89,9 @@ What is guaranteed when a process dies (killed, crashed, powered off) at any poi
   rotate (Google), or that tolerates a reused token for a moment, answers normally; a strict
   provider answers ``invalid_grant``, which is raised and recorded as above, so the app asks
   the user to sign in again instead of looping. keyturn keeps the part of the window that is
-  its own as small as it can be: the save is the first thing done with the answer, one ``BEGIN
-  IMMEDIATE`` transaction, durable when it commits (SQLite: WAL with ``synchronous=FULL``).
+  its own as small as it can be: the save is the first thing done with the answer, one
+  ``BEGIN IMMEDIATE`` transaction, durable when it commits (SQLite: WAL with
+  ``synchronous=FULL``).
 * The same window opens with no process dying when the answer is lost: the connection
   breaks, or the HTTP timeout runs out, after the provider received the request. The
   caller sees a transient :class:`~keyturn.TransportError` and the row keeps its tokens
