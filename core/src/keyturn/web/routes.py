@@ -166,6 +166,10 @@ class Routes:
             log.warning("sign-in with %s failed at the provider: %s", provider, exc.error)
             message = f"{provider} could not complete the sign-in ({exc.error}). Please try again."
             return self._failed(provider, message, 502).add_cookies(clear_flow)
+        except RecursionError:  # an answer (the ID token's JSON) nested deeper than parsers go
+            log.warning("a %s sign-in answer nested too deeply to read; refused", provider)
+            message = f"{provider} sent an answer that could not be read. Please try again."
+            return self._failed(provider, message, 502).add_cookies(clear_flow)
         replaced = yield from self.s.strategy.open(request, policy)
         if replaced is not None:  # a new sign-in ends the session this browser had;
             yield from self.s.strategy.end(request, policy, replaced)  # its cookies are reset

@@ -194,12 +194,17 @@ def _parse_json(plaintext: bytes) -> Any:
 
     The plaintext is authenticated, so it is what :meth:`Sealer.seal` wrote with
     ``json.dumps``. For such text both parsers give equal values; the fallback covers what
-    pydantic-core refuses and ``json`` accepts (a lone surrogate escape in some string). Only
-    object keys go through pydantic-core's string cache, so no token value stays in it.
+    pydantic-core refuses and ``json`` accepts (a lone surrogate escape in some string, arrays
+    and objects nested deeper than pydantic-core's limit of 200). Only object keys go through
+    pydantic-core's string cache, so no token value stays in it.
 
-    :raises ValueError: not JSON.
+    :raises ValueError: not JSON, or nested deeper than ``json`` follows (``RecursionError``
+        is turned into ``ValueError``: such a value is unreadable, not a crash).
     """
     try:
         return pydantic_core.from_json(plaintext, cache_strings="keys")
     except ValueError:
-        return json.loads(plaintext)
+        try:
+            return json.loads(plaintext)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
