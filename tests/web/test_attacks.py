@@ -30,6 +30,7 @@ from ._site import (
     FLOW,
     LIFETIME,
     OTHER_SECRET,
+    PUBLIC,
     SECRET,
     SECURE,
     SESSION,
@@ -488,6 +489,49 @@ async def test_same_site_callback_urls_are_followed(
     assert done.headers["location"] == location
     out = await sign_out(browser, callbackUrl=target)
     assert out.status_code == 303 and out.headers["location"] == location
+
+
+@pytest.mark.parametrize(
+    ("origin", "target", "location"),
+    [
+        (PUBLIC, "https://app.example:443/dash?x=1", "/dash?x=1"),
+        (PUBLIC, "https://APP.example:443/dash", "/dash"),
+        ("http://app.example", "http://app.example:80/dash", "/dash"),
+        ("https://app.example:443", "https://app.example/dash", "/dash"),
+    ],
+)
+async def test_a_callback_url_that_writes_the_default_port_is_the_same_site(
+    make_site: MakeSite, origin: str, target: str, location: str
+) -> None:
+    site = await make_site(url=origin)
+    started = await (await site.browser()).get(
+        "/auth/signin/github", params={"callbackUrl": target}
+    )
+    assert started.status_code == 302
+    state = Sealer(Keyring(SECRET), FLOW, site.clock).unseal(set_cookies(started)[0].value)
+    assert state is not None and state["callbackUrl"] == location
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://app.example:8443/dash",
+        "http://app.example:443/dash",
+        "https://app.example:80/dash",
+        "https://app.example:443@evil.example/",
+        "https://user@app.example/",
+        "https://app.example:0/",
+        "https://app.example:99999/",
+        "https://app.example:44x/",
+        "https://evil.example:443/",
+    ],
+)
+async def test_other_ports_and_hosts_are_still_another_site(
+    make_site: MakeSite, target: str
+) -> None:
+    site = await make_site(url=PUBLIC)
+    answer = await (await site.browser()).get("/auth/signin/github", params={"callbackUrl": target})
+    assert "callbackUrl" in assert_refused_page(answer, 400)
 
 
 # == CSRF on sign-out =======================================================================

@@ -1,8 +1,9 @@
 """The routes under the base path (``/auth`` by default), as operations (:mod:`keyturn.effects`).
 
 ================================  =============================================================
-``GET  /auth/signin/{provider}``  build the authorize URL, seal state/PKCE/nonce in a
-                                  15-minute cookie, redirect to the provider
+``GET  /auth/signin/{provider}``  build the authorize URL, seal state/PKCE/nonce and the
+                                  bounded ``callbackUrl`` in a 15-minute cookie (under 4 KB),
+                                  redirect to the provider
 ``GET  /auth/callback/{provider}`` check the callback against that cookie, exchange the code,
                                   run ``jwt`` for sign-in, start the session, redirect to the
                                   same-origin ``callbackUrl``
@@ -48,6 +49,8 @@ __all__ = ["Routes", "session_json"]
 log = logging.getLogger("keyturn.web")
 
 FLOW_MAX_AGE = 15 * 60
+#: What a browser keeps of one cookie (name, value and attributes); a longer one is dropped.
+MAX_COOKIE = 4096
 
 
 def session_json(session: Session, expires: int, expose_access_token: bool) -> dict[str, Any]:
@@ -126,13 +129,22 @@ class Routes:
         except ConfigurationError as exc:
             log.error("sign-in with %s is not configured: %s", provider, exc)
             return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
-        state = {"request": auth.model_dump(mode="json", context=REVEAL), "callbackUrl": target}
-        sealed = self.s.flow_sealer.seal(state, FLOW_MAX_AGE)
+        # The authorize URL is not kept: the callback never needs it, and it would double the
+        # cookie (it repeats the state and nonce, and grows with the scopes).
+        started = auth.model_dump(mode="json", context=REVEAL, exclude={"url"})
+        sealed = self.s.flow_sealer.seal({"request": started, "callbackUrl": target}, FLOW_MAX_AGE)
         policy = self.s.policy(request)
-        response = WebResponse.redirect(auth.url, 302)
-        return response.add_cookies(
-            [policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)]
-        )
+        cookie = policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)
+        if len(cookie) > MAX_COOKIE:  # browsers would drop it, and the callback would fail
+            log.error(
+                "sign-in with %s is not possible: its flow cookie would take %d bytes, over the "
+                "%d a browser keeps (too many scopes?)",
+                provider,
+                len(cookie),
+                MAX_COOKIE,
+            )
+            return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
+        return WebResponse.redirect(auth.url, 302).add_cookies([cookie])
 
     def callback(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
         policy = self.s.policy(request)
@@ -140,9 +152,9 @@ class Routes:
         clear_flow = [policy.expire(flow_name)] if flow_name in request.cookies else []
         state = self.s.flow_sealer.unseal(request.cookies.get(flow_name, ""))
         started: AuthorizationRequest | None = None
-        if state is not None:
+        if state is not None and isinstance(state.get("request"), dict):
             try:
-                started = AuthorizationRequest.model_validate(state.get("request"))
+                started = AuthorizationRequest.model_validate({"url": "", **state["request"]})
             except ValueError:
                 started = None
         if started is None or started.provider != provider:
