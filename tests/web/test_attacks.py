@@ -389,6 +389,24 @@ async def test_a_callback_from_another_issuer_is_refused(make_site: MakeSite) ->
     assert "could not be verified" in assert_refused_page(answer, 400)
 
 
+async def test_a_callback_without_iss_is_refused_from_a_provider_that_sends_it(
+    make_site: MakeSite,
+) -> None:
+    site = await make_site()
+    browser = await site.browser()
+    _, query = await site.start(browser, "google")
+    assert query.pop("iss")  # RFC 9207: Google names itself on every callback
+    answer = await browser.get("/auth/callback/google", params=query)
+    assert "could not be verified" in assert_refused_page(answer, 400)
+    assert counters(site)["token_requests"] == 0
+    # A provider that does not send it (GitHub) is not asked for it.
+    _, query = await site.start(browser, "github")
+    assert "iss" not in query
+    assert (await browser.get("/auth/callback/github", params=query)).status_code == 303
+    assert site.client.provider("google").authorization_response_iss
+    assert not site.client.provider("github").authorization_response_iss
+
+
 async def test_a_flow_cookie_of_another_provider_is_refused(make_site: MakeSite) -> None:
     site = await make_site()
     browser = await site.browser()
