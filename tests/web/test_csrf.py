@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._site import BASE, CSRF, PUBLIC, SECURE, SESSION, MakeSite, csrf_token, expired, written
+from ._site import BASE, CSRF, HOST, PUBLIC, SESSION, MakeSite, csrf_token, expired, written
 
 
 async def test_signout_from_a_script_answers_json(make_site: MakeSite, kind: str) -> None:
@@ -33,10 +33,10 @@ async def test_signout_behind_a_proxy_accepts_the_public_origin(
     site = await make_site(url=url)
     browser = await site.browser()  # the app sees http://127.0.0.1:8000, the browser PUBLIC
     answer = await browser.get("/auth/csrf")
-    cookie = written(answer, CSRF)[SECURE + CSRF]
+    cookie = written(answer, CSRF)[HOST + CSRF]
     out = await browser.post(
         "/auth/signout",
         data={"csrfToken": answer.json()["csrfToken"], "callbackUrl": f"{PUBLIC}/bye"},
-        headers={"origin": PUBLIC, "cookie": f"{SECURE}{CSRF}={cookie}"},
+        headers={"origin": PUBLIC, "cookie": f"{HOST}{CSRF}={cookie}"},
     )
     assert out.status_code == 303 and out.headers["location"] == "/bye"

@@ -44,6 +44,7 @@ from keyturn.models import JWT, REVEAL, AuthorizationRequest, Session
 from .messages import WebRequest, WebResponse
 from .redirects import same_origin_target
 from .settings import WebSettings
+from .strategies import Current, SessionTooLargeError
 
 __all__ = ["Routes", "session_json"]
 
@@ -184,10 +185,14 @@ class Routes:
             log.warning("a %s sign-in answer nested too deeply to read; refused", provider)
             message = f"{provider} sent an answer that could not be read. Please try again."
             return self._failed(provider, message, 502).add_cookies(clear_flow)
-        replaced = yield from self.s.strategy.open(request, policy)
-        if replaced is not None:  # a new sign-in ends the session this browser had;
-            yield from self.s.strategy.end(request, policy, replaced)  # its cookies are reset
-        cookies = yield from self.s.strategy.create(request, policy, jwt)
+        strategy = self.s.strategy
+        replaced = yield from strategy.open(request, policy)
+        try:
+            cookies = yield from strategy.create(request, policy, jwt)
+        except SessionTooLargeError as exc:
+            return (yield from self._too_large(request, provider, jwt, exc, replaced, clear_flow))
+        if replaced is not None:  # a new sign-in ends the session this browser had (its
+            yield from strategy.end(request, policy, replaced)  # cookies are replaced)
         log.info("signed in with %s", provider)
         target = str(state.get("callbackUrl") or "/")
         return WebResponse.redirect(target).add_cookies(cookies + clear_flow)
@@ -219,6 +224,28 @@ class Routes:
             "every redirect back (RFC 9207)"
         )
 
+    def _too_large(
+        self,
+        request: WebRequest,
+        provider: str,
+        jwt: JWT,
+        exc: SessionTooLargeError,
+        replaced: Current | None,
+        clear_flow: list[str],
+    ) -> Operation[WebResponse]:
+        """The answer to a sign-in whose session cannot be stored: a page, and a log line."""
+        log.error("signing in with %s failed: %s", provider, exc)
+        policy = self.s.policy(request)
+        ended = yield from self.s.strategy.end(request, policy, replaced)
+        if self.s.revoke_on_signout:  # no session holds the grant: give it back
+            yield from self._revoke(jwt)
+        message = (
+            f"Signing in with {provider} worked, but the session it made is too large for this "
+            "site to keep, so you are not signed in. This needs a change on the site: please "
+            "tell its operator."
+        )
+        return self._failed(provider, message, 507).add_cookies(ended + clear_flow)
+
     # -- session --------------------------------------------------------------------------
 
     def current(self, request: WebRequest) -> Operation[tuple[Session | None, int, list[str]]]:
@@ -249,7 +276,8 @@ class Routes:
         response = WebResponse.json({"csrfToken": token})
         if cookie is not None:
             response.add_cookies([policy.set(name, cookie, self.s.session_max_age)])
-        return response
+        strays = policy.strays(self.s.csrf_cookie)
+        return response.add_cookies([policy.expire(n) for n in strays if n in request.cookies])
 
     def signout(self, request: WebRequest) -> Operation[WebResponse]:
         policy = self.s.policy(request)
