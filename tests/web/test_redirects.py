@@ -10,7 +10,7 @@ import pytest
 
 from keyturn.web.redirects import MAX_CALLBACK_URL, same_origin, same_origin_target
 
-from ._site import BASE, MakeSite, set_cookies, sign_out
+from ._site import BASE, MakeSite, message_of, set_cookies, sign_out
 
 #: What a browser keeps of one cookie: name, value and attributes.
 BROWSER_LIMIT = 4096
@@ -25,6 +25,7 @@ def test_same_origin_targets() -> None:
     assert same_origin_target(BASE, origin) == "/"
     assert same_origin_target("/café?q=日本", origin) == "/caf%C3%A9?q=%E6%97%A5%E6%9C%AC"
     assert same_origin_target("/a b", origin) == "/a%20b"
+    assert same_origin_target('/a?q="x"', origin) == "/a?q=%22x%22"  # no JSON escape needed
     for value in (
         "//evil.example",
         f"{BASE}//evil.example",
@@ -98,8 +99,9 @@ def test_same_origin() -> None:
         ("/" + "p" * 2500 + "?q=1", "/"),  # a path too long to keep
         ("{base}/report?q=" + "%E6%97%A5" * 900 + "#top", "/report"),
         ("/a?q=" + "x" * (MAX_CALLBACK_URL - 5), "/a?q=" + "x" * (MAX_CALLBACK_URL - 5)),
+        ("/a?q=" + '"' * 300, "/a?q=" + "%22" * 300),
     ],
-    ids=["long-query", "long-path", "absolute-non-ascii", "at-the-limit"],
+    ids=["long-query", "long-path", "absolute-non-ascii", "at-the-limit", "quotes"],
 )
 async def test_a_long_callback_url_keeps_the_flow_cookie_under_4_kb(
     make_site: MakeSite, base_url: str, callback_url: str, location: str
@@ -110,6 +112,7 @@ async def test_a_long_callback_url_keeps_the_flow_cookie_under_4_kb(
     started, query = await site.start(browser, "google", callback_url)
     [flow] = set_cookies(started)
     assert len(flow.header) < BROWSER_LIMIT
+    assert len(flow.header) < 2200  # what docs/web.md promises, with the longest target
     assert len(flow.header.encode()) == len(flow.header)
     done = await browser.get("/auth/callback/google", params=query)
     assert done.status_code == 303 and done.headers["location"] == location
@@ -122,3 +125,14 @@ async def test_a_long_sign_out_callback_url_is_bounded_too(make_site: MakeSite) 
     await site.sign_in(browser)
     out = await sign_out(browser, callbackUrl="/bye?q=" + "x" * 5000)
     assert out.status_code == 303 and out.headers["location"] == "/bye"
+
+
+async def test_a_flow_cookie_that_would_pass_4_kb_is_refused_not_dropped(
+    make_site: MakeSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only an app's own settings can do this (scopes by the hundred): it is told so.
+    site = await make_site(scopes={"github": [f"scope-{i}" for i in range(400)]})
+    answer = await (await site.browser()).get("/auth/signin/github")
+    assert answer.status_code == 500 and "location" not in answer.headers
+    assert "not configured" in message_of(answer) and not set_cookies(answer)
+    assert any("flow cookie would take" in r.getMessage() for r in caplog.records)

@@ -7,7 +7,8 @@ as the scheme's default (``https://app.example:443``) is the same as none. Every
 ``//evil.example``, also when hidden in the path of an absolute URL, backslash tricks that
 some browsers read as ``//``, control characters, ``javascript:``) is refused: an open
 redirect would let a phishing link borrow the app's name. The accepted path is returned as
-ASCII, with other characters percent-encoded, so it fits a ``Location`` header.
+ASCII, with other characters (and ``"``) percent-encoded, so it fits a ``Location`` header and
+takes no more room in the flow cookie's JSON than its own length.
 
 The target is also kept short: it travels in the sign-in's flow cookie, which a browser drops
 silently past 4 KB. One longer than :data:`MAX_CALLBACK_URL` loses its fragment, then its
@@ -87,4 +88,6 @@ def _origin_key(text: str) -> tuple[str, str, int | None] | None:
 
 
 def _ascii(target: str) -> str:
-    return "".join(char if 0x20 < ord(char) < 0x7F else quote(char, safe="") for char in target)
+    return "".join(
+        char if 0x20 < ord(char) < 0x7F and char != '"' else quote(char, safe="") for char in target
+    )
