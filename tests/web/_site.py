@@ -376,9 +376,13 @@ class Groups:
         self.groups = groups(count)
         self.key = key
         self.at = tuple(at)
+        #: How many ID tokens were grown.
+        self.grown = 0
 
     def _grown(self, tokens: TokenSet) -> TokenSet:
-        assert tokens.id_token is not None, "the provider sent no ID token to grow"
+        if tokens.id_token is None:  # GitHub: no ID token to grow
+            return tokens
+        self.grown += 1
         payload = tokens.id_token.get_secret_value().split(".")[1]
         claims = json.loads(b64decode(payload))
         id_token = sign_id_token({**claims, "groups": self.groups}, self.key)

@@ -66,9 +66,11 @@ def groups_plugin(site_or_world: Any, count: int, at: tuple[str, ...] = ("signIn
 async def test_an_id_token_with_thousands_of_groups_signs_in_within_the_budget(
     make_site: MakeSite, world: Any, count: int
 ) -> None:
-    site = await make_site(plugins=[groups_plugin(world, count)])
+    plugin = groups_plugin(world, count)
+    site = await make_site(plugins=[plugin])
     browser = await site.browser()
     done = await site.sign_in(browser, "google")
+    assert plugin.grown == 1
     assert all(len(header) < BROWSER_LIMIT for header in done.headers.get_list("set-cookie"))
     await csrf_token(browser)  # every cookie keyturn sets while signed in
     assert session_size(jar(browser)) <= SESSION_COOKIE_BUDGET
@@ -91,22 +93,34 @@ async def test_an_id_token_with_thousands_of_groups_signs_in_within_the_budget(
 async def test_a_refresh_that_brings_a_bigger_id_token_keeps_the_session(
     make_site: MakeSite, world: Any
 ) -> None:
-    site = await make_site(plugins=[groups_plugin(world, 2000, at=("refresh",))])
+    plugin = groups_plugin(world, 2000, at=("refresh",))
+    site = await make_site(plugins=[plugin])
     browser = await site.browser()
     await site.sign_in(browser, "google")
     site.clock.advance(LIFETIME)
     answer = await browser.get("/auth/session")
+    assert plugin.grown == 1
     assert answer.status_code == 200 and "error" not in answer.json()
     assert answer.json()["accessTokenExpires"] == int(site.clock()) + LIFETIME
     assert session_size(jar(browser)) <= SESSION_COOKIE_BUDGET
     assert site.jwt_of(jar(browser)).tokens.id_token is None
 
 
-async def test_the_app_can_ask_the_cookie_to_keep_more(make_site: MakeSite, world: Any) -> None:
+async def test_the_app_can_ask_the_cookie_to_keep_more(
+    make_site: MakeSite, world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     keeps = ("id_token", "raw_profile", "token_extra")
     site = await make_site(session_cookie_keeps=keeps, plugins=[groups_plugin(world, 5)])
     browser = await site.browser()
-    await site.sign_in(browser, "google")
+    only_id_token = await make_site(session_cookie_keeps=["id_token"])
+    with caplog.at_level(logging.WARNING, logger="keyturn.web"):
+        await site.sign_in(browser, "github")
+        kept = site.jwt_of(jar(browser))
+        assert kept.tokens.id_token is None and kept.user is not None and kept.user.raw
+        # GitHub sends no ID token: nothing asked for is left out, nothing to warn about.
+        await only_id_token.sign_in(await only_id_token.browser(), "github")
+        await site.sign_in(browser, "google")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     kept = site.jwt_of(jar(browser))
     assert kept.tokens.id_token is not None
     assert kept.user is not None and len(kept.user.raw["groups"]) == 5

@@ -219,7 +219,8 @@ class JwtStrategy:
         :raises SessionTooLargeError: the cookie does not fit even without it.
         """
         size = 0
-        for keeps in (self.keeps, ()) if _present(jwt, self.keeps) else ((),):
+        # Without anything to keep, the first attempt is already the smallest.
+        for keeps in (self.keeps, ()) if _present(jwt, self.keeps) else (self.keeps,):
             kept = _kept(jwt, keeps)
             value = self.sealer.seal({**payload, "jwt": _dump(kept)}, self.max_age, _SECRET_PATHS)
             larger, size = size, chunked_size(name, value)
