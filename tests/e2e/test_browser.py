@@ -454,3 +454,17 @@ def test_sign_out_ends_the_session(page: Page, context: BrowserContext, site: Si
     )
     assert status == 401
     shot(page, site, "17-signed-out")
+
+
+def test_sign_in_from_a_page_with_a_long_address(page: Page, site: Site) -> None:
+    # client.js sends the page's own address as callbackUrl; a long one must not make a flow
+    # cookie the browser drops (over 4 KB), which would fail the sign-in at the callback.
+    page.goto(site.url + "/?q=" + "x" * 2500)
+    expect(page.locator("body")).to_have_attribute("data-state", "signed-out", timeout=UI_MS)
+    page.evaluate("() => keyturn.signIn('github')")
+    page.wait_for_url(site.authorize_url())
+    assert any(c["name"] == "keyturn.flow" for c in page.context.cookies())
+    page.click("#allow")
+    page.wait_for_url(site.url + "/")  # the page, without its too long query
+    expect_signed_in(page)
+    shot(page, site, "18-signed-in-from-a-long-address")

@@ -361,9 +361,9 @@ def test_over_https_the_cookies_are_secure_and_prefixed(site: Site) -> None:
 
     assert callback.status_code == 303
     written = [c for c in set_cookies(callback) if f"{SESSION_COOKIE}=" in c]
-    assert written and all(c.startswith(f"__Secure-{SESSION_COOKIE}=") for c in written)
+    assert written and all(c.startswith(f"__Host-{SESSION_COOKIE}=") for c in written)
     assert all(c.endswith("; Secure") for c in written)
-    assert site.session_cookie(f"__Secure-{SESSION_COOKIE}") is not None
+    assert site.session_cookie(f"__Host-{SESSION_COOKIE}") is not None
     assert site.session_cookie() is None
     page = site.browser.get("/", **https)
     assert page_user(page) == "Ada Example"

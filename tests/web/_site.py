@@ -13,7 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
+import random
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,10 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from keyturn import JWT, AsyncKeyturn, Keyturn, TokenSet, hookimpl
+from keyturn import JWT, AsyncKeyturn, Flow, Keyturn, Profile, TokenSet, hookimpl
 from keyturn.plugins import get_plugin_manager
 from keyturn.starlette import KeyturnAuth
 from keyturn.stores.base import TokenStore
@@ -38,6 +42,7 @@ from keyturn.web.sealing import Sealer
 from keyturn.web.settings import StrategyName
 from keyturn.web.strategies import DatabaseStrategy
 from keyturn_emulator import Emulator
+from keyturn_emulator.idtoken import sign_id_token
 from keyturn_github import GITHUB
 from keyturn_google import GOOGLE
 from tests.conftest import FakeClock
@@ -51,6 +56,7 @@ SESSION = "keyturn.session-token"
 FLOW = "keyturn.flow"
 CSRF = "keyturn.csrf-token"
 SECURE = "__Secure-"
+HOST = "__Host-"
 #: Seconds the emulator's access tokens live.
 LIFETIME = 3600
 #: The session strategies: ``jwt``, and ``database`` over two stores.
@@ -253,7 +259,7 @@ def set_cookies(response: httpx.Response | WebResponse) -> list[SetCookie]:
 
 def in_family(name: str, base: str) -> bool:
     """Whether cookie ``name`` is ``base`` or one of its chunks, with or without the prefix."""
-    name = name.removeprefix(SECURE)
+    name = name.removeprefix(SECURE).removeprefix(HOST)
     suffix = name[len(base) + 1 :]
     return name == base or (name.startswith(base + ".") and suffix.isdigit())
 
@@ -328,7 +334,7 @@ def blob(size: int) -> str:
 class BigClaims:
     """An app's ``jwt`` wrapper: a large claim at sign-in (``big="signIn"``) or refresh."""
 
-    def __init__(self, big: str = "signIn", size: int = 7000) -> None:
+    def __init__(self, big: str = "signIn", size: int = 5000) -> None:
         self.big = big
         self.blob = blob(size)
 
@@ -340,3 +346,67 @@ class BigClaims:
         if trigger in ("signIn", "refresh"):
             return token.model_copy(update={"claims": {"small": True}})
         return token
+
+
+def cookie_header_size(cookies: Mapping[str, str]) -> int:
+    """Bytes of the ``Cookie`` header value a browser sends for ``cookies``."""
+    return len("; ".join(f"{name}={value}" for name, value in cookies.items()))
+
+
+def groups(count: int, seed: int = 0) -> list[str]:
+    """``count`` group ids as Entra ID writes them (GUIDs: random, so they barely compress)."""
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count)]
+
+
+class Groups:
+    """A provider whose ID token, and profile, list the user's groups (Entra ID, Okta and
+    Keycloak can put thousands there).
+
+    The emulator's ID token is re-signed with a ``groups`` claim added, at sign-in and, with
+    ``at`` holding ``"refresh"``, in every refresh response (which then carries an ID token
+    even where the emulator sends none). The profile's ``raw`` gets the same list.
+
+    :param count: how many groups.
+    :param at: when the ID token carries them: ``"signIn"``, ``"refresh"`` or both.
+    :param key: the emulator's client secret, which signs its ID tokens.
+    """
+
+    def __init__(self, count: int, key: str, at: Sequence[str] = ("signIn",)) -> None:
+        self.groups = groups(count)
+        self.key = key
+        self.at = tuple(at)
+        #: How many ID tokens were grown.
+        self.grown = 0
+
+    def _grown(self, tokens: TokenSet) -> TokenSet:
+        if tokens.id_token is None:  # GitHub: no ID token to grow
+            return tokens
+        self.grown += 1
+        payload = tokens.id_token.get_secret_value().split(".")[1]
+        claims = json.loads(b64decode(payload))
+        id_token = sign_id_token({**claims, "groups": self.groups}, self.key)
+        return tokens.model_copy(update={"id_token": SecretStr(id_token)})
+
+    def _grow(self, flow: Flow[TokenSet], when: str) -> Flow[TokenSet]:
+        tokens = yield from flow
+        return self._grown(tokens) if when in self.at else tokens
+
+    @hookimpl(wrapper=True)
+    def keyturn_exchange_code(self) -> Any:
+        flow = yield
+        return None if flow is None else self._grow(flow, "signIn")
+
+    @hookimpl(wrapper=True)
+    def keyturn_refresh(self) -> Any:
+        flow = yield
+        return None if flow is None else self._grow(flow, "refresh")
+
+    def _with_groups(self, flow: Flow[Profile]) -> Flow[Profile]:
+        profile = yield from flow
+        return profile.model_copy(update={"raw": {**profile.raw, "groups": self.groups}})
+
+    @hookimpl(wrapper=True)
+    def keyturn_userinfo(self) -> Any:
+        flow = yield
+        return None if flow is None else self._with_groups(flow)

@@ -1,4 +1,4 @@
-"""keyturn.web.cookies: the attributes of every cookie keyturn writes, the __Secure- prefix,
+"""keyturn.web.cookies: the attributes of every cookie keyturn writes, the __Host- prefix,
 and values split over several cookies when they outgrow one."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ._site import (
     BASE,
     CSRF,
     FLOW,
+    HOST,
     LIFETIME,
     PUBLIC,
     SECURE,
@@ -38,8 +39,13 @@ def test_cookie_attributes() -> None:
     assert (cookie.name, cookie.value) == ("n", "v")
     assert cookie.attrs == {"path": "/", "max-age": "60", "httponly": "", "samesite": "Lax"}
     secure = CookiePolicy(secure=True)
-    assert secure.name("n") == "__Secure-n" and POLICY.name("n") == "n"
-    assert "secure" in parse_set_cookie(secure.set("__Secure-n", "v", 60)).attrs
+    assert secure.name("n") == "__Host-n" and POLICY.name("n") == "n"
+    host = parse_set_cookie(secure.set("__Host-n", "v", 60))
+    assert "secure" in host.attrs and host.attrs["path"] == "/" and "domain" not in host.attrs
+    # __Host- needs Path=/ and no Domain; elsewhere the name takes __Secure-.
+    assert CookiePolicy(secure=True, path="/app").name("n") == "__Secure-n"
+    assert CookiePolicy(secure=True, domain="app.example").name("n") == "__Secure-n"
+    assert CookiePolicy(secure=False, domain="app.example").name("n") == "n"
     assert parse_set_cookie(POLICY.expire("n")).expired
     with pytest.raises(ValueError, match="URL-safe"):
         POLICY.set("n", "a;b", 60)
@@ -90,7 +96,7 @@ async def test_every_cookie_is_httponly_lax_and_host_wide_without_secure_on_http
     assert written(done)[SESSION] and SESSION in expired(out)
 
 
-async def test_https_gives_secure_prefixed_cookies(make_site: MakeSite, kind: str) -> None:
+async def test_https_gives_host_prefixed_cookies(make_site: MakeSite, kind: str) -> None:
     site = await make_site(kind)
     browser = await site.browser("https://127.0.0.1:8000")
     started, query = await site.start(browser)
@@ -103,8 +109,10 @@ async def test_https_gives_secure_prefixed_cookies(make_site: MakeSite, kind: st
     out = await browser.post("/auth/signout", data={"csrfToken": csrf.json()["csrfToken"]})
     assert out.status_code == 303
     cookies = [c for r in (started, done, csrf, out) for c in set_cookies(r)]
-    assert {c.name for c in cookies} == {SECURE + FLOW, SECURE + SESSION, SECURE + CSRF}
-    assert all("secure" in c.attrs and "httponly" in c.attrs for c in cookies)
+    assert {c.name for c in cookies} == {HOST + FLOW, HOST + SESSION, HOST + CSRF}
+    for cookie in cookies:  # what a browser requires of a __Host- cookie
+        assert "secure" in cookie.attrs and "httponly" in cookie.attrs
+        assert cookie.attrs["path"] == "/" and "domain" not in cookie.attrs
     assert (await browser.get("/auth/session")).json() is None
 
 
@@ -124,7 +132,7 @@ async def test_secure_cookies_follow_the_app_url_unless_set(
     browser = await site.browser(base_url)
     started = await browser.get("/auth/signin/github")
     [cookie] = set_cookies(started)
-    assert cookie.name == (SECURE if secure else "") + FLOW
+    assert cookie.name == (HOST if secure else "") + FLOW
     assert ("secure" in cookie.attrs) is secure
     redirect_uri = dict(parse_qsl(urlsplit(started.headers["location"]).query))["redirect_uri"]
     origin = settings.get("url", base_url)
@@ -165,3 +173,24 @@ async def test_a_session_that_outgrows_one_cookie_expires_the_unsplit_one(
     assert len(written(answer)) >= 2 and SESSION in expired(answer)
     assert SESSION not in jar(browser)
     assert (await browser.get("/auth/session")).json()["claims"] == {"blob": claims.blob}
+
+
+@pytest.mark.parametrize("planted", [SECURE + SESSION, SESSION])
+async def test_on_https_a_session_under_another_name_is_not_read_but_cleared(
+    make_site: MakeSite, kind: str, planted: str
+) -> None:
+    # A sibling subdomain can set a __Secure- cookie (or an unprefixed one) for the whole
+    # domain; only the __Host- name is the app's own.
+    site = await make_site(kind)
+    browser = await site.browser("https://127.0.0.1:8000")
+    await site.sign_in(browser)
+    value = jar(browser)[HOST + SESSION]
+    stranger = await site.browser("https://127.0.0.1:8000", cookies={planted: value})
+    answer = await stranger.get("/auth/session")
+    assert answer.status_code == 200 and answer.json() is None
+    assert planted in expired(answer) and not written(answer)
+    # Signing in next to such a cookie clears it too.
+    stranger = await site.browser("https://127.0.0.1:8000", cookies={planted: value})
+    done = await site.sign_in(stranger)
+    assert planted in expired(done) and HOST + SESSION in written(done)
+    assert (await stranger.get("/auth/session")).json()["user"]["name"] == ADA["name"]

@@ -140,7 +140,8 @@ async def test_a_fresh_sign_in_with_google_and_the_session_claims(make_site: Mak
     await site.sign_in(browser, "google")
     body = (await browser.get("/auth/session")).json()
     assert body["provider"] == "google" and body["user"]["email"]
-    assert site.tokens_of(browser).id_token is not None
+    # The ID token was checked at sign-in; the cookie does not keep it (nothing needs it).
+    assert site.tokens_of(browser).id_token is None
 
 
 # == sign-out =================================================================================

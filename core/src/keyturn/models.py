@@ -31,6 +31,7 @@ from pydantic import (
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic.version import VERSION as PYDANTIC_VERSION
 
@@ -329,6 +330,15 @@ class ProviderSpec(_Model):
             "an ID token naming any other one is refused (OpenID Connect Core 3.1.3.7)."
         ),
     )
+    authorization_response_iss: bool = Field(
+        default=False,
+        description=(
+            "Whether the provider puts `iss` (its `issuer`) on every redirect back to the app "
+            "(RFC 9207; `authorization_response_iss_parameter_supported` in its metadata). "
+            "When set, a callback without `iss` is refused, as an attacker's mix-up would "
+            "leave it out. Set it only for a provider documented to send it."
+        ),
+    )
     default_scopes: tuple[str, ...] = ()
     authorize_params: dict[str, str] = Field(
         default_factory=dict, description="Sent on every authorize URL unless overridden per call."
@@ -356,6 +366,12 @@ class ProviderSpec(_Model):
         default_factory=frozenset,
         description="Provider error codes worth retrying, beyond RFC 6749's.",
     )
+
+    @model_validator(mode="after")
+    def _iss_needs_issuer(self) -> ProviderSpec:
+        if self.authorization_response_iss and self.issuer is None:
+            raise ValueError("authorization_response_iss needs the provider's issuer")
+        return self
 
     @property
     def env_prefix(self) -> str:

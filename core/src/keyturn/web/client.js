@@ -40,7 +40,12 @@
   }
 
   function signIn(provider, options) {
-    var callbackUrl = (options && options.callbackUrl) || window.location.href;
+    // By default, back to this page: its path, query and fragment (the origin is the app's
+    // own). The server keeps at most 1024 characters of it, dropping the fragment, then the
+    // query, when it is longer.
+    var here = window.location;
+    var callbackUrl = (options && options.callbackUrl) ||
+      here.pathname + here.search + here.hash;
     window.location.assign(
       base + "/signin/" + encodeURIComponent(provider) +
       "?callbackUrl=" + encodeURIComponent(callbackUrl)

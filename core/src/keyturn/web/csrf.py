@@ -5,7 +5,8 @@ token and an HMAC of it under the app's key. A ``POST`` must send the same token
 ``csrfToken`` field or an ``X-CSRF-Token`` header. Another site can make the browser send the
 cookie but cannot read the token (the same-origin policy keeps the JSON answer from it), and
 cannot forge a cookie whose HMAC checks. Requests whose ``Origin`` (or ``Sec-Fetch-Site``)
-says they come from another site are refused before any of that.
+says they come from another site are refused before any of that (an origin that writes its
+scheme's default port, ``https://app.example:443``, is the app's own).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import secrets
 
 from .keys import Keyring
 from .messages import WebRequest
+from .redirects import same_origin
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "Csrf"]
 
@@ -69,7 +71,7 @@ class Csrf:
             request's own by default (behind a proxy, pass the app's ``url``).
         """
         sent_from = request.headers.get("origin")
-        if sent_from is not None and sent_from != (origin or request.origin):
+        if sent_from is not None and not same_origin(sent_from, origin or request.origin):
             return False
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return False

@@ -53,7 +53,11 @@ class WebRequest:
 
     @cached_property
     def form(self) -> dict[str, str]:
-        """Fields of a form-encoded or JSON object body; empty for anything else."""
+        """Fields of a form-encoded or JSON object body; empty for anything else.
+
+        Only string fields are kept. A body that cannot be read (not UTF-8, not JSON, or JSON
+        nested deeper than the parser follows) has no fields.
+        """
         kind = self.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             if kind == "application/x-www-form-urlencoded":
@@ -62,7 +66,7 @@ class WebRequest:
                 data: Any = json.loads(self.body or b"{}")
                 if isinstance(data, dict):
                     return {k: v for k, v in data.items() if isinstance(v, str)}
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             pass
         return {}
 

@@ -1,8 +1,9 @@
 """The routes under the base path (``/auth`` by default), as operations (:mod:`keyturn.effects`).
 
 ================================  =============================================================
-``GET  /auth/signin/{provider}``  build the authorize URL, seal state/PKCE/nonce in a
-                                  15-minute cookie, redirect to the provider
+``GET  /auth/signin/{provider}``  build the authorize URL, seal state/PKCE/nonce and the
+                                  bounded ``callbackUrl`` in a 15-minute cookie (under 4 KB),
+                                  redirect to the provider
 ``GET  /auth/callback/{provider}`` check the callback against that cookie, exchange the code,
                                   run ``jwt`` for sign-in, start the session, redirect to the
                                   same-origin ``callbackUrl``
@@ -31,6 +32,7 @@ from keyturn.errors import (
     AuthorizationDenied,
     CallbackError,
     ConfigurationError,
+    IssuerMismatchError,
     KeyturnError,
     MissingCodeError,
     ProviderError,
@@ -42,12 +44,15 @@ from keyturn.models import JWT, REVEAL, AuthorizationRequest, Session
 from .messages import WebRequest, WebResponse
 from .redirects import same_origin_target
 from .settings import WebSettings
+from .strategies import Current, SessionTooLargeError
 
 __all__ = ["Routes", "session_json"]
 
 log = logging.getLogger("keyturn.web")
 
 FLOW_MAX_AGE = 15 * 60
+#: What a browser keeps of one cookie (name, value and attributes); a longer one is dropped.
+MAX_COOKIE = 4096
 
 
 def session_json(session: Session, expires: int, expose_access_token: bool) -> dict[str, Any]:
@@ -126,13 +131,22 @@ class Routes:
         except ConfigurationError as exc:
             log.error("sign-in with %s is not configured: %s", provider, exc)
             return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
-        state = {"request": auth.model_dump(mode="json", context=REVEAL), "callbackUrl": target}
-        sealed = self.s.flow_sealer.seal(state, FLOW_MAX_AGE)
+        # The authorize URL is not kept: the callback never needs it, and it would double the
+        # cookie (it repeats the state and nonce, and grows with the scopes).
+        started = auth.model_dump(mode="json", context=REVEAL, exclude={"url"})
+        sealed = self.s.flow_sealer.seal({"request": started, "callbackUrl": target}, FLOW_MAX_AGE)
         policy = self.s.policy(request)
-        response = WebResponse.redirect(auth.url, 302)
-        return response.add_cookies(
-            [policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)]
-        )
+        cookie = policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)
+        if len(cookie) > MAX_COOKIE:  # browsers would drop it, and the callback would fail
+            log.error(
+                "sign-in with %s is not possible: its flow cookie would take %d bytes, over the "
+                "%d a browser keeps (too many scopes?)",
+                provider,
+                len(cookie),
+                MAX_COOKIE,
+            )
+            return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
+        return WebResponse.redirect(auth.url, 302).add_cookies([cookie])
 
     def callback(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
         policy = self.s.policy(request)
@@ -140,9 +154,9 @@ class Routes:
         clear_flow = [policy.expire(flow_name)] if flow_name in request.cookies else []
         state = self.s.flow_sealer.unseal(request.cookies.get(flow_name, ""))
         started: AuthorizationRequest | None = None
-        if state is not None:
+        if state is not None and isinstance(state.get("request"), dict):
             try:
-                started = AuthorizationRequest.model_validate(state.get("request"))
+                started = AuthorizationRequest.model_validate({"url": "", **state["request"]})
             except ValueError:
                 started = None
         if started is None or started.provider != provider:
@@ -155,6 +169,7 @@ class Routes:
             ).add_cookies(clear_flow)
         assert state is not None
         try:
+            self._check_issuer_sent(started, request.query)
             jwt = yield from self.s.client.sign_in_op(
                 started, request.query, fetch_profile=self.s.fetch_profile
             )
@@ -166,13 +181,70 @@ class Routes:
             log.warning("sign-in with %s failed at the provider: %s", provider, exc.error)
             message = f"{provider} could not complete the sign-in ({exc.error}). Please try again."
             return self._failed(provider, message, 502).add_cookies(clear_flow)
-        replaced = yield from self.s.strategy.open(request, policy)
-        if replaced is not None:  # a new sign-in ends the session this browser had;
-            yield from self.s.strategy.end(request, policy, replaced)  # its cookies are reset
-        cookies = yield from self.s.strategy.create(request, policy, jwt)
+        except RecursionError:  # an answer (the ID token's JSON) nested deeper than parsers go
+            log.warning("a %s sign-in answer nested too deeply to read; refused", provider)
+            message = f"{provider} sent an answer that could not be read. Please try again."
+            return self._failed(provider, message, 502).add_cookies(clear_flow)
+        strategy = self.s.strategy
+        replaced = yield from strategy.open(request, policy)
+        try:
+            cookies = yield from strategy.create(request, policy, jwt)
+        except SessionTooLargeError as exc:
+            return (yield from self._too_large(request, provider, jwt, exc, replaced, clear_flow))
+        if replaced is not None:  # a new sign-in ends the session this browser had (its
+            yield from strategy.end(request, policy, replaced)  # cookies are replaced)
         log.info("signed in with %s", provider)
         target = str(state.get("callbackUrl") or "/")
         return WebResponse.redirect(target).add_cookies(cookies + clear_flow)
+
+    def _check_issuer_sent(self, started: AuthorizationRequest, query: dict[str, str]) -> None:
+        """Refuse a callback without ``iss`` from a provider that always sends it (RFC 9207).
+
+        A callback whose state does not match is refused for that first, as
+        :meth:`~keyturn.models.AuthorizationRequest.verify_callback` would.
+
+        :raises CallbackError: the state does not match, or ``iss`` is missing.
+        """
+        if "iss" in query:
+            return  # verify_callback compares it with the provider's issuer
+        try:
+            spec = self.s.client.provider(started.provider)
+        except UnknownProviderError:
+            return
+        if not spec.authorization_response_iss:
+            return
+        try:
+            started.verify_callback(query)
+        except StateMismatchError:
+            raise
+        except CallbackError:
+            pass
+        raise IssuerMismatchError(
+            f"{started.provider}: the callback carries no iss, which this provider sends on "
+            "every redirect back (RFC 9207)"
+        )
+
+    def _too_large(
+        self,
+        request: WebRequest,
+        provider: str,
+        jwt: JWT,
+        exc: SessionTooLargeError,
+        replaced: Current | None,
+        clear_flow: list[str],
+    ) -> Operation[WebResponse]:
+        """The answer to a sign-in whose session cannot be stored: a page, and a log line."""
+        log.error("signing in with %s failed: %s", provider, exc)
+        policy = self.s.policy(request)
+        ended = yield from self.s.strategy.end(request, policy, replaced)
+        if self.s.revoke_on_signout:  # no session holds the grant: give it back
+            yield from self._revoke(jwt)
+        message = (
+            f"Signing in with {provider} worked, but the session it made is too large for this "
+            "site to keep, so you are not signed in. This needs a change on the site: please "
+            "tell its operator."
+        )
+        return self._failed(provider, message, 507).add_cookies(ended + clear_flow)
 
     # -- session --------------------------------------------------------------------------
 
@@ -204,7 +276,8 @@ class Routes:
         response = WebResponse.json({"csrfToken": token})
         if cookie is not None:
             response.add_cookies([policy.set(name, cookie, self.s.session_max_age)])
-        return response
+        strays = policy.strays(self.s.csrf_cookie)
+        return response.add_cookies([policy.expire(n) for n in strays if n in request.cookies])
 
     def signout(self, request: WebRequest) -> Operation[WebResponse]:
         policy = self.s.policy(request)

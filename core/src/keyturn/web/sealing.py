@@ -15,6 +15,10 @@ base64url in its one canonical spelling; the tag covers the ciphertext and the p
 header as sent (the additional authenticated data of RFC 7516); the payload is a JSON object
 whose ``exp`` is an integer still in the future. joserfc checks all of this too, except that
 it allows other registered header members, which keyturn never writes.
+
+A plaintext is JSON, or JSON packed by :mod:`keyturn.web.packing` (compressed in parts, each
+token apart) when :meth:`Sealer.seal` is told which values hold secrets. JSON nested deeper
+than a parser follows is refused like any other unreadable value.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pydantic_core
@@ -31,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwe
 from joserfc.jwk import OctKey
 
+from . import packing
 from .keys import Keyring
 
 __all__ = ["MAX_SEALED_LENGTH", "Sealer"]
@@ -46,6 +51,7 @@ _HEADER_MEMBERS = frozenset({"alg", "enc", "kid"})
 _MAX_HEADER_LENGTH = 1024
 _IV_BYTES = 12
 _TAG_BYTES = 16
+_PACKED = bytes([packing.FORMAT])
 #: base64url to standard base64, applied only after ``+``, ``/`` and ``=`` were refused.
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: The characters that can end a canonical unpadded base64 text missing 1 or 2 pad characters:
@@ -84,11 +90,21 @@ class Sealer:
             if self._parse_header(written) is self._ciphers[key.kid]:
                 self._sealed_headers[written] = self._ciphers[key.kid]
 
-    def seal(self, payload: dict[str, Any], max_age: int) -> str:
-        """``payload`` plus ``iat``/``exp`` (now + ``max_age`` unless it has an ``exp``)."""
+    def seal(
+        self, payload: dict[str, Any], max_age: int, apart: Sequence[Sequence[str]] = ()
+    ) -> str:
+        """``payload`` plus ``iat``/``exp`` (now + ``max_age`` unless it has an ``exp``).
+
+        :param apart: paths of the values that hold secrets (``("jwt", "tokens",
+            "access_token")``); when given, the plaintext is compressed with each of them
+            apart from everything else (:func:`keyturn.web.packing.pack`).
+        """
         now = int(self.clock())
         body = {"iat": now, "exp": now + max_age, **payload}
-        plaintext = json.dumps(body, separators=(",", ":")).encode()
+        if apart:
+            plaintext = packing.pack(body, apart)
+        else:
+            plaintext = json.dumps(body, separators=(",", ":")).encode()
         return jwe.encrypt_compact({**_HEADER, "kid": self._kid}, plaintext, self._sealing_key)
 
     def unseal(self, value: str) -> dict[str, Any] | None:
@@ -111,10 +127,16 @@ class Sealer:
         if cipher is None:
             return None
         try:
-            return _decrypt(cipher, parts)
+            plaintext = _decrypt(cipher, parts)
         except (_Unreadable, InvalidTag):
             log.info("a %s cookie failed to decrypt; treated as absent", self.purpose)
             return None
+        if plaintext[:1] != _PACKED:
+            return plaintext
+        unpacked = packing.unpack(plaintext)
+        if unpacked is None:
+            log.info("a %s cookie failed to unpack; treated as absent", self.purpose)
+        return unpacked
 
     def payload(self, plaintext: bytes) -> dict[str, Any] | None:
         """The payload in ``plaintext`` (from :meth:`open`) if not expired, else ``None``."""
@@ -194,12 +216,17 @@ def _parse_json(plaintext: bytes) -> Any:
 
     The plaintext is authenticated, so it is what :meth:`Sealer.seal` wrote with
     ``json.dumps``. For such text both parsers give equal values; the fallback covers what
-    pydantic-core refuses and ``json`` accepts (a lone surrogate escape in some string). Only
-    object keys go through pydantic-core's string cache, so no token value stays in it.
+    pydantic-core refuses and ``json`` accepts (a lone surrogate escape in some string, arrays
+    and objects nested deeper than pydantic-core's limit of 200). Only object keys go through
+    pydantic-core's string cache, so no token value stays in it.
 
-    :raises ValueError: not JSON.
+    :raises ValueError: not JSON, or nested deeper than ``json`` follows (``RecursionError``
+        is turned into ``ValueError``: such a value is unreadable, not a crash).
     """
     try:
         return pydantic_core.from_json(plaintext, cache_strings="keys")
     except ValueError:
-        return json.loads(plaintext)
+        try:
+            return json.loads(plaintext)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc

@@ -20,7 +20,7 @@ from .csrf import Csrf
 from .keys import Keyring
 from .messages import WebRequest
 from .sealing import Sealer
-from .strategies import DatabaseStrategy, JwtStrategy, SessionStrategy
+from .strategies import COOKIE_PARTS, CookiePart, DatabaseStrategy, JwtStrategy, SessionStrategy
 
 __all__ = [
     "DEFAULT_SESSION_MAX_AGE",
@@ -53,9 +53,13 @@ class WebOptions(TypedDict, total=False):
     :param store: the token store of the database strategy; a SQLite file
         (``keyturn-sessions.sqlite3``) when omitted.
     :param base_path: where the routes are mounted (``/auth``).
-    :param secure_cookies: ``Secure`` cookies with the ``__Secure-`` prefix; by default when
+    :param secure_cookies: ``Secure`` cookies with the ``__Host-`` prefix; by default when
         the app is reached over HTTPS. Set ``False`` only for plain-HTTP loopback development.
     :param session_max_age: seconds a session lasts from sign-in (30 days).
+    :param session_cookie_keeps: what a ``jwt`` session cookie keeps besides what the session
+        needs, while it fits the cookie budget: any of ``"id_token"``, ``"raw_profile"``
+        (``Profile.raw``) and ``"token_extra"`` (``TokenSet.extra``); none by default. The
+        ``database`` strategy keeps all of them anyway.
     :param expose_access_token: add ``accessToken`` to ``/auth/session`` for scripts, as the
         NextAuth guide does; off by default, so tokens stay on the server.
     :param scopes: scopes per provider id; the provider's defaults otherwise.
@@ -73,6 +77,7 @@ class WebOptions(TypedDict, total=False):
     base_path: str
     secure_cookies: bool | None
     session_max_age: int
+    session_cookie_keeps: Sequence[CookiePart]
     expose_access_token: bool
     scopes: Mapping[str, Sequence[str]] | None
     fetch_profile: bool
@@ -105,6 +110,7 @@ class WebSettings:
         self.session_max_age = options.get("session_max_age", DEFAULT_SESSION_MAX_AGE)
         if self.session_max_age <= 0:
             raise ConfigurationError("session_max_age must be a positive number of seconds")
+        self.session_cookie_keeps = _cookie_keeps(options.get("session_cookie_keeps", ()))
         self.expose_access_token = options.get("expose_access_token", False)
         self.scopes: Mapping[str, Sequence[str]] = options.get("scopes") or {}
         self.fetch_profile = options.get("fetch_profile", True)
@@ -117,7 +123,13 @@ class WebSettings:
         strategy = options.get("strategy", "jwt")
         if strategy == "jwt":
             sealer = Sealer(self.keyring, self.session_cookie, client.clock)
-            self.strategy = JwtStrategy(client, sealer, self.session_cookie, self.session_max_age)
+            self.strategy = JwtStrategy(
+                client,
+                sealer,
+                self.session_cookie,
+                self.session_max_age,
+                self.session_cookie_keeps,
+            )
         elif strategy == "database":
             given = options.get("store")
             self.store = _default_store() if given is None else given
@@ -141,6 +153,19 @@ class WebSettings:
 
 #: The two policies :meth:`WebSettings.policy` answers with (they are immutable).
 _POLICIES = {True: CookiePolicy(secure=True), False: CookiePolicy(secure=False)}
+
+
+def _cookie_keeps(value: Sequence[str]) -> tuple[CookiePart, ...]:
+    if isinstance(value, str):
+        value = [value]
+    kept: list[CookiePart] = []
+    for part in value:
+        if part not in COOKIE_PARTS:
+            raise ConfigurationError(
+                f"session_cookie_keeps takes {', '.join(map(repr, COOKIE_PARTS))}, not {part!r}"
+            )
+        kept.append(part)
+    return tuple(kept)
 
 
 def _base_path(value: str) -> str:

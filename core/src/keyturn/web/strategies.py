@@ -1,9 +1,15 @@
 """Where a signed-in session lives between requests: the two strategies.
 
-``jwt`` (the default, as in Auth.js): the whole :class:`~keyturn.JWT` (tokens, user, claims,
-refresh failure) is sealed into the session cookie (JWE, ``dir`` + ``A256GCM``), split into
-chunks when it outgrows 4 KB. Nothing is kept on the server. A refresh runs the ``jwt``
-callback through the client's single-flight path and writes the cookie again.
+``jwt`` (the default, as in Auth.js): the :class:`~keyturn.JWT` is sealed into the session
+cookie (JWE, ``dir`` + ``A256GCM``), split into chunks when it outgrows 4 KB. Nothing is kept
+on the server. A refresh runs the ``jwt`` callback through the client's single-flight path and
+writes the cookie again. The cookie keeps what the session needs: the tokens a refresh and the
+app's calls use, the user, the claims and the refresh failure; it leaves out the ID token, the
+provider's raw profile and the token response's unknown fields unless the app asks for them
+(``keeps``). Its plaintext is compressed with each token apart (:mod:`keyturn.web.packing`),
+and all of its chunks stay within :data:`~keyturn.web.cookies.SESSION_COOKIE_BUDGET`: what the
+app asked to keep is left out when it does not fit, and a session that still does not fit is
+:class:`SessionTooLargeError` at sign-in and ends at a refresh.
 
 ``database``: the cookie holds only a random session id; the tokens, and the user and claims
 as the row's ``data``, live in a :class:`~keyturn.stores.TokenStore` under a key derived from
@@ -28,30 +34,74 @@ import inspect
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from keyturn.client import BaseKeyturn
 from keyturn.effects import Operation, done
-from keyturn.errors import ProviderError, TokenNotFoundError
+from keyturn.errors import KeyturnError, ProviderError, TokenNotFoundError
 from keyturn.models import JWT, REVEAL, Profile
 from keyturn.stores.base import StoredTokens, TokenStore
 from keyturn.stores.manager import BaseTokenManager
 
-from .cookies import CookiePolicy, expire_chunked, read_chunked, write_chunked
+from .cookies import (
+    SESSION_COOKIE_BUDGET,
+    CookiePolicy,
+    chunked_size,
+    expire_chunked,
+    read_chunked,
+    write_chunked,
+)
 from .messages import WebRequest
 from .sealing import Sealer
 
-__all__ = ["Current", "DatabaseStrategy", "JwtStrategy", "SessionStrategy"]
+__all__ = [
+    "COOKIE_PARTS",
+    "CookiePart",
+    "Current",
+    "DatabaseStrategy",
+    "JwtStrategy",
+    "SessionStrategy",
+    "SessionTooLargeError",
+]
 
 log = logging.getLogger("keyturn.web")
 
 #: Prefix of the store keys that hold database sessions.
 SESSION_KEY_PREFIX = "keyturn-session:"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+#: What a ``jwt`` cookie leaves out unless the app asks for it (``session_cookie_keeps``):
+#: the ID token (``TokenSet.id_token``), the provider's raw profile (``Profile.raw``) and the
+#: token response's unknown fields (``TokenSet.extra``).
+CookiePart = Literal["id_token", "raw_profile", "token_extra"]
+COOKIE_PARTS: tuple[CookiePart, ...] = ("id_token", "raw_profile", "token_extra")
+
+#: The values of a sealed session that hold secrets, compressed apart from the rest.
+_SECRET_PATHS = tuple(
+    ("jwt", "tokens", field) for field in ("access_token", "refresh_token", "id_token", "extra")
+)
+
+
+class SessionTooLargeError(KeyturnError):
+    """A session does not fit the ``jwt`` cookie's budget, even with nothing optional in it.
+
+    :ivar provider: the session's provider.
+    :ivar size: bytes its cookies would add to a request's ``Cookie`` header.
+    """
+
+    def __init__(self, provider: str, size: int) -> None:
+        super().__init__(
+            f"a {provider} session needs {size} bytes of cookies, over the budget of "
+            f"{SESSION_COOKIE_BUDGET} that proxies let through; sessions this large need "
+            "strategy='database'"
+        )
+        self.provider = provider
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -82,7 +132,10 @@ class SessionStrategy(Protocol):
         ...
 
     def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> Operation[list[str]]:
-        """Start a session after sign-in; the cookies to set."""
+        """Start a session after sign-in; the cookies to set.
+
+        :raises SessionTooLargeError: the session cannot be stored (``jwt`` only).
+        """
         ...
 
     def end(
@@ -109,6 +162,32 @@ def _dump(jwt: JWT) -> dict[str, Any]:
     return jwt.model_dump(mode="json", context=REVEAL)
 
 
+def _kept(jwt: JWT, keeps: Sequence[CookiePart]) -> JWT:
+    """``jwt`` without the parts of :data:`COOKIE_PARTS` that ``keeps`` does not name."""
+    tokens, user = jwt.tokens, jwt.user
+    drop: dict[str, Any] = {}
+    if "id_token" not in keeps and tokens.id_token is not None:
+        drop["id_token"] = None
+    if "token_extra" not in keeps and tokens.extra:
+        drop["extra"] = {}
+    update: dict[str, Any] = {}
+    if drop:
+        update["tokens"] = tokens.model_copy(update=drop)
+    if "raw_profile" not in keeps and user is not None and user.raw:
+        update["user"] = user.model_copy(update={"raw": {}})
+    return jwt.model_copy(update=update) if update else jwt
+
+
+def _present(jwt: JWT, keeps: Sequence[CookiePart]) -> list[str]:
+    """The parts of ``keeps`` that ``jwt`` holds something in."""
+    held = {
+        "id_token": jwt.tokens.id_token is not None,
+        "token_extra": bool(jwt.tokens.extra),
+        "raw_profile": jwt.user is not None and bool(jwt.user.raw),
+    }
+    return [part for part in keeps if held[part]]
+
+
 class JwtStrategy:
     """Sessions sealed in the cookie itself.
 
@@ -116,15 +195,52 @@ class JwtStrategy:
     :param sealer: seals and reads the cookie.
     :param cookie: the cookie's base name.
     :param max_age: seconds a session lasts from sign-in.
+    :param keeps: the parts of :data:`COOKIE_PARTS` the cookie keeps while they fit.
     """
 
     name = "jwt"
 
-    def __init__(self, client: BaseKeyturn[Any], sealer: Sealer, cookie: str, max_age: int) -> None:
+    def __init__(
+        self,
+        client: BaseKeyturn[Any],
+        sealer: Sealer,
+        cookie: str,
+        max_age: int,
+        keeps: Sequence[CookiePart] = (),
+    ) -> None:
         self.client = client
         self.sealer = sealer
         self.cookie = cookie
         self.max_age = max_age
+        self.keeps = tuple(keeps)
+
+    def _sealed(self, name: str, jwt: JWT, payload: dict[str, Any]) -> tuple[JWT, str]:
+        """The JWT as the cookie keeps it, and the cookie's value.
+
+        What the app asked to keep is left out, with a warning, when the cookie would not fit
+        its budget with it.
+
+        :raises SessionTooLargeError: the cookie does not fit even without it.
+        """
+        size = 0
+        # Without anything to keep, the first attempt is already the smallest.
+        for keeps in (self.keeps, ()) if _present(jwt, self.keeps) else (self.keeps,):
+            kept = _kept(jwt, keeps)
+            value = self.sealer.seal({**payload, "jwt": _dump(kept)}, self.max_age, _SECRET_PATHS)
+            larger, size = size, chunked_size(name, value)
+            if size <= SESSION_COOKIE_BUDGET:
+                if keeps != self.keeps:
+                    log.warning(
+                        "the %s session cookie left out %s, which session_cookie_keeps asks "
+                        "for: with them it needs %d bytes, over the budget of %d (keep them "
+                        "with strategy='database')",
+                        jwt.provider,
+                        ", ".join(_present(jwt, self.keeps)),
+                        larger,
+                        SESSION_COOKIE_BUDGET,
+                    )
+                return kept, value
+        raise SessionTooLargeError(jwt.provider, size)
 
     def open(self, request: WebRequest, policy: CookiePolicy) -> Operation[Current | None]:
         return done(self._read(request, policy))
@@ -162,20 +278,30 @@ class JwtStrategy:
         if updated is current.jwt or updated == current.jwt:
             return current, []
         now = int(self.sealer.clock())
-        value = self.sealer.seal({"jwt": _dump(updated), "exp": current.expires}, self.max_age)
         name = policy.name(self.cookie)
-        cookies = write_chunked(name, value, policy, current.expires - now, request.cookies)
-        return Current(jwt=updated, expires=current.expires), cookies
+        try:
+            kept, value = self._sealed(name, updated, {"exp": current.expires})
+        except SessionTooLargeError as exc:
+            # The new tokens cannot be stored: the session ends (the caller expires its
+            # cookies) rather than keep a cookie whose refresh token may be spent.
+            log.error("a refreshed session no longer fits its cookie and ends: %s", exc)
+            return None, []
+        strays = policy.strays(self.cookie)
+        max_age = current.expires - now
+        cookies = write_chunked(name, value, policy, max_age, request.cookies, strays)
+        return Current(jwt=kept, expires=current.expires), cookies
 
     def create(self, request: WebRequest, policy: CookiePolicy, jwt: JWT) -> Operation[list[str]]:
-        value = self.sealer.seal({"jwt": _dump(jwt)}, self.max_age)
         name = policy.name(self.cookie)
-        return done(write_chunked(name, value, policy, self.max_age, request.cookies))
+        _, value = self._sealed(name, jwt, {})
+        strays = policy.strays(self.cookie)
+        return done(write_chunked(name, value, policy, self.max_age, request.cookies, strays))
 
     def end(
         self, request: WebRequest, policy: CookiePolicy, current: Current | None
     ) -> Operation[list[str]]:
-        return done(expire_chunked(policy.name(self.cookie), policy, request.cookies))
+        name, strays = policy.name(self.cookie), policy.strays(self.cookie)
+        return done(expire_chunked(name, policy, request.cookies, strays))
 
 
 def _takes_expires_at(store: TokenStore) -> bool:
@@ -290,12 +416,14 @@ class DatabaseStrategy:
         key = self.key_of(session_id)
         ends = expires if self.rows_end else None
         yield from self.manager.save_op(key, jwt.tokens, data=data, expires_at=ends)
-        return [policy.set(policy.name(self.cookie), session_id, self.max_age)]
+        name = policy.name(self.cookie)
+        strays = [policy.expire(s) for s in policy.strays(self.cookie) if s in request.cookies]
+        return [policy.set(name, session_id, self.max_age), *strays]
 
     def end(
         self, request: WebRequest, policy: CookiePolicy, current: Current | None
     ) -> Operation[list[str]]:
         if current is not None and current.key is not None:
             yield from self.manager.delete_op(current.key)
-        name = policy.name(self.cookie)
-        return [policy.expire(name)] if name in request.cookies else []
+        names = (policy.name(self.cookie), *policy.strays(self.cookie))
+        return [policy.expire(name) for name in names if name in request.cookies]

@@ -4,6 +4,8 @@ What the spec and the revoke hook encode, each fact with its source in brackets 
 are listed with their URLs at the end; ``docs/providers/google.md`` gathers the same facts
 with the cassettes that show them):
 
+* Every redirect back names the issuer (``iss``, RFC 9207) [discovery], so a callback that
+  leaves it out is refused.
 * Authorize at ``accounts.google.com/o/oauth2/v2/auth`` with ``access_type=offline`` and
   ``prompt=consent`` by default, because Google issues a refresh token only on a consent
   that asks for offline access ("The refresh_token is only returned on the first
@@ -65,6 +67,12 @@ GOOGLE = ProviderSpec(
     # also returned for legacy implementations" (Google's OpenID Connect reference,
     # https://developers.google.com/identity/openid-connect/reference).
     issuer_aliases=frozenset({"accounts.google.com"}),
+    # RFC 9207: Google's discovery document has authorization_response_iss_parameter_supported
+    # ("A boolean value that indicates whether RFC 9207 is supported", in the list of the
+    # document's fields: https://developers.google.com/identity/openid-connect/reference),
+    # and its redirects back carry iss=https://accounts.google.com. A callback without it is
+    # refused.
+    authorization_response_iss=True,
     default_scopes=("openid", "email", "profile"),
     authorize_params={"access_type": "offline", "prompt": "consent"},
     extra_authorize_params=frozenset({"include_granted_scopes", "login_hint", "hd"}),
