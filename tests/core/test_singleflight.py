@@ -553,6 +553,10 @@ def test_outcomes_past_their_window_give_their_memory_back() -> None:
     assert after < 64_000
 
 
+#: A token response's scope, split per entry as a parsed response is (new strings each time).
+SCOPE = "openid email profile"
+
+
 def refreshed_tokens(index: int, id_token: bool) -> keyturn.TokenSet:
     """A token set as a refresh at a strict provider returns it, with tokens of real length."""
     return keyturn.TokenSet.model_validate(
@@ -563,7 +567,7 @@ def refreshed_tokens(index: int, id_token: bool) -> keyturn.TokenSet:
             "expires_at": START + 3600,
             "refresh_token": f"rt_{index:043d}",
             "refresh_token_expires_at": None,
-            "scope": tuple("openid email profile".split()),
+            "scope": tuple(SCOPE.split()),
             "id_token": f"{index:0472d}" if id_token else None,
             "extra": {},
         }
