@@ -19,6 +19,7 @@ from . import (
     hot_path,
     import_time,
     refresh_roundtrip,
+    refresh_wave,
     token_store,
     web_session,
 )
@@ -30,6 +31,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]]
     ("hot_path", hot_path.main),
     ("refresh_roundtrip", refresh_roundtrip.main),
     ("concurrent_refresh", concurrent_refresh.main),
+    ("refresh_wave", refresh_wave.main),
     ("web_session", web_session.main),
     ("token_store", token_store.main),
 )
@@ -56,7 +58,9 @@ def print_summary(results: dict[str, float]) -> None:
     print("summary")
     print("  import, hot_path, refresh_roundtrip.*: keyturn's time / the baseline's (below 1:")
     print("  keyturn is faster). concurrent_refresh.*_vs_keyturn: that case / keyturn (above 1:")
-    print("  keyturn sent fewer requests or finished sooner); the other entries are counts and ms.")
+    print("  keyturn sent fewer requests or finished sooner); refresh_wave.rate_ratio: keyturn's")
+    print("  refreshes per second / the raw loop's (below 1: keyturn is slower), its cpu_ratio the")
+    print("  CPU time per refresh the other way round; the other entries are counts, ms and MB.")
     print("  A row with a target shows it and whether the ratio meets it.")
     width = max(map(len, results), default=0)
     for key, value in results.items():

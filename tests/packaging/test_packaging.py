@@ -178,7 +178,7 @@ def test_the_keyturn_wheel_alone_installs_the_library_and_none_of_the_tools(
     assert found["entry_points"] == {
         "pytest11": [],
         "keyturn": [],
-        "keyturn.commands": ["keyturn:authorize-url", "keyturn:providers"],
+        "keyturn.commands": ["keyturn:authorize-url", "keyturn:providers", "keyturn:sessions"],
     }
     assert "pytest" not in found["dists"] and "vcrpy" not in found["dists"]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,7 +23,7 @@ import pytest
 import keyturn
 from keyturn.idtoken import unverified_claims
 from keyturn.pkce import code_challenge, new_code_verifier
-from keyturn_emulator import AuthorizeRefused, Emulator, Knobs
+from keyturn_emulator import PROFILES, AuthorizeRefused, Emulator, Knobs
 from keyturn_emulator.faults import Dice
 from tests.conftest import ROOT, FakeClock
 
@@ -582,6 +584,68 @@ def test_knobs_are_checked(emu: Emulator) -> None:
 
 
 # -- controls, pointing, concurrency, life cycle -------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["google", "github", "strict"])
+def test_a_grant_made_without_requests_answers_like_a_code_exchange(
+    emu: Emulator, profile: str
+) -> None:
+    exchanged = raw_tokens(emu, profile, scope="openid email" if profile != "github" else "user")
+    emu.reset_counters()
+    granted = emu.grant(profile, user="grace@example.com", scopes=["openid", "email"])
+    assert set(granted) == set(exchanged) - {"id_token"}
+    assert (granted["token_type"], granted["expires_in"]) == (
+        exchanged["token_type"],
+        exchanged["expires_in"],
+    )
+    assert granted["scope"] == PROFILES[profile].scope_separator.join(["openid", "email"])
+    assert emu.counters(profile)["token_requests"] == 0  # nothing reached the provider
+    assert emu.counters(profile)["authorization_code"] == 0
+    assert userinfo_status(emu, profile, granted["access_token"]) == 200
+    refreshed = raw_refresh(emu, profile, granted["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert emu.counters(profile)["refresh_token"] == 1
+
+
+def test_granted_tokens_belong_to_a_family_like_any_other(emu: Emulator) -> None:
+    granted = emu.grant("strict", user="grace@example.com")
+    assert granted["scope"] == "openid email profile"
+    url = emu.endpoints("strict")["userinfo_endpoint"]
+    me = httpx.get(url, headers={"Authorization": f"Bearer {granted['access_token']}"}).json()
+    assert me["email"] == "grace@example.com"
+    first = raw_refresh(emu, "strict", granted["refresh_token"])
+    assert first.status_code == 200
+    reused = raw_refresh(emu, "strict", granted["refresh_token"])
+    assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
+    counters = emu.counters("strict")
+    assert (counters["reuse_detected"], counters["family_revoked"]) == (1, 1)
+    assert userinfo_status(emu, "strict", first.json()["access_token"]) == 401
+    other = emu.grant("strict")  # another family: untouched
+    assert userinfo_status(emu, "strict", other["access_token"]) == 200
+    with pytest.raises(keyturn.ConfigurationError, match="no profile"):
+        emu.grant("nowhere")
+
+
+@pytest.mark.slow
+def test_an_idle_connection_is_kept_longer_than_a_client_pool_keeps_it(emu: Emulator) -> None:
+    # httpx keeps an idle pooled connection for 5 s; a server that closes it at 5 s too
+    # races a late client into a network error. The emulator keeps it for a minute.
+    port = int(emu.base_url.rsplit(":", 1)[1])
+    request = b"GET /_emulator/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(65536)
+                assert chunk, "the emulator closed the idle connection"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200")
+            length = int(re.search(rb"content-length: (\d+)", head.lower())[1])  # type: ignore[index]
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < length:
+                body += sock.recv(65536)
+            time.sleep(6)
 
 
 def test_state_and_controls_over_http(emu: Emulator) -> None:

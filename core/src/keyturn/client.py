@@ -120,7 +120,9 @@ class ClientOptions(TypedDict, total=False):
         adds a provider served by keyturn's RFC 6749 defaults.
     :param refresh_reuse_window: seconds (on ``clock``) during which the outcome of a
         refresh is handed to callers that present the same refresh token again (30);
-        0 turns the reuse off, though concurrent callers still share one request.
+        0 turns the reuse off, though concurrent callers still share one request. Every
+        refresh of the window is kept, whatever their number: memory grows with the
+        refreshes a window sees (about 2.7 KB each) and is given back when it ends.
     """
 
     leeway: float
@@ -248,10 +250,14 @@ class BaseKeyturn(Generic[H]):
         self.clock = clock
         #: Coordinates refreshes: one request per refresh token at a time, outcomes reused
         #: for ``refresh_reuse_window`` seconds. ``single_flight.stats()`` feeds metrics.
+        #: No count caps the reuse: a late caller turned away would send a spent refresh
+        #: token, so every outcome of the window is kept (about 2.7 KB each, see
+        #: :class:`~keyturn.singleflight.SingleFlight`) and dropped when the window ends.
         self.single_flight: SingleFlight[TokenSet] = SingleFlight(
             window=refresh_reuse_window,
             clock=clock,
             remember_error=_remember_refresh_error,
+            max_results=None,
             reusable=self._still_fresh,
         )
         self.plugin_manager = options.get("plugin_manager") or _default_pm()

@@ -15,8 +15,14 @@ Guarantees:
 
 * Keys are hashed (SHA-256) before they are stored: a refresh token is never kept in clear
   as a dictionary key, so a heap dump of the cache shows digests only.
-* Nothing leaks per key: an in-flight entry lives exactly as long as its call, and the result
-  cache holds at most ``max_results`` entries, each for ``window`` seconds.
+* Nothing leaks per key: an in-flight entry lives exactly as long as its call, and an outcome
+  stays in the result cache for ``window`` seconds (on ``clock``), then goes at the next call
+  or :meth:`~SingleFlight.stats`. The window alone bounds the cache: however many calls end
+  within it, each outcome is there for a caller who comes back late, because turning such a
+  caller away sends a spent refresh token to the provider. ``max_results`` adds a hard cap
+  only when the owner asks for one (:class:`~keyturn.Keyturn` does not).
+* A cached failure holds no traceback (nor the frames and responses one keeps alive): the
+  cache keeps a bare copy, and the callers who shared the call got theirs already.
 * Every waiter of a failed call gets the same error (copied, so tracebacks do not mix); no
   waiter retries on its own, so a failing provider sees one request, not a stampede. Errors
   the owner does not ask to remember are not cached: the next call tries again.
@@ -51,6 +57,8 @@ T = TypeVar("T")
 
 #: How often a waiter checks that a leader on another event loop is still alive (seconds).
 _LIVENESS_POLL = 0.05
+#: A result cache that held more entries than this is rebuilt once it shrinks to an eighth.
+_REBUILD_ABOVE = 1024
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,17 @@ class _Outcome(Generic[T]):
         if self.error is not None:
             raise _copy_error(self.error) if shared else self.error
         return cast(T, self.value)
+
+
+def _bare(outcome: _Outcome[T]) -> _Outcome[T]:
+    """``outcome`` as the result cache keeps it: a failure without its traceback.
+
+    The traceback of a failed call holds its frames, and through them the request, the
+    response and the caller's locals; a cached failure is only ever raised as a copy.
+    """
+    if outcome.error is None:
+        return outcome
+    return _Outcome(error=_copy_error(outcome.error))
 
 
 def _copy_error(error: Exception) -> Exception:
@@ -151,7 +170,20 @@ class SingleFlight(Generic[T]):
     :param clock: returns seconds; the cache's notion of now.
     :param remember_error: decides whether a failure is cached like a success. By default
         none is: every later call tries again.
-    :param max_results: the most outcomes the cache holds; the oldest go first.
+    :param max_results: the most outcomes the cache holds, the oldest going first; ``None``
+        (the default) sets no count, and the window alone bounds the cache. A cap is for an
+        owner that prefers bounded memory to reuse: an outcome dropped before its window ends
+        sends its next caller back to the work.
+
+    Memory: an entry costs about 330 bytes of its own (the key's hex digest, the outcome,
+    its expiry and the ordered map's slot) plus the value it holds. A cached refresh holds a
+    :class:`~keyturn.TokenSet` and costs about 2.7 KB in all with a 470-character ID token,
+    2.1 KB without one (measured with :mod:`tracemalloc` by
+    ``tests/core/test_singleflight.py``). So the cache of a client that refreshes ``r``
+    tokens a second holds about ``r * window * 2.7 KB``: 81 MB at 1,000 refreshes a second
+    with the default 30 s window, and nothing once the refreshes stop and the window has
+    passed. When the cache shrinks to an eighth of its peak its map is rebuilt, so the slots
+    of expired outcomes are returned as well as the outcomes.
     :param reusable: decides whether a cached value may still be handed out (say, tokens
         that are not already due); a value it rejects is dropped and the work runs again.
     """
@@ -162,12 +194,12 @@ class SingleFlight(Generic[T]):
         window: float = 0.0,
         clock: Callable[[], float] = time.time,
         remember_error: Callable[[Exception], bool] | None = None,
-        max_results: int = 10_000,
+        max_results: int | None = None,
         reusable: Callable[[T], bool] | None = None,
     ) -> None:
         if window < 0:
             raise ValueError("window must be zero or more seconds")
-        if max_results < 0:
+        if max_results is not None and max_results < 0:
             raise ValueError("max_results must be zero or more")
         self.window = window
         self.clock = clock
@@ -177,6 +209,10 @@ class SingleFlight(Generic[T]):
         self._mutex = threading.Lock()
         self._calls: dict[str, _Call[T]] = {}
         self._results: OrderedDict[str, tuple[float, _Outcome[T]]] = OrderedDict()
+        #: The most entries ``_results`` held since it was last rebuilt: a dict never gives
+        #: back the slots of deleted keys, so a map that held a wave keeps its size until
+        #: rebuilt.
+        self._peak = 0
 
     # -- the decision logic, shared by threads and tasks ----------------------------------
 
@@ -218,8 +254,10 @@ class SingleFlight(Generic[T]):
             if self._calls.get(digest) is call:
                 del self._calls[digest]
             if self._worth_caching(outcome):
-                self._results.pop(digest, None)
-                self._results[digest] = (self.clock() + self.window, outcome)
+                results = self._results
+                results.pop(digest, None)
+                results[digest] = (self.clock() + self.window, _bare(outcome))
+                self._peak = max(self._peak, len(results))
                 self._prune()
             call.outcome = outcome
             waiters, call.waiters = call.waiters, []
@@ -253,8 +291,13 @@ class SingleFlight(Generic[T]):
         results = self._results
         while results and next(iter(results.values()))[0] <= now:
             results.popitem(last=False)
-        while len(results) > self.max_results:
+        cap = self.max_results
+        while cap is not None and len(results) > cap:
             results.popitem(last=False)
+        if self._peak > _REBUILD_ABOVE and len(results) * 8 <= self._peak:
+            # Give back the slots the departed entries left: the copy is sized to what stays.
+            self._results = OrderedDict(results)
+            self._peak = len(results)
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -384,4 +427,5 @@ class SingleFlight(Generic[T]):
     def forget(self) -> None:
         """Empty the result cache (calls in flight are not affected)."""
         with self._mutex:
-            self._results.clear()
+            self._results = OrderedDict()
+            self._peak = 0

@@ -70,6 +70,11 @@ class ServerThread:
             loop="asyncio",
             backlog=4096,
             timeout_graceful_shutdown=2,
+            # uvicorn closes a connection idle for 5 s by default, the very expiry httpx gives
+            # its pooled connections: a client whose loop runs late under load then sends a
+            # request on a connection being closed and gets a network error. Providers keep
+            # connections open for minutes; a minute is plenty here.
+            timeout_keep_alive=60,
         )
         server = uvicorn.Server(config)
         self._server = server

@@ -280,6 +280,36 @@ class Store:
                 request.nonce,
             )
 
+    def grant(
+        self,
+        behaviour: Behaviour,
+        client_id: str,
+        user: User,
+        scopes: tuple[str, ...],
+        access_lifetime: int | None,
+        refresh_lifetime: int | None,
+    ) -> Issued:
+        """A grant as a consent and a code exchange would leave it, without either.
+
+        Nothing is counted: no request reached the provider. The refresh token is issued
+        whenever the profile issues one at all (the ``access_type=offline`` rule of Google
+        is taken as met).
+        """
+        with self._lock:
+            grant = self._new_grant(behaviour.name, client_id, user, scopes)
+            access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
+            refresh = None
+            if access_lifetime is not None or not behaviour.refresh_needs_expiry:
+                refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, refresh_lifetime)
+            return Issued(
+                grant,
+                access,
+                access_lifetime,
+                refresh,
+                refresh_lifetime if refresh else None,
+                None,
+            )
+
     def refresh(
         self,
         behaviour: Behaviour,

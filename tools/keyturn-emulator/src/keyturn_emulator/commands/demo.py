@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -92,6 +93,11 @@ def _run(args: argparse.Namespace) -> int:
         from keyturn_emulator.demo.display import Display
 
         observer = Display()
+    # The demo provokes refresh failures on purpose and reports each in its own output; the
+    # log lines keyturn writes for an operator would only repeat them on stderr.
+    quiet = logging.getLogger("keyturn")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
     try:
         report = run_demo(settings, observer)
     except DemoFailure as exc:

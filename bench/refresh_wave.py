@@ -1,0 +1,551 @@
+"""A refresh wave: 100,000 expired tokens at once, three callers each, then a late caller each.
+
+What a busy app sees when a deploy, an outage or a common token lifetime makes many sessions
+expire together. The provider is the emulator's ``strict`` profile: refresh tokens rotate,
+and presenting one already rotated away revokes the whole token family (reuse detection).
+
+* **The wave.** Every token gets three concurrent ``AsyncKeyturn.jwt`` callers (three tabs or
+  requests of one session); at most :data:`CONCURRENCY` tokens are in flight at a time, all
+  on one client. Expected: exactly one refresh request per token, every caller served.
+* **The late callers.** When the whole wave is done, each token gets one more ``jwt`` caller
+  still holding the old, now rotated, refresh token (a request that carried the old session
+  cookie). Within ``refresh_reuse_window`` it must get the new tokens from the client's reuse
+  cache: a request would be reuse, and the family would be revoked. So the cache holds one
+  outcome per token of the wave at the end: every one of them, whatever their number.
+* **Rate.** Refreshes per second of the wave against a raw ``httpx.AsyncClient.post`` loop:
+  one POST per token with a fresh refresh token, the same form, the same concurrency, the
+  same connection pool, the same emulator. Also this process's CPU time per refresh, which a
+  busy machine disturbs less than the wall time.
+* **Memory.** The wave is run a second time on fresh tokens with :mod:`tracemalloc` on (it
+  slows every allocation about fourfold, so the timed wave runs without it). Tracing starts
+  after a warm-up, so what it counts is what the wave allocated and left behind, measured
+  with the process's resident size three times: before the wave, after it with the reuse
+  cache full, and after the window has passed. The client's clock stands still during the
+  wave (as a test's ``FakeClock`` does), so every late caller is within the default 30 s
+  window however long this machine takes; it is then moved past the window, which lets the
+  cache drop every outcome. The bound: after the window, the heap may have grown by the
+  connection pool's buffers (:data:`POOL_ALLOWANCE`) and :data:`SLACK_PER_TOKEN` bytes per
+  token, nothing more; with the cache full, by what the cache is documented to cost per
+  entry (:data:`CACHE_ENTRY`) on top of that. The resident size is printed, not bounded: the
+  allocator keeps freed memory for reuse rather than handing it back at once.
+
+The emulator runs in a child process: its state (the 100,000 token families it must keep to
+detect reuse) is not keyturn's memory, and would otherwise be counted as the client's. Its
+own resident size is printed beside. It also gives the server a CPU of its own.
+
+The benchmark stops with an error when a count is wrong (a request more or less than one per
+token, a failed caller, any reuse detected) or the memory bound is exceeded.
+
+Run: ``python -m bench.refresh_wave [--quick] [--tokens N]`` (``--quick``: 10,000 tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import multiprocessing
+import os
+import time
+import tracemalloc
+from array import array
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+
+import keyturn
+from keyturn.flows import basic_auth
+from keyturn_emulator import Emulator
+
+PROFILE = "strict"
+FULL_TOKENS = 100_000
+QUICK_TOKENS = 10_000
+#: Tokens being refreshed at once (each with three callers), and POSTs in flight in the raw
+#: loop; also the size of each side's connection pool.
+CONCURRENCY = 200
+#: Concurrent callers per token in the wave.
+CALLERS = 3
+#: Tokens run through both sides first, outside any measurement (imports, connections).
+WARM_TOKENS = 400
+TIMEOUT = 120.0
+#: The heap a pool of :data:`CONCURRENCY` open connections may keep after the wave (buffers,
+#: parser and stream state), plus what the first wave of that size warms up in asyncio.
+POOL_ALLOWANCE = 8_000_000
+#: What the heap may keep per token once the window has passed: nothing that scales with the
+#: wave should remain, and 64 bytes is less than any per-token object would cost.
+SLACK_PER_TOKEN = 64
+#: What the reuse cache costs per cached refresh, as keyturn.singleflight documents it
+#: (2.7 KB with a 470-character ID token), with 10% of slack.
+CACHE_ENTRY = 2_970
+
+MB = 1e6
+
+
+# -- the emulator, in a process of its own ---------------------------------------------------
+
+
+def serve_emulator(conn: Connection) -> None:
+    """The child process: run an emulator and answer the parent's requests on ``conn``.
+
+    Requests are tuples: ``("grants", n)`` answers ``n`` new grants of the strict profile as
+    ``(access_token, refresh_token, scope)``; ``("counters",)`` the profile's counters;
+    ``("reset",)`` zeroes them; ``("rss",)`` the child's resident size in bytes;
+    ``("stop",)`` ends the process.
+    """
+    with Emulator(access_token_lifetime=3600) as emu:
+        conn.send((emu.spec(PROFILE), emu.credentials))
+        while True:
+            request = conn.recv()
+            if request[0] == "grants":
+                answers = (emu.grant(PROFILE) for _ in range(request[1]))
+                conn.send([(a["access_token"], a["refresh_token"], a["scope"]) for a in answers])
+            elif request[0] == "counters":
+                conn.send(emu.counters(PROFILE))
+            elif request[0] == "reset":
+                emu.reset_counters()
+                conn.send(None)
+            elif request[0] == "rss":
+                conn.send(rss())
+            else:
+                conn.send(None)
+                return
+
+
+class Provider:
+    """The parent's handle on the emulator in its child process."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        spec, credentials = conn.recv()
+        self.spec: keyturn.ProviderSpec = spec
+        self.credentials: keyturn.ClientCredentials = credentials
+
+    def ask(self, *request: Any) -> Any:
+        self._conn.send(request)
+        return self._conn.recv()
+
+    def grants(self, count: int) -> list[tuple[str, str, str]]:
+        """``count`` fresh grants: access token, refresh token, scope."""
+        found: list[tuple[str, str, str]] = self.ask("grants", count)
+        return found
+
+    def counters(self) -> dict[str, int]:
+        found: dict[str, int] = self.ask("counters")
+        return found
+
+
+@contextmanager
+def emulator_process() -> Iterator[Provider]:
+    """Start the emulator in a child process; stop it however the benchmark ends."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=serve_emulator, args=(child,), daemon=True)
+    process.start()
+    child.close()
+    try:
+        yield Provider(parent)
+        parent.send(("stop",))
+        parent.recv()
+    finally:
+        parent.close()
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def rss() -> int:
+    """This process's resident set size in bytes (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The traced heap and the resident size at one moment."""
+
+    traced: int
+    rss: int
+
+
+async def settle() -> Memory:
+    """Collect garbage and measure.
+
+    The ``sleep(0)`` first lets this task resume from a plain callback: a task woken by a
+    future keeps that future (and, for ``gather``, every task it gathered) referenced for the
+    rest of the step, which would be measured as the wave's.
+    """
+    await asyncio.sleep(0)
+    gc.collect()
+    return Memory(tracemalloc.get_traced_memory()[0], rss())
+
+
+class WaveClock:
+    """The client's clock: stands still during the wave, moved on when told."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def limits(concurrency: int) -> httpx.Limits:
+    """A pool with a connection for every request in flight."""
+    return httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+
+async def bounded(count: int, one: Callable[[int], Awaitable[None]], concurrency: int) -> float:
+    """Run ``one(i)`` for every ``i`` below ``count``, ``concurrency`` at a time.
+
+    A fixed set of workers takes the next index in turn, so no task or coroutine is made per
+    token in advance (that would be memory the measurement counts). Returns the wall time.
+    """
+    indices = iter(range(count))
+
+    async def worker() -> None:
+        for index in indices:
+            await one(index)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - began
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall time, and this process's CPU time (the emulator's is not in it)."""
+
+    wall: float
+    cpu: float
+
+
+async def timed(count: int, one: Callable[[int], Awaitable[None]], concurrency: int) -> Timing:
+    """:func:`bounded`, with the CPU time this process spent meanwhile."""
+    cpu = time.process_time()
+    wall = await bounded(count, one, concurrency)
+    return Timing(wall, time.process_time() - cpu)
+
+
+# -- keyturn ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wave:
+    """What the keyturn side measured."""
+
+    timing: Timing
+    late: Timing
+    failed: int
+    cached: int
+    before: Memory
+    held: Memory
+    after: Memory
+
+
+def expired(
+    provider: Provider, grants: Sequence[tuple[str, str, str]], now: float
+) -> list[keyturn.JWT]:
+    """The sessions of the wave: each grant's tokens, the access token expired a second ago."""
+    spec = provider.spec
+    return [
+        keyturn.JWT(
+            tokens=keyturn.TokenSet(
+                provider=spec.id,
+                access_token=access,
+                refresh_token=refresh,
+                expires_at=int(now) - 1,
+                scope=tuple(scope.split(spec.scope_separator)),
+            )
+        )
+        for access, refresh, scope in grants
+    ]
+
+
+async def keyturn_wave(
+    provider: Provider,
+    warm: list[keyturn.JWT],
+    starts: list[keyturn.JWT],
+    concurrency: int,
+    trace: bool,
+) -> tuple[Wave, dict[str, int]]:
+    """The wave and its late callers through one ``AsyncKeyturn``, and what the emulator
+    counted (from the end of the warm-up). With ``trace``, :mod:`tracemalloc` runs from the
+    end of the warm-up to the end of the window, and the memory figures are its."""
+    clock = WaveClock()
+    failed = 0
+    # The hash of each token's new access token, from its first caller: the other callers,
+    # the late one included, must hold the same. Allocated before the measurement starts.
+    issued = array("q", bytes(8 * max(len(starts), len(warm))))
+
+    async with (
+        httpx.AsyncClient(timeout=TIMEOUT, limits=limits(concurrency)) as http,
+        keyturn.AsyncKeyturn(
+            {provider.spec.id: provider.credentials},
+            providers=[provider.spec],
+            environ={},
+            http_client=http,
+            clock=clock,
+        ) as kt,
+    ):
+        window = kt.single_flight.window
+
+        def served(start: keyturn.JWT, token: keyturn.JWT, index: int) -> bool:
+            if token.error is not None or token.refresh_failure is not None:
+                return False
+            access = token.tokens.access_token.get_secret_value()
+            if access == start.tokens.access_token.get_secret_value():
+                return False
+            if issued[index] == 0:
+                issued[index] = hash(access)
+            return issued[index] == hash(access)
+
+        def crowd(sessions: list[keyturn.JWT]) -> Callable[[int], Awaitable[None]]:
+            async def one(index: int) -> None:
+                nonlocal failed
+                start = sessions[index]
+                tokens = await asyncio.gather(*(kt.jwt(start) for _ in range(CALLERS)))
+                failed += sum(not served(start, token, index) for token in tokens)
+
+            return one
+
+        def late(sessions: list[keyturn.JWT]) -> Callable[[int], Awaitable[None]]:
+            async def one(index: int) -> None:
+                nonlocal failed
+                start = sessions[index]
+                failed += not served(start, await kt.jwt(start), index)
+
+            return one
+
+        await bounded(len(warm), crowd(warm), concurrency)
+        await bounded(len(warm), late(warm), concurrency)
+        clock.advance(window)
+        kt.single_flight.stats()  # drops the warm-up's outcomes
+        for index in range(len(warm)):
+            issued[index] = 0
+        if failed:
+            raise RuntimeError(f"{failed} callers failed while warming up")
+        provider.ask("reset")
+
+        if trace:
+            tracemalloc.start()
+        try:
+            before = await settle()
+            timing = await timed(len(starts), crowd(starts), concurrency)
+            late_timing = await timed(len(starts), late(starts), concurrency)
+            cached = kt.single_flight.stats().cached
+            held = await settle()
+            clock.advance(window)  # the window is over: the cache drops every outcome
+            kt.single_flight.stats()
+            after = await settle()
+        finally:
+            tracemalloc.stop()
+    wave = Wave(timing, late_timing, failed, cached, before, held, after)
+    return wave, provider.counters()
+
+
+# -- the raw loop --------------------------------------------------------------------------
+
+
+async def raw_loop(
+    provider: Provider, warm: list[str], refresh_tokens: list[str], concurrency: int
+) -> tuple[Timing, int, dict[str, int]]:
+    """One POST per token, by hand, after a warm-up on the same pool: seconds taken, answers
+    that were not a new token, and what the emulator counted (without the warm-up)."""
+    credentials = provider.credentials
+    headers = {"Authorization": basic_auth(credentials), "Accept": "application/json"}
+    endpoint = provider.spec.token_endpoint
+    failed = 0
+    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits(concurrency)) as http:
+
+        def post(tokens: list[str]) -> Callable[[int], Awaitable[None]]:
+            async def one(index: int) -> None:
+                nonlocal failed
+                form = {"grant_type": "refresh_token", "refresh_token": tokens[index]}
+                try:
+                    response = await http.post(endpoint, data=form, headers=headers)
+                except httpx.HTTPError:
+                    failed += 1
+                    return
+                if response.status_code != 200 or "access_token" not in response.json():
+                    failed += 1
+
+            return one
+
+        await bounded(len(warm), post(warm), concurrency)
+        provider.ask("reset")
+        timing = await timed(len(refresh_tokens), post(refresh_tokens), concurrency)
+    return timing, failed, provider.counters()
+
+
+# -- running and reporting -------------------------------------------------------------------
+
+
+def check(condition: bool, message: str, problems: list[str]) -> None:
+    if not condition:
+        problems.append(message)
+
+
+def count_problems(
+    name: str, count: int, wave: Wave, counters: dict[str, int], problems: list[str]
+) -> None:
+    """What must hold of a keyturn wave: one request per token, every caller served."""
+    requests, refreshed = counters["token_requests"], counters["refresh_token"]
+    check(requests == count, f"{name}: {requests} refresh requests for {count} tokens", problems)
+    check(refreshed == count, f"{name}: {refreshed} refreshes honoured", problems)
+    check(wave.failed == 0, f"{name}: {wave.failed} callers failed", problems)
+    reuse = counters["reuse_detected"]
+    check(reuse == 0, f"{name}: reuse detected {reuse} times", problems)
+    revoked = counters["family_revoked"]
+    check(revoked == 0, f"{name}: {revoked} families revoked", problems)
+    check(wave.cached == count, f"{name}: {wave.cached} outcomes cached", problems)
+
+
+def print_counts(name: str, count: int, wave: Wave, counters: dict[str, int]) -> None:
+    print(f"  {name}")
+    print(f"    refresh requests the emulator counted {counters['token_requests']:>10,}")
+    print(f"    refreshes it honoured                 {counters['refresh_token']:>10,}")
+    print(f"    failed callers (of {count * (CALLERS + 1):,})".ljust(42) + f"{wave.failed:>10,}")
+    reuse, revoked = counters["reuse_detected"], counters["family_revoked"]
+    print(f"    reuse detected, families revoked      {reuse:>10,}, {revoked:,}")
+    print(f"    outcomes in the reuse cache at the end{wave.cached:>10,}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Run the waves and the raw loop; print the counts, memory and rates; check them.
+
+    :raises RuntimeError: a count is wrong or the memory bound is exceeded.
+    """
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_TOKENS:,} tokens")
+    parser.add_argument("--tokens", type=int, help=f"tokens in the wave ({FULL_TOKENS:,})")
+    parser.add_argument(
+        "--concurrency", type=int, default=CONCURRENCY, help=f"tokens in flight ({CONCURRENCY})"
+    )
+    options = parser.parse_args(argv)
+    count: int = options.tokens or (QUICK_TOKENS if options.quick else FULL_TOKENS)
+    concurrency: int = options.concurrency
+
+    with emulator_process() as provider:
+        now = WaveClock().now
+
+        def sessions(number: int) -> list[keyturn.JWT]:
+            return expired(provider, provider.grants(number), now)
+
+        def refresh_tokens(number: int) -> list[str]:
+            return [refresh for _, refresh, _ in provider.grants(number)]
+
+        emulator_before = provider.ask("rss")
+        began = time.perf_counter()
+        rated, rated_counters = asyncio.run(
+            keyturn_wave(provider, sessions(WARM_TOKENS), sessions(count), concurrency, trace=False)
+        )
+        raw, raw_failed, raw_counters = asyncio.run(
+            raw_loop(provider, refresh_tokens(WARM_TOKENS), refresh_tokens(count), concurrency)
+        )
+        traced, traced_counters = asyncio.run(
+            keyturn_wave(provider, sessions(WARM_TOKENS), sessions(count), concurrency, trace=True)
+        )
+        took = time.perf_counter() - began
+        emulator_after = provider.ask("rss")
+
+    held_bound = POOL_ALLOWANCE + count * (SLACK_PER_TOKEN + CACHE_ENTRY)
+    after_bound = POOL_ALLOWANCE + count * SLACK_PER_TOKEN
+    held_growth = traced.held.traced - traced.before.traced
+    growth = traced.after.traced - traced.before.traced
+    keyturn_rate = count / rated.timing.wall
+    raw_rate = count / raw.wall
+    keyturn_cpu = rated.timing.cpu / count
+    raw_cpu = raw.cpu / count
+
+    print(
+        f"refresh wave: {count:,} expired tokens, {CALLERS} callers each at once, then one late "
+        f"caller each; {PROFILE} profile, {concurrency} tokens in flight ({took:.0f} s in all)"
+    )
+    print_counts("the timed wave", count, rated, rated_counters)
+    print_counts("the wave under tracemalloc", count, traced, traced_counters)
+    print("rate, and this process's CPU time per refresh (the emulator's is not in it)")
+    print(
+        f"  raw httpx.AsyncClient.post loop            {raw_rate:>7,.0f} refreshes/s   1.00x"
+        f"   {raw_cpu * 1e3:6.2f} ms   1.00x"
+    )
+    print(
+        f"  keyturn AsyncKeyturn.jwt, {CALLERS} callers each     {keyturn_rate:>7,.0f} refreshes/s"
+        f"   {keyturn_rate / raw_rate:.2f}x   {keyturn_cpu * 1e3:6.2f} ms   "
+        f"{keyturn_cpu / raw_cpu:.2f}x"
+    )
+    print(
+        f"  late callers served from the cache         {count / rated.late.wall:>7,.0f} callers/s"
+        f"           {rated.late.cpu / count * 1e3:6.2f} ms"
+    )
+    print("memory of the client process, wave under tracemalloc (the emulator runs in its own)")
+    print(f"  {'':<28} {'heap growth':>14} {'resident (RSS)':>16}")
+    for label, memory in (
+        ("before the wave", traced.before),
+        ("after it, cache full", traced.held),
+        ("after the reuse window", traced.after),
+    ):
+        print(
+            f"  {label:<28} {(memory.traced - traced.before.traced) / MB:>+11.1f} MB "
+            f"{memory.rss / MB:>13.1f} MB"
+        )
+    print(
+        f"  with the cache full: {held_growth / MB:.1f} MB, {held_growth / count:,.0f} B per "
+        f"token (bound {held_bound / MB:.1f} MB)"
+    )
+    print(
+        f"  after the window: {growth / MB:.2f} MB, {growth / count:,.1f} B per token (bound "
+        f"{after_bound / MB:.1f} MB: {POOL_ALLOWANCE / MB:.0f} MB for the connection pool "
+        f"+ {SLACK_PER_TOKEN} B per token)"
+    )
+    print(
+        f"  emulator process: {emulator_before / MB:.0f} MB before, {emulator_after / MB:.0f} MB "
+        f"after ({3 * (count + WARM_TOKENS):,} token families, the provider's state)"
+    )
+
+    problems: list[str] = []
+    count_problems("timed wave", count, rated, rated_counters, problems)
+    count_problems("traced wave", count, traced, traced_counters, problems)
+    check(raw_failed == 0, f"{raw_failed} raw POSTs failed", problems)
+    check(raw_counters["refresh_token"] == count, "the raw loop's refreshes", problems)
+    check(held_growth <= held_bound, "the heap with the cache full exceeds its bound", problems)
+    check(growth <= after_bound, "the heap after the window exceeds its bound", problems)
+    if problems:
+        raise RuntimeError("refresh wave: " + "; ".join(problems))
+
+    return {
+        "refresh_wave.tokens": float(count),
+        "refresh_wave.requests": float(rated_counters["token_requests"]),
+        "refresh_wave.traced_requests": float(traced_counters["token_requests"]),
+        "refresh_wave.failed": float(rated.failed + traced.failed),
+        "refresh_wave.reuse_detected": float(
+            rated_counters["reuse_detected"] + traced_counters["reuse_detected"]
+        ),
+        "refresh_wave.cached": float(traced.cached),
+        "refresh_wave.memory_held_mb": held_growth / MB,
+        "refresh_wave.memory_held_bound_mb": held_bound / MB,
+        "refresh_wave.memory_growth_mb": growth / MB,
+        "refresh_wave.memory_bound_mb": after_bound / MB,
+        "refresh_wave.rss_growth_mb": (traced.after.rss - traced.before.rss) / MB,
+        "refresh_wave.keyturn_per_s": keyturn_rate,
+        "refresh_wave.raw_per_s": raw_rate,
+        "refresh_wave.rate_ratio": keyturn_rate / raw_rate,
+        "refresh_wave.cpu_ratio": keyturn_cpu / raw_cpu,
+    }
+
+
+if __name__ == "__main__":
+    main()
