@@ -1,6 +1,6 @@
 """Run every benchmark in turn, then print a summary of what each returned.
 
-Usage: ``python -m bench [--quick] [--json]``. ``--quick`` is a smoke run with few
+Usage: ``python -m bench [--quick] [--json] [--wave-tokens N]``. ``--quick`` is a smoke run with few
 iterations (the counts are exact, the times rough). ``--json`` prints the summary as one
 JSON object on stdout and sends the benchmarks' own tables to stderr, so the output can be
 piped into another program.
@@ -37,13 +37,14 @@ BENCHMARKS: tuple[tuple[str, Callable[[Sequence[str] | None], dict[str, float]]]
 )
 
 
-def run_all(quick: bool) -> dict[str, float]:
+def run_all(quick: bool, wave_tokens: int | None = None) -> dict[str, float]:
     """Run the benchmarks one after another; their results merged into one mapping."""
     argv = ["--quick"] if quick else []
     results: dict[str, float] = {}
     for name, entry in BENCHMARKS:
         print(f"== {name}", flush=True)
-        results.update(entry(argv))
+        extra = ["--tokens", str(wave_tokens)] if name == "refresh_wave" and wave_tokens else []
+        results.update(entry(argv + extra))
         print(flush=True)
     return results
 
@@ -75,15 +76,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Parse the options, run everything, print the summary or the JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few iterations; numbers are rough")
+    parser.add_argument(
+        "--wave-tokens", type=int, help="tokens in the refresh wave (100,000; 10,000 with --quick)"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     options = parser.parse_args(argv)
     if options.json:
         with contextlib.redirect_stdout(sys.stderr):
-            results = run_all(options.quick)
+            results = run_all(options.quick, options.wave_tokens)
         json.dump(results, sys.stdout, indent=2)
         print()
     else:
-        results = run_all(options.quick)
+        results = run_all(options.quick, options.wave_tokens)
         print_summary(results)
     return results
 
