@@ -631,7 +631,8 @@ def test_an_idle_connection_is_kept_longer_than_a_client_pool_keeps_it(emu: Emul
     # httpx keeps an idle pooled connection for 5 s; a server that closes it at 5 s too
     # races a late client into a network error. The emulator keeps it for a minute.
     port = int(emu.base_url.rsplit(":", 1)[1])
-    request = b"GET /_emulator/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    # the control routes answer only to the emulator's own host and port
+    request = f"GET /_emulator/state HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         for _ in range(2):
             sock.sendall(request)
