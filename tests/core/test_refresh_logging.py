@@ -17,7 +17,7 @@ from keyturn.models import TokenSet
 from tests.conftest import CLIENT_SECRET, START, Recorder
 
 REFRESH = "1//refresh-token-that-must-not-be-logged"
-ACCESS = "ya29.access-token-that-must-not-be-logged"
+ACCESS = "ya29.fake-access-token-not-to-be-logged"
 
 
 def expired() -> TokenSet:

@@ -42,7 +42,7 @@ NONCE = "NONCE-SECRET-8badf00d"
 CLIENT_SECRET_2 = "GOCSPX-CLIENT-SECRET-deadbeef"
 #: A second token nested in an unknown field of a token response (an app install answering
 #: with the installing user's token inside an object).
-NESTED = "xoxe.xoxp-NESTED-SECRET-1a2b3c"
+NESTED = "xoxe.xoxp-fake-nested-secret-1a2b3c"
 MASK = "**********"
 
 
