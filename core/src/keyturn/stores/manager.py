@@ -395,19 +395,23 @@ class BaseTokenManager(Generic[C]):
             if not keep_lease:
                 yield from self._release_op(key, owner)
 
+    def _save_row(self, key: str, entry: _Unsaved) -> SaveRow:
+        """The save of a refresh's outcome, as first tried and as tried again."""
+        return SaveRow(
+            self.store,
+            key,
+            entry.tokens,
+            entry.version,
+            failure=entry.failure,
+            data=entry.data,
+            expires_at=entry.expires_at,
+        )
+
     def _save_op(self, key: str, entry: _Unsaved) -> Operation[bool]:
         """Save a refresh's outcome; keep it in memory if the store fails. Whether it is done
         with (saved, or refused because the row moved on)."""
         try:
-            saved = yield from SaveRow(
-                self.store,
-                key,
-                entry.tokens,
-                entry.version,
-                failure=entry.failure,
-                data=entry.data,
-                expires_at=entry.expires_at,
-            )
+            saved = yield from self._save_row(key, entry)
         except BaseException as exc:
             self._outstanding.keep(key, entry)
             log.warning(
@@ -429,15 +433,7 @@ class BaseTokenManager(Generic[C]):
         """Try again to save what the store did not take; the tokens to hand out, or ``None``
         to go on with a refresh as usual (saved and due, or dropped)."""
         try:
-            saved = yield from SaveRow(
-                self.store,
-                key,
-                entry.tokens,
-                entry.version,
-                failure=entry.failure,
-                data=entry.data,
-                expires_at=entry.expires_at,
-            )
+            saved = yield from self._save_row(key, entry)
         except Exception as exc:
             log.info(
                 "%s tokens kept after a refresh are still not saved (%s)",
