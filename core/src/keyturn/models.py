@@ -339,6 +339,34 @@ class ProviderSpec(_Model):
             "leave it out. Set it only for a provider documented to send it."
         ),
     )
+    discovery_url: str | None = Field(
+        default=None,
+        description=(
+            "The provider's OpenID Connect discovery document (OpenID Connect Discovery 1.0 "
+            "section 4): what the spec leaves out is read from it, and its `issuer` must be "
+            "the spec's."
+        ),
+    )
+    jwks_uri: str | None = Field(
+        default=None,
+        description=(
+            "The provider's JSON Web Key Set (RFC 7517). When set, the signature of every ID "
+            "token is verified against it, at sign-in and on every refresh."
+        ),
+    )
+    id_token_signing_algs: frozenset[str] = Field(
+        default=frozenset({"RS256"}),
+        description=(
+            "JWS algorithms an ID token may be signed with (the provider's "
+            "`id_token_signing_alg_values_supported`); `none` and HMAC algorithms are never "
+            "accepted with a key set."
+        ),
+    )
+    end_session_endpoint: str | None = Field(
+        default=None,
+        description="Where the browser is sent to end the session at the provider "
+        "(OpenID Connect RP-Initiated Logout 1.0).",
+    )
     default_scopes: tuple[str, ...] = ()
     authorize_params: dict[str, str] = Field(
         default_factory=dict, description="Sent on every authorize URL unless overridden per call."
