@@ -148,7 +148,7 @@ def start(client: Both) -> tuple[AuthorizationRequest, str]:
 
 
 def callback(request: AuthorizationRequest) -> dict[str, str]:
-    return {"code": "4/code", "state": request.state.get_secret_value()}
+    return {"code": "4/code", "state": request.state.get_secret_value(), "iss": ISSUER}
 
 
 async def test_the_exchange_refuses_an_id_token_expired_on_the_clients_clock(

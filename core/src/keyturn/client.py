@@ -444,6 +444,7 @@ class BaseKeyturn(Generic[H]):
                 "nonce": nonce_value,
                 "scopes": chosen,
                 "issuer": spec.issuer,
+                "issuer_required": spec.authorization_response_iss,
                 "created_at": int(self.clock()),
             }
         )

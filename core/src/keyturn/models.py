@@ -503,6 +503,13 @@ class AuthorizationRequest(_Model):
     nonce: Secret | None = None
     scopes: tuple[str, ...] = ()
     issuer: str | None = None
+    issuer_required: bool = Field(
+        default=False,
+        description=(
+            "The provider always names its issuer on the way back (its spec's "
+            "`authorization_response_iss`): a callback without `iss` is refused."
+        ),
+    )
     created_at: int
 
     @field_serializer("state", "code_verifier", "nonce")
@@ -523,7 +530,9 @@ class AuthorizationRequest(_Model):
         :raises AuthorizationDenied: the provider sent ``error=...`` (checked after state,
             so a forged error cannot be planted either).
         :raises StateMismatchError: ``state`` is missing or not ours.
-        :raises IssuerMismatchError: ``iss`` is present and is not the provider's issuer.
+        :raises IssuerMismatchError: ``iss`` is present and is not the provider's issuer, or
+            it is absent while ``issuer_required`` (RFC 9207 section 2.4: a mix-up attack
+            would leave it out).
         :raises MissingCodeError: no ``code``.
         """
         state = query.get("state")
@@ -537,6 +546,11 @@ class AuthorizationRequest(_Model):
         if issuer is not None and self.issuer is not None and issuer != self.issuer:
             raise IssuerMismatchError(
                 f"{self.provider}: the callback names issuer {issuer!r}, expected {self.issuer!r}"
+            )
+        if issuer is None and self.issuer_required:
+            raise IssuerMismatchError(
+                f"{self.provider}: the callback carries no iss, which this provider sends on "
+                "every redirect back (RFC 9207)"
             )
         error = query.get("error")
         if error:
