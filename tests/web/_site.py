@@ -370,12 +370,21 @@ class Groups:
     :param count: how many groups.
     :param at: when the ID token carries them: ``"signIn"``, ``"refresh"`` or both.
     :param key: the emulator's client secret, which signs its ID tokens.
+    :param claims: other claims to change in the grown ID tokens (``{"sub": ...}`` makes a
+        provider that answers a refresh with another user's ID token).
     """
 
-    def __init__(self, count: int, key: str, at: Sequence[str] = ("signIn",)) -> None:
+    def __init__(
+        self,
+        count: int,
+        key: str,
+        at: Sequence[str] = ("signIn",),
+        claims: dict[str, Any] | None = None,
+    ) -> None:
         self.groups = groups(count)
         self.key = key
         self.at = tuple(at)
+        self.claims = dict(claims or {})
         #: How many ID tokens were grown.
         self.grown = 0
 
@@ -385,7 +394,7 @@ class Groups:
         self.grown += 1
         payload = tokens.id_token.get_secret_value().split(".")[1]
         claims = json.loads(b64decode(payload))
-        id_token = sign_id_token({**claims, "groups": self.groups}, self.key)
+        id_token = sign_id_token({**claims, "groups": self.groups, **self.claims}, self.key)
         return tokens.model_copy(update={"id_token": SecretStr(id_token)})
 
     def _grow(self, flow: Flow[TokenSet], when: str) -> Flow[TokenSet]:

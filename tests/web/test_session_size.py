@@ -106,6 +106,27 @@ async def test_a_refresh_that_brings_a_bigger_id_token_keeps_the_session(
     assert site.jwt_of(jar(browser)).tokens.id_token is None
 
 
+async def test_a_refreshed_id_token_about_another_user_ends_a_session_that_dropped_its_own(
+    make_site: MakeSite, world: Any
+) -> None:
+    """The cookie leaves the ID token out, yet keeps whom it named (OIDC Core 12.2)."""
+    secret = world.emu.credentials.client_secret.get_secret_value()
+    plugin = Groups(1, secret, at=("refresh",), claims={"sub": "someone-else"})
+    site = await make_site(plugins=[plugin])
+    browser = await site.browser()
+    await site.sign_in(browser, "google")
+    kept = site.jwt_of(jar(browser))
+    assert kept.tokens.id_token is None
+    assert kept.tokens.id_token_identity is not None
+    assert kept.user is not None and kept.tokens.id_token_identity.sub == kept.user.id
+    site.clock.advance(LIFETIME)
+    answer = (await browser.get("/auth/session")).json()
+    assert plugin.grown == 1
+    assert answer["error"] == "RefreshAccessTokenError"
+    failure = site.jwt_of(jar(browser)).refresh_failure
+    assert failure is not None and failure.error == "id_token_mismatch"
+
+
 async def test_the_app_can_ask_the_cookie_to_keep_more(
     make_site: MakeSite, world: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -587,6 +587,9 @@ class BaseKeyturn(Generic[H]):
         )
         if result.id_token is not None and result.id_token != tokens.id_token:
             self._check_refreshed_id_token(spec, credentials, tokens, result.id_token)
+        elif tokens.id_token_identity is not None and result.id_token_identity is None:
+            # No new ID token: whom the session's was about still holds for the next one.
+            result = result.model_copy(update={"id_token_identity": tokens.id_token_identity})
         return result
 
     def _check_refreshed_id_token(
@@ -597,8 +600,9 @@ class BaseKeyturn(Generic[H]):
         id_token: SecretStr,
     ) -> None:
         """OpenID Connect Core §12.2: a new ID token passes the sign-in checks (no nonce) and
-        names the same issuer, subject and audience as the one it replaces, if that one can be
-        read; else the refresh fails for good and the old tokens stay.
+        names the same issuer, subject and audience as the one it replaces (or as the identity
+        kept in its place, ``tokens.id_token_identity``), if that one can be read; else the
+        refresh fails for good and the old tokens stay.
 
         :raises RefreshIdTokenError: ``invalid_id_token`` or ``id_token_mismatch``.
         """
@@ -606,6 +610,8 @@ class BaseKeyturn(Generic[H]):
         try:
             claims = self._check_id_token(spec, credentials, id_token.get_secret_value(), None)
             previous = _readable_claims(tokens.id_token)
+            if previous is None and tokens.id_token_identity is not None:
+                previous = tokens.id_token_identity.claims()
             if previous is not None:
                 code = "id_token_mismatch"
                 check_same_session(claims, previous)

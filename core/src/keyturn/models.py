@@ -50,6 +50,7 @@ __all__ = [
     "REVEAL",
     "AuthorizationRequest",
     "ClientCredentials",
+    "IdTokenIdentity",
     "Profile",
     "ProviderSpec",
     "RefreshFailure",
@@ -418,6 +419,40 @@ class ClientCredentials(_Model):
         return _dump_secret(value, info)
 
 
+class IdTokenIdentity(_Model):
+    """Whom an ID token was about: its ``iss``, ``sub`` and ``aud``.
+
+    Kept in the token's place when the token itself is left out (a ``jwt`` session cookie
+    drops it to stay small), so that an ID token that comes with a later refresh can still
+    be held to the same session (OpenID Connect Core section 12.2).
+    """
+
+    iss: str
+    sub: str
+    aud: tuple[str, ...]
+
+    @classmethod
+    def of(cls, id_token: str) -> IdTokenIdentity | None:
+        """The identity an ID token names, or ``None`` when it cannot be read."""
+        from .idtoken import IdTokenError, unverified_claims
+
+        try:
+            claims = unverified_claims(id_token)
+        except IdTokenError:
+            return None
+        iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if not isinstance(iss, str) or not isinstance(sub, str):
+            return None
+        if not audiences or not all(isinstance(one, str) for one in audiences):
+            return None
+        return cls(iss=iss, sub=sub, aud=tuple(audiences))
+
+    def claims(self) -> dict[str, Any]:
+        """The three claims as an ID token's payload holds them."""
+        return {"iss": self.iss, "sub": self.sub, "aud": list(self.aud)}
+
+
 class TokenSet(_Model):
     """Tokens from one provider, as returned by a code exchange or a refresh.
 
@@ -441,6 +476,10 @@ class TokenSet(_Model):
     refresh_token_expires_at: int | None = None
     scope: tuple[str, ...] | None = None
     id_token: Secret | None = None
+    id_token_identity: IdTokenIdentity | None = Field(
+        default=None,
+        description="Whom the ID token named, kept when the token itself was left out.",
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_serializer("access_token", "refresh_token", "id_token")

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 from keyturn.client import BaseKeyturn
 from keyturn.effects import Operation, done
 from keyturn.errors import KeyturnError, ProviderError, TokenNotFoundError
-from keyturn.models import JWT, REVEAL, Profile
+from keyturn.models import JWT, REVEAL, IdTokenIdentity, Profile
 from keyturn.stores.base import StoredTokens, TokenStore
 from keyturn.stores.manager import BaseTokenManager
 
@@ -168,6 +168,8 @@ def _kept(jwt: JWT, keeps: Sequence[CookiePart]) -> JWT:
     drop: dict[str, Any] = {}
     if "id_token" not in keeps and tokens.id_token is not None:
         drop["id_token"] = None
+        # Whom it named stays, so a refreshed ID token is still held to this session.
+        drop["id_token_identity"] = IdTokenIdentity.of(tokens.id_token.get_secret_value())
     if "token_extra" not in keeps and tokens.extra:
         drop["extra"] = {}
     update: dict[str, Any] = {}
