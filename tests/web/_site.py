@@ -183,7 +183,8 @@ class Site:
         assert self.store is not None
         row = self.store.load(DatabaseStrategy.key_of(cookies[SESSION]))
         assert row is not None
-        return JWT(tokens=row.tokens)
+        user = row.data.get("user")
+        return JWT(tokens=row.tokens, user=None if user is None else Profile.model_validate(user))
 
     def tokens_of(self, browser: httpx.AsyncClient) -> TokenSet:
         return self.jwt_of(jar(browser)).tokens

@@ -267,6 +267,34 @@ def storable_extra(
     return _storable_fields(fields, provider, refuse_mask)
 
 
+def readable_raw(raw: Mapping[str, Any], provider: str = "a provider") -> dict[str, Any]:
+    """The fields of a provider's profile answer that a session can be written back with.
+
+    A field nested deeper than :data:`EXTRA_MAX_DEPTH`, or that is not JSON data, is dropped
+    (pydantic stops serialising a little past 250 levels, so such a profile would make every
+    session that holds it unwritable); the drop is logged at WARNING with the field names,
+    never their values. Unlike ``TokenSet.extra`` there is no size budget: a ``jwt`` cookie
+    leaves the raw profile out unless asked, and a ``database`` row has room.
+    """
+    if all(_shallow(value) for value in raw.values()):
+        return dict(raw)
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in raw.items():
+        reason = _unstorable(value)
+        if reason is None or reason == _MASKED:
+            kept[key] = value
+        else:
+            dropped.append(key)
+    if dropped:
+        log.warning(
+            "%s: dropped profile field(s) %s: nested too deep or not JSON data",
+            provider,
+            _names(dropped),
+        )
+    return kept
+
+
 def _storable_fields(fields: Mapping[str, Any], provider: str, refuse_mask: bool) -> dict[str, Any]:
     """:func:`storable_extra` field by field, without its shortcuts."""
     kept: dict[str, Any] = {}
@@ -609,6 +637,11 @@ class Profile(_Model):
     email_verified: bool | None = None
     image: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("raw")
+    @classmethod
+    def _readable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return readable_raw(value) if value else value
 
     @field_validator("id", mode="before")
     @classmethod
