@@ -544,6 +544,8 @@ async def test_an_error_raised_by_the_client_survives_pickling(
     [
         (keyturn.TokenSet, {"provider": "google", "access_token": "**********"}),
         (keyturn.ClientCredentials, {"client_id": "cid", "client_secret": "**********"}),
+        (keyturn.ClientCredentials, {"client_id": "cid", "private_key": "**********"}),
+        (keyturn.ClientCredentials, {"client_id": "cid", "client_assertion": "**********"}),
     ],
 )
 def test_a_masked_secret_cannot_be_loaded_back(model: Any, data: dict[str, Any]) -> None:

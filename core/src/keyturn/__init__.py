@@ -8,6 +8,7 @@ the hooks in :mod:`keyturn.hookspecs` with :data:`hookimpl` and build their flow
 from __future__ import annotations
 
 from .client import AsyncKeyturn, ClientOptions, Keyturn
+from .client_auth import SigningKey, sign_jwt
 from .errors import (
     AuthorizationDenied,
     CallbackError,
@@ -80,6 +81,7 @@ __all__ = [
     "RefreshIdTokenError",
     "RefreshTokenUnusable",
     "Session",
+    "SigningKey",
     "StateMismatchError",
     "TokenNotFoundError",
     "TokenSet",
@@ -90,4 +92,5 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "sign_jwt",
 ]

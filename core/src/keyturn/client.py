@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from . import callbacks
+from . import callbacks, client_auth, defaults
 from . import pkce as pkce_module
 from .effects import Operation, Shared, arun, run
 from .errors import (
@@ -181,6 +181,8 @@ def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentia
             return ClientCredentials(client_id=value[0], client_secret=value[1])
         if isinstance(value, Mapping):
             return ClientCredentials.model_validate(dict(value))
+    except ConfigurationError as exc:  # an unusable private key, named but never quoted
+        raise ConfigurationError(f"credentials for {provider!r}: {exc}") from None
     except ValidationError as exc:
         fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
         raise ConfigurationError(
@@ -346,12 +348,21 @@ class BaseKeyturn(Generic[H]):
     def credentials(self, provider: str | ProviderSpec) -> ClientCredentials:
         """The app's credentials at ``provider``: given to the constructor, or from the env.
 
-        :raises ConfigurationError: neither is set.
+        From the environment: ``KEYTURN_<ID>_CLIENT_ID``, ``_CLIENT_SECRET``, and for signed
+        client assertions ``_PRIVATE_KEY`` (PEM text) or ``_PRIVATE_KEY_FILE`` (its path),
+        ``_PRIVATE_KEY_ID`` and ``_SIGNING_ALG`` (see :mod:`keyturn.client_auth`).
+
+        :raises ConfigurationError: neither is set, the private key is unusable, or the
+            spec's ``client_auth`` needs a key the credentials lack.
         """
         spec = self.provider(provider)
         given = self._credentials.get(spec.id)
-        if given is not None:
-            return given
+        if given is None:
+            given = self._environ_credentials(spec)
+        client_auth.check_credentials(spec, given)
+        return given
+
+    def _environ_credentials(self, spec: ProviderSpec) -> ClientCredentials:
         client_id = self._environ.get(spec.env_prefix + "CLIENT_ID")
         if not client_id:
             raise ConfigurationError(
@@ -360,7 +371,37 @@ class BaseKeyturn(Generic[H]):
                 f"{spec.env_prefix}CLIENT_SECRET"
             )
         secret = self._environ.get(spec.env_prefix + "CLIENT_SECRET") or None
-        return ClientCredentials(client_id=client_id, client_secret=secret)
+        keys = client_auth.environ_key_settings(spec.env_prefix, self._environ)
+        if not keys:
+            return ClientCredentials(client_id=client_id, client_secret=secret)
+        try:
+            return ClientCredentials.model_validate(
+                {"client_id": client_id, "client_secret": secret, **keys}
+            )
+        except ConfigurationError as exc:  # an unusable private key, named but never quoted
+            from_file = bool(self._environ.get(spec.env_prefix + "PRIVATE_KEY_FILE"))
+            variable = "PRIVATE_KEY_FILE" if from_file else "PRIVATE_KEY"
+            raise ConfigurationError(f"{spec.env_prefix}{variable}: {exc}") from None
+        except ValidationError as exc:
+            fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+            raise ConfigurationError(
+                f"the environment's credentials for {spec.id!r} are not usable (check "
+                f"{fields or 'their values'})"
+            ) from None
+
+    def _request_credentials(self, spec: ProviderSpec) -> ClientCredentials:
+        """The credentials for one request to the token or revocation endpoint: the secret
+        ``keyturn_client_secret`` gives, and a new client assertion for the JWT methods."""
+        credentials = self.credentials(spec)
+        if spec.client_auth == "none":
+            return credentials
+        secret_hook = self._hook("keyturn_client_secret")
+        return client_auth.request_credentials(
+            spec,
+            credentials,
+            self.clock(),
+            None if secret_hook is defaults.keyturn_client_secret else secret_hook,
+        )
 
     # -- authorize (no I/O) ---------------------------------------------------------------
 
@@ -505,7 +546,7 @@ class BaseKeyturn(Generic[H]):
             raise ConfigurationError("exchange_code needs the redirect_uri of the authorize URL")
         if not code:
             raise ConfigurationError("exchange_code needs a non-empty code")
-        credentials = self.credentials(spec)
+        credentials = self._request_credentials(spec)
         tokens: TokenSet = yield from self._hook_flow(
             "keyturn_exchange_code",
             spec,
@@ -576,7 +617,7 @@ class BaseKeyturn(Generic[H]):
                 description="the refresh token is past its own expiry",
                 permanent=True,
             )
-        credentials = self.credentials(spec)
+        credentials = self._request_credentials(spec)
         result: TokenSet = yield from self._hook_flow(
             "keyturn_refresh",
             spec,
@@ -636,7 +677,11 @@ class BaseKeyturn(Generic[H]):
         """The operation behind :meth:`Keyturn.revoke`."""
         spec = self.provider(tokens.provider)
         yield from self._hook_flow(
-            "keyturn_revoke", spec, "revoke", credentials=self.credentials(spec), tokens=tokens
+            "keyturn_revoke",
+            spec,
+            "revoke",
+            credentials=self._request_credentials(spec),
+            tokens=tokens,
         )
 
     def jwt_op(

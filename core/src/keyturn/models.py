@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     SerializationInfo,
     ValidationInfo,
@@ -35,8 +36,10 @@ from pydantic import (
 )
 from pydantic.version import VERSION as PYDANTIC_VERSION
 
+from .client_auth import SigningAlg, SigningKey, credentials_key
 from .errors import (
     AuthorizationDenied,
+    ConfigurationError,
     IssuerMismatchError,
     MissingCodeError,
     StateMismatchError,
@@ -328,7 +331,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=DEFER_BUILD)
 
 
-ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
+#: How the client authenticates at the token and revocation endpoints: the client secret in
+#: the form (``client_secret_post``) or in HTTP Basic (``client_secret_basic``), nothing
+#: (``none``: a public client), or a JWT assertion made for each request, signed with the
+#: app's private key (``private_key_jwt``) or with HMAC under the client secret
+#: (``client_secret_jwt``): OpenID Connect Core section 9, RFC 7523 (see
+#: :mod:`keyturn.client_auth`).
+ClientAuthMethod = Literal[
+    "client_secret_post", "client_secret_basic", "none", "private_key_jwt", "client_secret_jwt"
+]
 
 
 class ProviderSpec(_Model):
@@ -437,14 +448,72 @@ class ProviderSpec(_Model):
 
 
 class ClientCredentials(_Model):
-    """The app's registration at one provider."""
+    """The app's registration at one provider, and what it proves itself with.
+
+    ``client_secret`` serves ``client_secret_post``, ``client_secret_basic`` and
+    ``client_secret_jwt``; ``private_key`` serves ``private_key_jwt`` (see
+    :mod:`keyturn.client_auth`). The key is read and checked when the credentials are made:
+    a key that is not a usable private key raises :class:`~keyturn.ConfigurationError`,
+    whose message never quotes it. Like the secret, it is masked in ``repr``, ``str`` and
+    dumps made without ``REVEAL``.
+    """
 
     client_id: str = Field(min_length=1)
     client_secret: Secret | None = None
+    private_key: Secret | None = Field(
+        default=None,
+        description=(
+            "The app's private key as unencrypted PEM text (RSA of 2048 bits or more, EC "
+            "P-256 or P-384, or Ed25519), for private_key_jwt and for secrets a plugin signs."
+        ),
+    )
+    private_key_id: str | None = Field(
+        default=None, min_length=1, description="The `kid` header put on what the key signs."
+    )
+    signing_alg: SigningAlg | None = Field(
+        default=None,
+        description=(
+            "The JWS algorithm of client assertions: by default RS256 for an RSA key, ES256 or "
+            "ES384 by curve, EdDSA for Ed25519, and HS256 for client_secret_jwt."
+        ),
+    )
+    client_assertion: Secret | None = Field(
+        default=None,
+        description=(
+            "The client assertion of one request: keyturn sets it on the credentials it hands "
+            "a provider hook for that request; leave it unset."
+        ),
+    )
 
-    @field_serializer("client_secret")
+    _signing_key: SigningKey | None = PrivateAttr(default=None)
+
+    @field_serializer("client_secret", "private_key", "client_assertion")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _key_as_text(cls, value: Any) -> Any:
+        # Bytes read from a file are welcome; a type error would otherwise quote them.
+        if isinstance(value, bytes | bytearray):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigurationError("the private key is not PEM text") from None
+        return value
+
+    @model_validator(mode="after")
+    def _read_key(self) -> ClientCredentials:
+        # Raises ConfigurationError, which pydantic lets through unwrapped: a ValidationError
+        # would print the input, the key.
+        self._signing_key = credentials_key(self.private_key, self.private_key_id, self.signing_alg)
+        return self
+
+    @property
+    def signing_key(self) -> SigningKey | None:
+        """The private key, read and ready to sign (``private_key_id`` as its ``kid``), or
+        ``None`` without one. Its algorithm is ``signing_alg`` unless that names an HMAC."""
+        return self._signing_key
 
 
 class IdTokenIdentity(_Model):
