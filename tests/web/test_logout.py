@@ -611,3 +611,38 @@ async def test_a_session_whose_id_token_went_missing_still_logs_out(
         browser = await site.browser(cookies={SESSION: sealed})
     query = split((await sign_out(browser)).headers["location"])[1]
     assert set(query) == {"client_id", "post_logout_redirect_uri", "state"}
+
+
+# == the blocking WebAuth ======================================================================
+
+
+def test_blocking_webauth_logs_out_at_the_provider_and_comes_back(world: World) -> None:
+    from urllib.parse import urlencode
+
+    from .test_auth import SyncBrowser
+
+    with make_client(world, blocking=True, providers=[google_with_logout(world)]) as client:
+        web = WebAuth(client, secret=SECRET, logout_at_provider=["google"])
+        browser = SyncBrowser(web)
+        started = browser.request("GET", "/auth/signin/google?callbackUrl=%2Fhome")
+        location = started.header("location")
+        assert location is not None
+        query = world.emu.authorize(location)
+        assert browser.request("GET", "/auth/callback/google?" + urlencode(query)).status == 303
+        token = browser.json("/auth/csrf")["csrfToken"]
+        out = browser.request(
+            "POST", "/auth/signout", form={"csrfToken": token, "callbackUrl": "/bye"}
+        )
+        goto = out.header("location")
+        assert out.status == 303 and goto is not None
+        endpoint, sent = split(goto)
+        assert endpoint == end_session_endpoint(world) and "id_token_hint" in sent
+        assert browser.json("/auth/session") is None
+        back = browser.request(
+            "GET", "/auth/signout/callback?" + urlencode({"state": sent["state"]})
+        )
+        assert back.status == 303 and back.header("location") == "/bye"
+        again = browser.request(
+            "GET", "/auth/signout/callback?" + urlencode({"state": sent["state"]})
+        )
+        assert again.status == 400 and again.header("location") is None
