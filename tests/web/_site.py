@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from keyturn import JWT, AsyncKeyturn, Flow, Keyturn, Profile, TokenSet, hookimpl
+from keyturn import JWT, AsyncKeyturn, Flow, Keyturn, Profile, ProviderSpec, TokenSet, hookimpl
 from keyturn.plugins import get_plugin_manager
 from keyturn.starlette import KeyturnAuth
 from keyturn.stores.base import TokenStore
@@ -97,16 +97,29 @@ def fresh(world: World) -> World:
     return world
 
 
-def make_client(world: World, plugins: Sequence[object] = (), *, blocking: bool = False) -> Any:
-    """A client with github and google at the emulator, and ``strict`` without credentials."""
+def make_client(
+    world: World,
+    plugins: Sequence[object] = (),
+    *,
+    blocking: bool = False,
+    providers: Sequence[ProviderSpec] = (),
+) -> Any:
+    """A client with github and google at the emulator, and ``strict`` without credentials.
+
+    :param providers: more specs (or ones replacing those above by id), with the emulator's
+        credentials.
+    """
     emu = world.emu
+    specs = {spec.id: spec for spec in (emu.point(GITHUB), emu.point(GOOGLE), emu.spec("strict"))}
+    specs.update((spec.id, spec) for spec in providers)
     kwargs: dict[str, Any] = {
-        "providers": [emu.point(GITHUB), emu.point(GOOGLE), emu.spec("strict")],
+        "providers": list(specs.values()),
         "clock": world.clock,
         "plugin_manager": get_plugin_manager(plugins=plugins, environ={}),
         "environ": {},
     }
     credentials = {"github": emu.credentials, "google": emu.credentials}
+    credentials.update((spec.id, emu.credentials) for spec in providers)
     return Keyturn(credentials, **kwargs) if blocking else AsyncKeyturn(credentials, **kwargs)
 
 
@@ -205,11 +218,14 @@ async def sites(world: World, tmp_path: Path) -> AsyncIterator[MakeSite]:
             plugins: Sequence[object] = (),
             secret: str | Sequence[str] = SECRET,
             store: TokenStore | None = None,
+            providers: Sequence[ProviderSpec] = (),
             **settings: Any,
         ) -> Site:
             nonlocal made
             made += 1
-            client = await stack.enter_async_context(make_client(world, plugins))
+            client = await stack.enter_async_context(
+                make_client(world, plugins, providers=providers)
+            )
             if store is None and kind == "memory":
                 store = MemoryTokenStore()
             elif store is None and kind == "sqlite":
