@@ -99,7 +99,7 @@ class Routes:
             if request.method != "GET":
                 return _method_not_allowed("GET")
             if name == "signin":
-                return self.signin(request, parts[1])
+                return (yield from self.signin(request, parts[1]))
             return (yield from self.callback(request, parts[1]))
         if len(parts) != 1 or name not in (*self._plain, "session", "signout"):
             return _not_found()
@@ -114,14 +114,15 @@ class Routes:
 
     # -- sign-in --------------------------------------------------------------------------
 
-    def signin(self, request: WebRequest, provider: str) -> WebResponse:
+    def signin(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
         origin = self.s.origin(request)
         target = same_origin_target(request.query.get("callbackUrl"), origin)
         if target is None:
             return self._refused("callbackUrl must be a page of this site", 400)
         client = self.s.client
         try:
-            auth = client.authorize_url(
+            # Resolves the provider first: its discovery document may have to be fetched.
+            auth = yield from client.authorize_url_op(
                 provider,
                 f"{origin}{self.s.base_path}/callback/{provider}",
                 scopes=self.s.scopes.get(provider),
@@ -131,6 +132,10 @@ class Routes:
         except ConfigurationError as exc:
             log.error("sign-in with %s is not configured: %s", provider, exc)
             return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
+        except ProviderError as exc:
+            log.warning("sign-in with %s could not start: %s", provider, exc)
+            message = f"{provider} could not be reached to start the sign-in. Please try again."
+            return self._failed(provider, message, 502)
         # The authorize URL is not kept: the callback never needs it, and it would double the
         # cookie (it repeats the state and nonce, and grows with the scopes).
         started = auth.model_dump(mode="json", context=REVEAL, exclude={"url"})
@@ -169,7 +174,7 @@ class Routes:
             ).add_cookies(clear_flow)
         assert state is not None
         try:
-            self._check_issuer_sent(started, request.query)
+            yield from self._check_issuer_sent(started, request.query)
             jwt = yield from self.s.client.sign_in_op(
                 started, request.query, fetch_profile=self.s.fetch_profile
             )
@@ -181,6 +186,10 @@ class Routes:
             log.warning("sign-in with %s failed at the provider: %s", provider, exc.error)
             message = f"{provider} could not complete the sign-in ({exc.error}). Please try again."
             return self._failed(provider, message, 502).add_cookies(clear_flow)
+        except ConfigurationError as exc:  # its discovery document, say, cannot be used
+            log.error("sign-in with %s is not configured: %s", provider, exc)
+            message = f"Sign-in with {provider} is not configured on this site."
+            return self._refused(message, 500).add_cookies(clear_flow)
         except RecursionError:  # an answer (the ID token's JSON) nested deeper than parsers go
             log.warning("a %s sign-in answer nested too deeply to read; refused", provider)
             message = f"{provider} sent an answer that could not be read. Please try again."
@@ -197,28 +206,31 @@ class Routes:
         target = str(state.get("callbackUrl") or "/")
         return WebResponse.redirect(target).add_cookies(cookies + clear_flow)
 
-    def _check_issuer_sent(self, started: AuthorizationRequest, query: dict[str, str]) -> None:
+    def _check_issuer_sent(
+        self, started: AuthorizationRequest, query: dict[str, str]
+    ) -> Operation[None]:
         """Refuse a callback without ``iss`` from a provider that always sends it (RFC 9207).
 
         A callback whose state does not match is refused for that first, as
-        :meth:`~keyturn.models.AuthorizationRequest.verify_callback` would.
+        :meth:`~keyturn.models.AuthorizationRequest.verify_callback` would. Whether the
+        provider sends it may come from its discovery document, so its spec is resolved.
 
         :raises CallbackError: the state does not match, or ``iss`` is missing.
         """
         if "iss" in query:
             return  # verify_callback compares it with the provider's issuer
         try:
-            spec = self.s.client.provider(started.provider)
+            started.verify_callback(query)
+        except StateMismatchError:
+            raise  # a forged callback causes no fetch
+        except CallbackError:
+            pass
+        try:
+            spec = yield from self.s.client.resolve_op(started.provider)
         except UnknownProviderError:
             return
         if not spec.authorization_response_iss:
             return
-        try:
-            started.verify_callback(query)
-        except StateMismatchError:
-            raise
-        except CallbackError:
-            pass
         raise IssuerMismatchError(
             f"{started.provider}: the callback carries no iss, which this provider sends on "
             "every redirect back (RFC 9207)"
@@ -301,8 +313,12 @@ class Routes:
 
     def _revoke(self, jwt: JWT) -> Operation[None]:
         try:
-            spec = self.s.client.provider(jwt.provider)
+            # The revocation endpoint may come from the provider's discovery document.
+            spec = yield from self.s.client.resolve_op(jwt.provider)
         except UnknownProviderError:
+            return
+        except KeyturnError as exc:
+            log.warning("revoking the %s grant at sign-out failed: %s", jwt.provider, exc)
             return
         if spec.revocation_endpoint is None:
             return
