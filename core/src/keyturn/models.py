@@ -310,6 +310,11 @@ class ProviderSpec(_Model):
 
     Plain data: endpoints and the documented behaviour the default flows need. Anything the
     data cannot express goes into a hook override in the plugin.
+
+    An OpenID Connect provider may give its ``discovery_url`` instead of its endpoints: the
+    clients complete the spec from the document before any operation (see
+    :mod:`keyturn.discovery`), and hooks only ever receive the completed spec. Until then
+    ``authorization_endpoint`` and ``token_endpoint`` are empty strings.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Short id: 'google'.")
