@@ -470,3 +470,35 @@ def test_documents_are_fetched_with_the_client_of_the_caller(clock: FakeClock) -
     for request in seen:
         assert request.method == "GET" and "authorization" not in request.headers
         assert request.headers["accept"] == "application/json"
+
+
+def test_the_parsed_copy_follows_the_text_and_stays_bounded(clock: FakeClock) -> None:
+    """Each text is parsed once per URL; a new text is parsed anew, and past the bound the
+    oldest URL's parse is dropped, never another URL's served."""
+    documents = Documents(None, clock)
+    calls: list[Any] = []
+
+    def parse(data: Any) -> Any:
+        calls.append(data)
+        return dict(data)
+
+    first = documents._value("u", '{"a": 1}', parse)
+    assert documents._value("u", '{"a": 1}', parse) is first and len(calls) == 1
+    assert documents._value("u", '{"a": 2}', parse) == {"a": 2} and len(calls) == 2
+    for n in range(300):
+        assert documents._value(f"u{n}", f'{{"n": {n}}}', parse) == {"n": n}
+    assert len(documents._parsed) == 256
+    assert documents._value("u0", '{"n": 0}', parse) == {"n": 0}
+
+
+def test_a_changed_spec_is_resolved_again(clock: FakeClock) -> None:
+    op = Provider()
+    with sync_client(op, clock) as kt:
+        first = run(kt.resolve_op(SPEC), kt.http_client)
+        other = SPEC.model_copy(update={"default_scopes": ("openid",)})
+        second = run(kt.resolve_op(other), kt.http_client)
+        assert second.default_scopes == ("openid",) and first.default_scopes != ("openid",)
+        assert second.token_endpoint == first.token_endpoint
+        again = run(kt.resolve_op(SPEC), kt.http_client)
+        assert again == first
+    assert op.count(DISCOVERY_URL) == 1

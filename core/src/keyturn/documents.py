@@ -80,6 +80,8 @@ STALE_IF_ERROR = 86400.0
 #: takes about 1.5 KiB, a key set with a dozen RSA keys about 6 KiB).
 MAX_DOCUMENT_SIZE = 512 * 1024
 
+#: How many URLs' parsed documents a client keeps (it reads two per provider).
+_MAX_PARSED = 256
 #: HTTP statuses after which fetching again may succeed.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
@@ -294,6 +296,7 @@ class Documents:
         self._direct = type(self.cache) is MemoryDocumentCache
         #: url -> (text, value): each text is parsed once, however often it is read.
         self._parsed: dict[str, tuple[str, Any]] = {}
+        self._parsed_lock = threading.Lock()
 
     # -- the cache --------------------------------------------------------------------------
 
@@ -318,9 +321,10 @@ class Documents:
             value: P = seen[1]
             return value
         value = parse(_json_object(text))
-        if len(self._parsed) >= 256 and url not in self._parsed:
-            self._parsed.pop(next(iter(self._parsed)), None)
-        self._parsed[url] = (text, value)
+        with self._parsed_lock:
+            if len(self._parsed) >= _MAX_PARSED and url not in self._parsed:
+                self._parsed.pop(next(iter(self._parsed)), None)
+            self._parsed[url] = (text, value)
         return value
 
     # -- operations -------------------------------------------------------------------------
