@@ -341,23 +341,59 @@ ClientAuthMethod = Literal[
     "client_secret_post", "client_secret_basic", "none", "private_key_jwt", "client_secret_jwt"
 ]
 
+#: A placeholder of a templated issuer: ``{tenantid}``.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
 
 class ProviderSpec(_Model):
     """What a provider plugin tells keyturn about one OAuth 2.0 provider.
 
     Plain data: endpoints and the documented behaviour the default flows need. Anything the
     data cannot express goes into a hook override in the plugin.
+
+    An OpenID Connect provider may give its ``discovery_url`` instead of its endpoints: the
+    clients complete the spec from the document before any operation (see
+    :mod:`keyturn.discovery`), and hooks only ever receive the completed spec. Until then
+    ``authorization_endpoint`` and ``token_endpoint`` are empty strings.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Short id: 'google'.")
     name: str = Field(description="Display name: 'Google'.")
-    authorization_endpoint: str
-    token_endpoint: str
+    authorization_endpoint: str = Field(
+        default="",
+        description=(
+            "Where the user is sent to sign in. Required, unless `discovery_url` is set: then "
+            "the empty string (the default) means 'from the discovery document'."
+        ),
+    )
+    token_endpoint: str = Field(
+        default="",
+        description="Where codes and refresh tokens are exchanged; as `authorization_endpoint`.",
+    )
     userinfo_endpoint: str | None = None
     revocation_endpoint: str | None = None
     issuer: str | None = Field(
         default=None,
-        description="Expected `iss` on the callback (RFC 9207) and in ID tokens.",
+        description=(
+            "Expected `iss` on the callback (RFC 9207) and in ID tokens. With "
+            "`issuer_claims`, a template: `https://login.microsoftonline.com/{tenantid}/v2.0`."
+        ),
+    )
+    issuer_claims: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "The placeholders of a multi-tenant `issuer`, each mapped to the ID-token claim "
+            "that fills it: `{'tenantid': 'tid'}`. An ID token's `iss` must then be the "
+            "template with each placeholder replaced by the token's own claim (a single path "
+            "segment). A discovery document's `issuer` is compared with the template as it is."
+        ),
+    )
+    issuer_claim_values: dict[str, frozenset[str]] = Field(
+        default_factory=dict,
+        description=(
+            "For a placeholder of `issuer_claims`, the only values accepted (the tenants an "
+            "app serves); any value when a placeholder is not listed."
+        ),
     )
     issuer_aliases: frozenset[str] = Field(
         default_factory=frozenset,
@@ -440,6 +476,41 @@ class ProviderSpec(_Model):
         if self.authorization_response_iss and self.issuer is None:
             raise ValueError("authorization_response_iss needs the provider's issuer")
         return self
+
+    @model_validator(mode="after")
+    def _endpoints_or_discovery(self) -> ProviderSpec:
+        if self.discovery_url is None:
+            missing = [
+                name
+                for name in ("authorization_endpoint", "token_endpoint")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} required unless discovery_url is set")
+        return self
+
+    @model_validator(mode="after")
+    def _issuer_template(self) -> ProviderSpec:
+        used = set(_PLACEHOLDER.findall(self.issuer or ""))
+        declared = set(self.issuer_claims)
+        if used != declared:
+            raise ValueError(
+                "issuer_claims must name exactly the {placeholders} of issuer (undeclared: "
+                f"{sorted(used - declared)}, unused: {sorted(declared - used)})"
+            )
+        if not set(self.issuer_claim_values) <= declared:
+            raise ValueError("issuer_claim_values names a placeholder issuer_claims does not")
+        if declared and self.authorization_response_iss:
+            raise ValueError(
+                "a templated issuer cannot be compared with a callback's iss "
+                "(authorization_response_iss)"
+            )
+        return self
+
+    @property
+    def issuer_is_template(self) -> bool:
+        """Whether ``issuer`` has placeholders filled from each ID token (``issuer_claims``)."""
+        return bool(self.issuer_claims)
 
     @property
     def env_prefix(self) -> str:

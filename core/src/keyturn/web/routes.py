@@ -113,7 +113,7 @@ class Routes:
             if request.method != "GET":
                 return _method_not_allowed("GET")
             if name == "signin":
-                return self.signin(request, parts[1])
+                return (yield from self.signin(request, parts[1]))
             return (yield from self.callback(request, parts[1]))
         if name == "signout" and parts[1:] == ["callback"]:
             if request.method != "GET":
@@ -132,14 +132,15 @@ class Routes:
 
     # -- sign-in --------------------------------------------------------------------------
 
-    def signin(self, request: WebRequest, provider: str) -> WebResponse:
+    def signin(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
         origin = self.s.origin(request)
         target = same_origin_target(request.query.get("callbackUrl"), origin)
         if target is None:
             return self._refused("callbackUrl must be a page of this site", 400)
         client = self.s.client
         try:
-            auth = client.authorize_url(
+            # Resolves the provider first: its discovery document may have to be fetched.
+            auth = yield from client.authorize_url_op(
                 provider,
                 f"{origin}{self.s.base_path}/callback/{provider}",
                 scopes=self.s.scopes.get(provider),
@@ -149,6 +150,10 @@ class Routes:
         except ConfigurationError as exc:
             log.error("sign-in with %s is not configured: %s", provider, exc)
             return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
+        except ProviderError as exc:
+            log.warning("sign-in with %s could not start: %s", provider, exc)
+            message = f"{provider} could not be reached to start the sign-in. Please try again."
+            return self._failed(provider, message, 502)
         # The authorize URL is not kept: the callback never needs it, and it would double the
         # cookie (it repeats the state and nonce, and grows with the scopes).
         started = auth.model_dump(mode="json", context=REVEAL, exclude={"url"})
@@ -198,6 +203,10 @@ class Routes:
             log.warning("sign-in with %s failed at the provider: %s", provider, exc.error)
             message = f"{provider} could not complete the sign-in ({exc.error}). Please try again."
             return self._failed(provider, message, 502).add_cookies(clear_flow)
+        except ConfigurationError as exc:  # its discovery document, say, cannot be used
+            log.error("sign-in with %s is not configured: %s", provider, exc)
+            message = f"Sign-in with {provider} is not configured on this site."
+            return self._refused(message, 500).add_cookies(clear_flow)
         except RecursionError:  # an answer (the ID token's JSON) nested deeper than parsers go
             log.warning("a %s sign-in answer nested too deeply to read; refused", provider)
             message = f"{provider} sent an answer that could not be read. Please try again."
@@ -287,7 +296,7 @@ class Routes:
         log.info("signed out")
         goto = target
         if current is not None and current.jwt.provider in self.s.logout_at_provider:
-            at_provider = self._end_session(request, current.jwt, target)
+            at_provider = yield from self._end_session(request, current.jwt, target)
             if at_provider is not None:
                 goto, cookie = at_provider
                 cookies.append(cookie)
@@ -296,22 +305,30 @@ class Routes:
             return WebResponse.json({"url": goto}).add_cookies(cookies)
         return WebResponse.redirect(goto).add_cookies(cookies)
 
-    def _end_session(self, request: WebRequest, jwt: JWT, target: str) -> tuple[str, str] | None:
+    def _end_session(
+        self, request: WebRequest, jwt: JWT, target: str
+    ) -> Operation[tuple[str, str] | None]:
         """Where to send the browser to log out at ``jwt``'s provider, and the cookie that
         brings it back to ``target``; ``None`` (logged) when that cannot be done.
 
         The URL is the provider's ``end_session_endpoint`` with ``id_token_hint`` (when the
         session still holds its ID token), ``client_id``, ``post_logout_redirect_uri`` and a
         fresh ``state`` (OpenID Connect RP-Initiated Logout 1.0 section 2), its own query kept.
+        A spec with a ``discovery_url`` is resolved first (usually from the cache).
         """
         provider = jwt.provider
         try:
-            # TODO(discovery): resolve the spec from its discovery document once the client
-            # can, so that a discovery_url provider's end_session_endpoint is known here.
-            spec = self.s.client.provider(provider)
+            spec = yield from self.s.client.resolve_op(provider)
             client_id = self.s.client.credentials(spec).client_id
         except ConfigurationError as exc:
             log.error("logging out at %s is not possible (%s); signed out here only", provider, exc)
+            return None
+        except ProviderError as exc:  # the discovery document cannot be fetched just now
+            log.warning(
+                "logging out at %s is not possible now (%s); signed out here only",
+                provider,
+                exc.error,
+            )
             return None
         endpoint = spec.end_session_endpoint
         if endpoint is None:
@@ -398,8 +415,12 @@ class Routes:
 
     def _revoke(self, jwt: JWT) -> Operation[None]:
         try:
-            spec = self.s.client.provider(jwt.provider)
+            # The revocation endpoint may come from the provider's discovery document.
+            spec = yield from self.s.client.resolve_op(jwt.provider)
         except UnknownProviderError:
+            return
+        except KeyturnError as exc:
+            log.warning("revoking the %s grant at sign-out failed: %s", jwt.provider, exc)
             return
         if spec.revocation_endpoint is None:
             return
