@@ -141,6 +141,30 @@ def test_pkce_follows_the_methods_the_document_lists(methods: Any, expected: str
     assert resolved.pkce_method == expected
 
 
+@pytest.mark.parametrize(
+    ("methods", "expected"),
+    [
+        (None, "client_secret_basic"),  # OIDC Discovery 1.0 section 3: the default
+        (["client_secret_post", "client_secret_basic"], "client_secret_post"),  # the spec's
+        (["client_secret_basic"], "client_secret_basic"),
+        (["private_key_jwt", "client_secret_post"], "client_secret_post"),
+        (["private_key_jwt"], "client_secret_post"),  # needs a key the app must name
+    ],
+)
+def test_client_authentication_follows_the_methods_the_document_lists(
+    methods: Any, expected: str
+) -> None:
+    data = metadata(token_endpoint_auth_methods_supported=methods)
+    assert resolve_spec(SPEC, parse_metadata(data)).client_auth == expected
+
+
+def test_a_client_authentication_the_spec_names_wins() -> None:
+    spec = SPEC.model_copy(update={"client_auth": "private_key_jwt"})
+    assert "client_auth" in spec.model_fields_set
+    data = metadata(token_endpoint_auth_methods_supported=["client_secret_basic"])
+    assert resolve_spec(spec, parse_metadata(data)).client_auth == "private_key_jwt"
+
+
 def test_signing_algorithms_keep_only_those_keyturn_verifies() -> None:
     data = metadata(id_token_signing_alg_values_supported=["none", "HS256", "RS256", "ES384"])
     assert resolve_spec(SPEC, parse_metadata(data)).id_token_signing_algs == {"RS256", "ES384"}

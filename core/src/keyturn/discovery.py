@@ -236,6 +236,28 @@ def _pkce_method(spec: ProviderSpec, metadata: ProviderMetadata) -> str | None:
     return "plain" if "plain" in methods else spec.pkce_method
 
 
+#: Client authentication methods keyturn can use with a client secret, in the order it picks
+#: them from a document: OpenID Connect Discovery makes ``client_secret_basic`` the default
+#: when ``token_endpoint_auth_methods_supported`` is absent.
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def _client_auth(spec: ProviderSpec, metadata: ProviderMetadata) -> str:
+    """The secret-based client authentication the provider accepts: the spec's own when the
+    document lists it, else ``client_secret_basic`` or ``client_secret_post``, whichever the
+    document lists first in that order. Methods without a secret (``private_key_jwt``...)
+    are never chosen for the app: they need credentials it has to set up, so it names them."""
+    listed = metadata.token_endpoint_auth_methods_supported
+    if listed is None:
+        listed = ("client_secret_basic",)
+    if spec.client_auth in listed:
+        return spec.client_auth
+    for method in _SECRET_METHODS:
+        if method in listed:
+            return method
+    return spec.client_auth
+
+
 def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec:
     """``spec`` with what it leaves out taken from its provider's metadata.
 
@@ -244,7 +266,8 @@ def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec
     ``jwks_uri`` (left ``None``), ``issuer`` (the document's), ``id_token_signing_algs``
     (the document's algorithms that keyturn verifies), ``authorization_response_iss`` (from
     ``authorization_response_iss_parameter_supported``; never for a templated issuer) and
-    ``pkce_method`` (see :func:`_pkce_method`). A field the spec sets explicitly (in its
+    ``pkce_method`` (see :func:`_pkce_method`), ``client_auth`` (see :func:`_client_auth`).
+    A field the spec sets explicitly (in its
     ``model_fields_set``) wins. The issuer must already have passed :func:`check_issuer`.
 
     :return: a copy of ``spec``, or ``spec`` itself when nothing is missing.
@@ -276,4 +299,8 @@ def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec
         method = _pkce_method(spec, metadata)
         if method != spec.pkce_method:
             update["pkce_method"] = method
+    if "client_auth" not in explicit:
+        method = _client_auth(spec, metadata)
+        if method != spec.client_auth:
+            update["client_auth"] = method
     return spec.model_copy(update=update) if update else spec
