@@ -110,7 +110,7 @@ def test_providers_lists_declared_providers_with_their_issuers(
         "id.corp.example (keyturn-oidc 0.1.0)",
         "  issuer        https://id.corp.example",
         "  endpoints     from https://id.corp.example/.well-known/openid-configuration",
-        "  behaviour     PKCE S256, keeps refresh tokens",
+        "  behaviour     PKCE S256, refresh tokens kept or rotated, as each answer says",
         "  overrides     none (keyturn's RFC 6749 defaults)",
     ]
     auth0 = (
@@ -132,8 +132,35 @@ def test_providers_json_carries_the_issuer_and_the_discovery_url(
     assert (corp["plugin"], corp["distribution"], corp["hooks"]) == ("oidc", "keyturn-oidc", [])
     assert corp["authorization_endpoint"] is None and corp["token_endpoint"] is None
     assert "discovered" not in corp and "error" not in corp
+    assert corp["rotates_refresh_tokens"] is None  # the document cannot say; each answer does
     assert rows["google"]["issuer"] == "https://accounts.google.com"
     assert rows["google"]["discovery_url"] is None
+
+
+def test_rotation_is_shown_as_declared_or_as_unknown_for_a_discovered_spec(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyturn
+    import keyturn.cli.providers
+    import keyturn_oidc
+
+    specs = [
+        keyturn_oidc.provider("declared", "https://a.example", rotates_refresh_tokens=True),
+        keyturn_oidc.provider("kept", "https://b.example", rotates_refresh_tokens=False),
+        keyturn_oidc.provider("unsaid", "https://c.example"),
+    ]
+    monkeypatch.setattr(
+        keyturn.cli.providers, "Keyturn", lambda: keyturn.Keyturn(providers=specs, environ={})
+    )
+    code, out, _ = run(capsys, "providers", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 0
+    assert [rows[pid]["rotates_refresh_tokens"] for pid in ("declared", "kept", "unsaid")] == [
+        True,
+        False,
+        None,
+    ]
+    assert rows["google"]["rotates_refresh_tokens"] is False  # no discovery: as the spec says
 
 
 def test_a_bad_declaration_is_one_line_naming_the_variable(
@@ -223,7 +250,7 @@ def test_providers_discover_shows_the_endpoints_of_each_document(
         f"  end_session   {oidc}/logout",
         f"  jwks_uri      {oidc}/certs",
         "  signatures    ES256, RS256",
-        "  behaviour     PKCE S256, keeps refresh tokens",
+        "  behaviour     PKCE S256, refresh tokens kept or rotated, as each answer says",
         "  overrides     none (keyturn's RFC 6749 defaults)",
     ]
     code, out, _ = run(capsys, "providers", "--discover", "--json")

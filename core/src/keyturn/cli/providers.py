@@ -76,7 +76,12 @@ def rows(*, discover: bool = False) -> list[dict[str, Any]]:
             }
             row.update({key: getattr(spec, key) or None for key in ENDPOINTS + KEYS})
             row["id_token_signing_algs"] = sorted(spec.id_token_signing_algs)
-            row["rotates_refresh_tokens"] = spec.rotates_refresh_tokens
+            # Unknown (None) for a spec that leaves it to its discovery document, which cannot
+            # say: keyturn keeps or replaces the refresh token as each answer says.
+            declared = (
+                spec.discovery_url is None or "rotates_refresh_tokens" in spec.model_fields_set
+            )
+            row["rotates_refresh_tokens"] = spec.rotates_refresh_tokens if declared else None
             row["pkce"] = spec.pkce_method
             row["hooks"] = list(reg.hooks)
             if discover and spec.discovery_url is not None:
@@ -117,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {_show(key):<13} {row[key]}")
             if row.get("discovered"):
                 print(f"  {'signatures':<13} {', '.join(row['id_token_signing_algs'])}")
-        rotation = (
-            "rotates refresh tokens" if row["rotates_refresh_tokens"] else "keeps refresh tokens"
-        )
+        rotation = {
+            True: "rotates refresh tokens",
+            False: "keeps refresh tokens",
+            None: "refresh tokens kept or rotated, as each answer says",
+        }[row["rotates_refresh_tokens"]]
         print(f"  {'behaviour':<13} PKCE {row['pkce'] or 'off'}, {rotation}")
         overrides = ", ".join(row["hooks"]) or "none (keyturn's RFC 6749 defaults)"
         print(f"  {'overrides':<13} {overrides}")
