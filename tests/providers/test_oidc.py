@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import keyturn
 import keyturn_oidc
 from keyturn import ConfigurationError, ProviderSpec
+from keyturn.idtoken import unverified_claims
 from keyturn_oidc.environ import providers_from_env
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, FakeClock
 from tests.core._oidc import (
@@ -59,7 +60,8 @@ def test_a_provider_is_its_issuer_and_where_its_document_is() -> None:
     assert (spec.authorization_endpoint, spec.token_endpoint) == ("", "")
     assert spec.userinfo_endpoint is None and spec.jwks_uri is None
     assert spec.default_scopes == ("openid", "email", "profile")
-    assert spec.client_auth == "client_secret_basic"
+    # Client authentication is left to the document (keyturn.discovery picks a secret method).
+    assert "client_auth" not in spec.model_fields_set
     assert spec.pkce_method == "S256"
     assert {"prompt", "login_hint", "max_age", "acr_values"} <= spec.extra_authorize_params
     assert spec.env_prefix == "KEYTURN_CORP_"
@@ -586,6 +588,12 @@ BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).dec
 async def test_a_whole_session_comes_from_the_discovery_document(
     session: Callable[..., Session], op: OP, clock: FakeClock
 ) -> None:
+    # This provider takes the client secret in a Basic header only.
+    op.discovery = metadata(
+        revocation_endpoint=REVOKE,
+        end_session_endpoint=LOGOUT,
+        token_endpoint_auth_methods_supported=["client_secret_basic"],
+    )
     s = session(keyturn_oidc.provider("op", ISSUER, name="Test OP"))
     # Sign-in: the URL is built on the document's authorization endpoint.
     request = await s.authorize_url("op")
@@ -594,9 +602,10 @@ async def test_a_whole_session_comes_from_the_discovery_document(
     op.nonces["code-1"] = request.nonce.get_secret_value()
     query = {"state": request.state.get_secret_value(), "code": "code-1"}
     token = await s.call("sign_in", request, query)
-    # The code was exchanged at the document's token endpoint, the client authenticated with
-    # HTTP Basic (its secret never in the form); the ID token's signature was verified with the
-    # document's key set; the profile came from its userinfo endpoint, keeping sub as the id.
+    # The code was exchanged at the document's token endpoint, the client authenticated as the
+    # document allows (Basic, the secret never in the form); the ID token's signature was
+    # verified with the document's key set; the profile came from its userinfo endpoint,
+    # keeping sub as the id.
     ((method, _, authorization, form),) = op.requests_to(TOKEN)
     assert (method, authorization) == ("POST", BASIC)
     assert form["grant_type"] == "authorization_code" and "client_secret" not in form
@@ -623,6 +632,48 @@ async def test_a_whole_session_comes_from_the_discovery_document(
     resolved = await s.call("discover", "op")
     assert resolved.end_session_endpoint == LOGOUT
     assert op.count(DISCOVERY_URL) == 1
+
+
+async def test_the_secret_goes_in_the_form_where_the_document_lists_that_first(
+    session: Callable[..., Session], op: OP
+) -> None:
+    """The test OP's document lists client_secret_post and client_secret_basic."""
+    s = session(keyturn_oidc.provider("op", ISSUER))
+    request = await s.authorize_url("op")
+    assert request.nonce is not None
+    op.nonces["code-1"] = request.nonce.get_secret_value()
+    await s.call("exchange_code", request, "code-1")
+    ((_, _, authorization, form),) = op.requests_to(TOKEN)
+    assert authorization is None
+    assert (form["client_id"], form["client_secret"]) == (CLIENT_ID, CLIENT_SECRET)
+
+
+async def test_a_private_key_declared_in_the_environment_signs_the_client_in(
+    op: OP, clock: FakeClock, declared: Callable[..., None]
+) -> None:
+    """KEYTURN_<ID>_CLIENT_AUTH=private_key_jwt, and the key as keyturn reads any client's."""
+    pem = rsa_key(3).as_pem(private=True).decode()
+    declared(
+        OIDC_PROVIDERS="op",
+        OP_ISSUER=ISSUER,
+        OP_CLIENT_AUTH="private_key_jwt",
+        OP_CLIENT_ID=CLIENT_ID,
+        OP_PRIVATE_KEY=pem,
+    )
+    op.now = clock
+    with keyturn.Keyturn(
+        http_client=op.sync_client(), clock=clock, plugin_manager=keyturn.get_plugin_manager()
+    ) as kt:
+        assert kt.provider("op").client_auth == "private_key_jwt"
+        request = kt.authorize_url("op", REDIRECT)
+        assert request.nonce is not None
+        op.nonces["code-1"] = request.nonce.get_secret_value()
+        kt.exchange_code(request, "code-1")
+    ((_, _, authorization, form),) = op.requests_to(TOKEN)
+    assert authorization is None and "client_secret" not in form
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assertion = unverified_claims(form["client_assertion"])
+    assert (assertion["iss"], assertion["sub"], assertion["aud"]) == (CLIENT_ID, CLIENT_ID, TOKEN)
 
 
 async def test_without_a_revocation_endpoint_revoke_sends_nothing(

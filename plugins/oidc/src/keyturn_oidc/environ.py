@@ -24,7 +24,7 @@ Each id's variables, all but the issuer optional (an empty value counts as unset
                            that fills it: ``tenantid=tid`` (pairs separated by spaces)
 ``_ISSUER_CLAIM_VALUES``   the only values a placeholder may take: ``tenantid=<id>,<id>``
 ``_CLIENT_AUTH``           how the client authenticates at the token endpoint
-                           (``client_secret_basic``)
+                           (``private_key_jwt``...; the secret method the document lists)
 ``_AUTHORIZE_PARAMS``      authorize parameters sent with every sign-in, as a URL query:
                            ``audience=https%3A%2F%2Fapi.example&prompt=consent``
 =========================  ==================================================================

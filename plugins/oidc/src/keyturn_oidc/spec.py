@@ -22,16 +22,17 @@ What a spec built here holds, and why:
   from the document, and its default flows do the rest.
 * ``default_scopes`` ``openid email profile``; ``openid`` is required, since without it the
   provider sends no ID token.
-* ``client_auth`` ``client_secret_basic``: the method OpenID Connect Core 1.0 (section 9) and
-  Discovery 1.0 (``token_endpoint_auth_methods_supported``) name as the default, which RFC
-  6749 (section 2.3.1) obliges every server to support. Pass ``client_auth=`` to change it.
+* no ``client_auth`` of its own: keyturn picks the secret method the document lists
+  (``client_secret_post`` or ``client_secret_basic``; Basic when the document lists none, the
+  default OpenID Connect Discovery 1.0 gives ``token_endpoint_auth_methods_supported``). Pass
+  ``client_auth=`` to choose (``private_key_jwt`` needs the client's key, so it is never
+  picked for the app).
 * ``extra_authorize_params``: the optional authorization request parameters of OpenID Connect
   Core 1.0, section 3.1.2.1 (``prompt``, ``login_hint``, ``max_age``...), so a caller may
   pass them per call.
 
 Sources: https://openid.net/specs/openid-connect-discovery-1_0.html,
-https://openid.net/specs/openid-connect-core-1_0.html,
-https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1.
+https://openid.net/specs/openid-connect-core-1_0.html.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from pydantic import ValidationError
 from keyturn import ConfigurationError, ProviderSpec
 
 __all__ = [
-    "DEFAULT_CLIENT_AUTH",
     "DEFAULT_SCOPES",
     "LOOPBACK_HOSTS",
     "OIDC_AUTHORIZE_PARAMS",
@@ -65,8 +65,6 @@ WELL_KNOWN = "/.well-known/openid-configuration"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: The scopes a sign-in asks for unless told otherwise.
 DEFAULT_SCOPES = ("openid", "email", "profile")
-#: How the client authenticates at the token endpoint unless told otherwise.
-DEFAULT_CLIENT_AUTH = "client_secret_basic"
 #: The optional authorization request parameters of OpenID Connect Core 1.0 §3.1.2.1 that a
 #: caller may pass per call: ``kt.authorize_url("corp", uri, prompt="login")``.
 OIDC_AUTHORIZE_PARAMS = frozenset(
@@ -197,7 +195,6 @@ def build(
             f"must include openid, or the provider sends no ID token: {' '.join(wanted_scopes)!r}",
         )
     values: dict[str, Any] = {
-        "client_auth": DEFAULT_CLIENT_AUTH,
         "extra_authorize_params": OIDC_AUTHORIZE_PARAMS,
         **fields,
         "id": provider_id,
@@ -255,8 +252,9 @@ def provider(
     :param discovery_url: where the metadata is read; ``<issuer>/.well-known/
         openid-configuration`` by default, required for an issuer template.
     :param spec_fields: any other :class:`keyturn.ProviderSpec` field: ``issuer_claims``,
-        ``issuer_claim_values``, ``client_auth``, ``authorize_params``, ``trusted_audiences``,
-        an endpoint to use instead of the document's...
+        ``issuer_claim_values``, ``client_auth`` (``private_key_jwt``...; by default the
+        secret method the document lists), ``authorize_params``, ``trusted_audiences``, an
+        endpoint to use instead of the document's...
     :raises ConfigurationError: a setting that cannot work, named.
     """
     if "default_scopes" in spec_fields:
