@@ -661,9 +661,12 @@ async def test_a_private_key_declared_in_the_environment_signs_the_client_in(
         OP_PRIVATE_KEY=pem,
     )
     op.now = clock
-    with keyturn.Keyturn(
-        http_client=op.sync_client(), clock=clock, plugin_manager=keyturn.get_plugin_manager()
-    ) as kt:
+    with (
+        op.sync_client() as http,
+        keyturn.Keyturn(
+            http_client=http, clock=clock, plugin_manager=keyturn.get_plugin_manager()
+        ) as kt,
+    ):
         assert kt.provider("op").client_auth == "private_key_jwt"
         request = kt.authorize_url("op", REDIRECT)
         assert request.nonce is not None
@@ -746,3 +749,55 @@ async def test_a_token_that_does_not_fill_the_template_is_refused(
     op.claim_changes = claims
     with pytest.raises(keyturn.IdTokenError, match="iss"):
         await sign_in(s, op)
+
+
+# -- the web integration: sign-in, and sign-out at the document's endpoints ----------------------
+
+
+def test_the_web_signs_in_then_revokes_and_logs_out_at_the_documents_endpoints(
+    op: OP, clock: FakeClock
+) -> None:
+    from urllib.parse import urlencode, urlsplit
+
+    from keyturn.web import WebAuth
+    from tests.web._site import SECRET
+    from tests.web.test_auth import SyncBrowser
+
+    spec = keyturn_oidc.provider("op", ISSUER)  # no end_session_endpoint until it is read
+    with (
+        op.sync_client() as http,
+        keyturn.Keyturn(
+            {"op": (CLIENT_ID, CLIENT_SECRET)},
+            http_client=http,
+            clock=clock,
+            environ={},
+            providers=[spec],
+            plugin_manager=keyturn.get_plugin_manager(),
+        ) as kt,
+    ):
+        web = WebAuth(kt, secret=SECRET, logout_at_provider=["op"])
+        browser = SyncBrowser(web)
+        started = browser.request("GET", "/auth/signin/op?callbackUrl=%2Fhome")
+        location = started.header("location")
+        assert location is not None and location.startswith(ISSUER + "/authorize?")
+        sent = dict(parse_qsl(urlsplit(location).query))
+        op.nonces["code-1"] = sent["nonce"]
+        back = {"state": sent["state"], "code": "code-1"}
+        assert browser.request("GET", "/auth/callback/op?" + urlencode(back)).status == 303
+        assert browser.json("/auth/session")["user"]["id"] == "42"
+        token = browser.json("/auth/csrf")["csrfToken"]
+        out = browser.request(
+            "POST", "/auth/signout", form={"csrfToken": token, "callbackUrl": "/bye"}
+        )
+        goto = out.header("location")
+    assert out.status == 303 and goto is not None
+    endpoint, _, query = goto.partition("?")
+    hint = dict(parse_qsl(query))
+    assert endpoint == LOGOUT
+    assert hint["client_id"] == CLIENT_ID
+    assert hint["id_token_hint"] == op.id_tokens[0]
+    assert hint["post_logout_redirect_uri"].endswith("/auth/signout/callback")
+    # The grant was revoked at the document's revocation endpoint before the browser left.
+    ((method, _, _, form),) = op.requests_to(REVOKE)
+    assert method == "POST" and form["token_type_hint"] == "refresh_token"
+    assert op.count(DISCOVERY_URL) == 1
