@@ -167,7 +167,14 @@ def test_readme_lists_exactly_the_cassettes_that_exist() -> None:
     assert listed == set(_ids(CASSETTE_FILES))
 
 
-PROVENANCES = ("Written from documentation", "**Models a generic condition, not provider evidence")
+#: How a cassette not recorded by keyturn is labelled in the README: written from the provider's
+#: documentation, from a real response someone else captured (the OpenID Connect discovery
+#: documents), or standing for a generic condition.
+PROVENANCES = (
+    "Written from documentation",
+    "Written from a capture",
+    "**Models a generic condition, not provider evidence",
+)
 #: How a cassette made by `keyturn record` is labelled, in the README and on its first line.
 RECORDED = "Recorded against"
 
@@ -205,6 +212,8 @@ def test_readme_gives_every_cassette_a_provenance_that_matches_the_file() -> Non
     ("provenance", "first_line", "ok"),
     [
         ("Written from documentation.", "# Written by hand from docs, NOT recorded", True),
+        ("Written from a capture of the live documents.", "# Written by hand, NOT recorded", True),
+        ("Written from a capture.", "# Recorded against Google on 2026-11-27", False),
         ("Recorded against Google on 2026-11-27.", "# Recorded against Google on 2026-11-27", True),
         ("Recorded against Google on 2026-11-27.", "# Written by hand, NOT recorded", False),
         ("Written from documentation.", "# Recorded against Google on 2026-11-27", False),
