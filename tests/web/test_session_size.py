@@ -54,9 +54,7 @@ def session_size(cookies: dict[str, str]) -> int:
 
 
 def groups_plugin(site_or_world: Any, count: int, at: tuple[str, ...] = ("signIn",)) -> Groups:
-    secret = site_or_world.emu.credentials.client_secret
-    assert secret is not None
-    return Groups(count, secret.get_secret_value(), at)
+    return Groups(count, site_or_world.emu.keys, at)
 
 
 # == the session cookie keeps what the session needs ===========================================
