@@ -1,6 +1,6 @@
 """How each emulated provider behaves: paths, token shapes, rotation and error answers.
 
-Three profiles, each one a :class:`Behaviour` (plain data; the server reads it):
+Four profiles, each one a :class:`Behaviour` (plain data; the server reads it):
 
 * ``google``: Google's web-server flow. Errors at 400/401 with JSON bodies (responses
   reported in public issues, listed with the failures below in ``docs/providers/google.md``),
@@ -170,7 +170,9 @@ class Behaviour:
     :ivar response_type_required: refuse authorize requests without ``response_type=code``
         (GitHub's authorize parameters have no ``response_type``: "Authorizing OAuth apps",
         https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps).
-    :ivar single_auth_method: refuse requests that authenticate the client both ways.
+    :ivar single_auth_method: refuse requests that authenticate the client two ways (RFC 6749
+        §2.3); such profiles also authenticate the client at revocation and answer it as
+        RFC 7009 §2.1 does (an access token alone is revoked, an unknown token is a 200).
     :ivar code_prefix: prefix of authorization codes.
     :ivar refresh_needs_expiry: no refresh token when access tokens never expire (GitHub: "If
         you disabled expiration of user access tokens, this parameter will be omitted",
