@@ -680,6 +680,10 @@ def _refusals(emu: Emulator) -> dict[str, tuple[dict[str, str], str]]:
             assertion_auth(assertion(emu, CLIENT_RSA, "RS256", exp=now + 3600)),
             "exp is more than 300 seconds ahead",
         ),
+        "exp beyond any float": (
+            assertion_auth(assertion(emu, CLIENT_RSA, "RS256", exp=10**400)),
+            "exp is missing or not a number",
+        ),
         "no exp": (
             assertion_auth(assertion(emu, CLIENT_RSA, "RS256", exp=None)),
             "exp is missing or not a number",
@@ -719,6 +723,7 @@ REFUSALS = [
     "aud not a string",
     "expired",
     "exp too far ahead",
+    "exp beyond any float",
     "no exp",
     "not yet valid",
     "no jti",
@@ -1274,3 +1279,37 @@ def test_malformed_assertions_and_hints_are_refused_never_a_crash(
     )
     assert hint.status_code == 400, hint.text
     assert emu.logouts("oidc") == 0
+
+
+_claim_values = _json_values | st.integers(min_value=-(10**30), max_value=10**400)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    claims=st.fixed_dictionaries(
+        {},
+        optional={
+            name: _claim_values | st.just("keyturn-emulator-client")
+            for name in ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
+        },
+    )
+)
+def test_signed_assertions_with_any_claims_are_answered_never_a_crash(
+    fuzz_target: tuple[Emulator, httpx.Client], claims: dict[str, Any]
+) -> None:
+    # Signed with the client secret, so every claim check is reached.
+    emu, http = fuzz_target
+    value = jwt.encode({"alg": "HS256"}, claims, secret_key(emu), algorithms=["HS256"])
+    token = http.post(
+        emu.endpoints("oidc")["token_endpoint"],
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "unknown-example",
+            **assertion_auth(value),
+        },
+    )
+    # Refused as a client, or (claims that happen to pass) as a grant: never a 500.
+    assert (token.status_code, token.json()["error"]) in (
+        (401, "invalid_client"),
+        (400, "invalid_grant"),
+    )
