@@ -898,7 +898,8 @@ def test_cli_starts_prints_and_stops_on_sigterm() -> None:
         state = httpx.get(base_url + "/_emulator/state", timeout=10).json()
         assert state["base_url"] == base_url
         assert state["knobs"]["lost_answer_rate"] == 0.5
-        assert json.dumps(state["profiles"]["google"]["endpoints"]).count(base_url) == 4
+        # authorize, token, userinfo, revoke, the JWKS and the discovery document
+        assert json.dumps(state["profiles"]["google"]["endpoints"]).count(base_url) == 6
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)

@@ -42,7 +42,7 @@ from keyturn.web.sealing import Sealer
 from keyturn.web.settings import StrategyName
 from keyturn.web.strategies import DatabaseStrategy
 from keyturn_emulator import Emulator
-from keyturn_emulator.idtoken import sign_id_token
+from keyturn_emulator.keys import KeyRing
 from keyturn_github import GITHUB
 from keyturn_google import GOOGLE
 from tests.conftest import FakeClock
@@ -386,7 +386,7 @@ class Groups:
 
     :param count: how many groups.
     :param at: when the ID token carries them: ``"signIn"``, ``"refresh"`` or both.
-    :param key: the emulator's client secret, which signs its ID tokens.
+    :param keys: the emulator's signing keys, which sign its ID tokens.
     :param claims: other claims to change in the grown ID tokens (``{"sub": ...}`` makes a
         provider that answers a refresh with another user's ID token).
     """
@@ -394,12 +394,12 @@ class Groups:
     def __init__(
         self,
         count: int,
-        key: str,
+        keys: KeyRing,
         at: Sequence[str] = ("signIn",),
         claims: dict[str, Any] | None = None,
     ) -> None:
         self.groups = groups(count)
-        self.key = key
+        self.keys = keys
         self.at = tuple(at)
         self.claims = dict(claims or {})
         #: How many ID tokens were grown.
@@ -409,9 +409,10 @@ class Groups:
         if tokens.id_token is None:  # GitHub: no ID token to grow
             return tokens
         self.grown += 1
-        payload = tokens.id_token.get_secret_value().split(".")[1]
+        header, payload = tokens.id_token.get_secret_value().split(".")[:2]
+        alg = json.loads(b64decode(header))["alg"]
         claims = json.loads(b64decode(payload))
-        id_token = sign_id_token({**claims, "groups": self.groups, **self.claims}, self.key)
+        id_token = self.keys.sign({**claims, "groups": self.groups, **self.claims}, alg)
         return tokens.model_copy(update={"id_token": SecretStr(id_token)})
 
     def _grow(self, flow: Flow[TokenSet], when: str) -> Flow[TokenSet]:

@@ -463,9 +463,7 @@ async def test_a_discovery_document_out_of_reach_at_sign_out_signs_out_here_only
 async def test_an_id_token_too_large_for_the_cookie_logs_out_with_the_client_id_only(
     make_site: MakeSite, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    secret = world.emu.credentials.client_secret
-    assert secret is not None
-    plugin = Groups(2000, secret.get_secret_value())
+    plugin = Groups(2000, world.emu.keys)
     site = await logout_site(make_site, world, plugins=[plugin])
     browser = await site.browser()
     with caplog.at_level(logging.WARNING, logger="keyturn.web"):
@@ -490,9 +488,7 @@ async def test_the_database_strategy_sends_the_id_token_while_the_url_stays_shor
     make_site: MakeSite, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The row keeps any ID token; the URL carries it while servers would still accept it."""
-    secret = world.emu.credentials.client_secret
-    assert secret is not None
-    few, many = Groups(20, secret.get_secret_value()), Groups(2000, secret.get_secret_value())
+    few, many = Groups(20, world.emu.keys), Groups(2000, world.emu.keys)
     site = await logout_site(make_site, world, "sqlite", plugins=[few])
     browser = await site.browser()
     await site.sign_in(browser, "google")

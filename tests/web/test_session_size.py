@@ -54,9 +54,7 @@ def session_size(cookies: dict[str, str]) -> int:
 
 
 def groups_plugin(site_or_world: Any, count: int, at: tuple[str, ...] = ("signIn",)) -> Groups:
-    secret = site_or_world.emu.credentials.client_secret
-    assert secret is not None
-    return Groups(count, secret.get_secret_value(), at)
+    return Groups(count, site_or_world.emu.keys, at)
 
 
 # == the session cookie keeps what the session needs ===========================================
@@ -110,8 +108,7 @@ async def test_a_refreshed_id_token_about_another_user_ends_a_session_that_dropp
     make_site: MakeSite, world: Any
 ) -> None:
     """The cookie leaves the ID token out, yet keeps whom it named (OIDC Core 12.2)."""
-    secret = world.emu.credentials.client_secret.get_secret_value()
-    plugin = Groups(1, secret, at=("refresh",), claims={"sub": "someone-else"})
+    plugin = Groups(1, world.emu.keys, at=("refresh",), claims={"sub": "someone-else"})
     site = await make_site(plugins=[plugin])
     browser = await site.browser()
     await site.sign_in(browser, "google")

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from .pkce import verify_pkce
 from .profiles import PROFILES
-from .routes import authorize, control, revoke, token, userinfo
+from .routes import authorize, control, discovery, logout, revoke, token, userinfo
 from .routes.authorize import LOOPBACK_HOSTS
 from .routes.site import Site
 
@@ -32,6 +32,8 @@ class EmulatorApp(Site):
     :param knobs: returns the current knobs.
     :param configure: applies new knobs (for ``POST /_emulator/configure``).
     :param redirect_uris: redirect URIs accepted besides loopback ones.
+    :param keys: the server's signing keys.
+    :param registration: the client's public keys and post-logout redirect URIs.
     """
 
     def token_paths(self) -> dict[str, str]:
@@ -50,5 +52,7 @@ class EmulatorApp(Site):
             routes += token.routes(self, b)
             routes += userinfo.routes(self, b)
             routes += revoke.routes(self, b)
+            routes += discovery.routes(self, b)
+            routes += logout.routes(self, b)
         routes += control.routes(self)
         return Starlette(routes=routes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -17,7 +17,11 @@ from keyturn.models import ClientCredentials, ProviderSpec
 from .app import EmulatorApp
 from .faults import Consent, Dice, Knobs
 from .gate import Gate
-from .profiles import PROFILES
+from .idtoken import signing_alg
+from .keys import ALGORITHMS, KeyRing
+from .profiles import PROFILES, Algorithm, Behaviour
+from .registration import Registration
+from .routes.discovery import document
 from .server import ServerThread
 from .state import Store, User
 
@@ -26,6 +30,9 @@ __all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_SECRET", "AuthorizeRefused", "Em
 #: The client the emulator accepts unless told otherwise. Not a secret: nothing real uses it.
 DEFAULT_CLIENT_ID = "keyturn-emulator-client"
 DEFAULT_CLIENT_SECRET = "emulator-secret-example"
+
+#: Spec fields a profile may lack; :meth:`Emulator.point` clears those it does not serve.
+_OPTIONAL_ENDPOINTS = ("jwks_uri", "discovery_url", "end_session_endpoint")
 
 _TICKET = re.compile(r"name='ticket' value='([^']+)'")
 _ERROR = re.compile(r"data-error='([^']+)'")
@@ -48,7 +55,7 @@ class AuthorizeRefused(KeyturnError):
 
 
 class Emulator:
-    """A local OAuth 2.0 provider with ``google``, ``github`` and ``strict`` profiles.
+    """A local OAuth 2.0 provider with ``google``, ``github``, ``strict`` and ``oidc`` profiles.
 
     :param access_token_lifetime: seconds access tokens live; ``None``: never expire.
     :param refresh_token_lifetime: seconds refresh tokens live; ``None``: no expiry.
@@ -65,10 +72,16 @@ class Emulator:
     :param client_id: the client id the emulator accepts.
     :param client_secret: its secret.
     :param redirect_uris: redirect URIs accepted besides any loopback http(s) URI.
+    :param post_logout_redirect_uris: URIs the end-session endpoint may send the browser
+        back to (exact matches only; more with :meth:`register_post_logout_redirect_uris`).
+    :param client_jwks: the client's public keys for ``private_key_jwt``, a JWK Set or one
+        JWK (see :meth:`register_client_keys`).
 
-    Use it as a context manager, or call :meth:`start` and :meth:`stop`.
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. Its signing keys
+    (:mod:`keyturn_emulator.keys`) live as long as the object, across restarts.
 
-    :raises ValueError: a knob or the port out of range.
+    :raises ValueError: a knob or the port out of range, a post-logout redirect URI that is
+        not an absolute http(s) URL, or client keys that are not public keys.
     """
 
     def __init__(
@@ -88,6 +101,8 @@ class Emulator:
         client_id: str = DEFAULT_CLIENT_ID,
         client_secret: str = DEFAULT_CLIENT_SECRET,
         redirect_uris: Iterable[str] = (),
+        post_logout_redirect_uris: Iterable[str] = (),
+        client_jwks: Mapping[str, Any] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be from 0 to 65535, got {port!r}")
@@ -107,6 +122,10 @@ class Emulator:
         self._client_id = client_id
         self._client_secret = client_secret
         self._redirect_uris = frozenset(redirect_uris)
+        self.keys = KeyRing()
+        self.registration = Registration(post_logout_redirect_uris)
+        if client_jwks is not None:
+            self.registration.register_keys(client_jwks)
         self._port = port
         self._lock = threading.Lock()
         self._server: ServerThread | None = None
@@ -136,6 +155,8 @@ class Emulator:
             self._current_knobs,
             self.configure,
             self._redirect_uris,
+            self.keys,
+            self.registration,
         )
         self._app = app
         return Gate(app.build(), app.token_paths(), self._current_knobs, self._dice, self.store)
@@ -185,10 +206,10 @@ class Emulator:
 
     @property
     def profiles(self) -> tuple[str, ...]:
-        """The profile names: ``google``, ``github``, ``strict``."""
+        """The profile names: ``google``, ``github``, ``strict``, ``oidc``."""
         return tuple(PROFILES)
 
-    def _behaviour(self, profile: str) -> Any:
+    def _behaviour(self, profile: str) -> Behaviour:
         behaviour = PROFILES.get(profile)
         if behaviour is None:
             raise ConfigurationError(
@@ -200,8 +221,13 @@ class Emulator:
     def endpoints(self, profile: str) -> dict[str, str]:
         """The profile's endpoint URLs, keyed by :class:`~keyturn.ProviderSpec` field name.
 
-        GitHub's revocation endpoint keeps its ``{client_id}`` placeholder, as the plugin's
-        spec does.
+        ``authorization_endpoint``, ``token_endpoint``, ``userinfo_endpoint`` and
+        ``revocation_endpoint`` always; ``jwks_uri`` where the profile issues ID tokens,
+        ``discovery_url`` where it has an issuer, ``end_session_endpoint`` where it has
+        RP-Initiated Logout (``oidc``). GitHub's revocation endpoint keeps its
+        ``{client_id}`` placeholder, as the plugin's spec does.
+
+        :raises ConfigurationError: no such profile, or the emulator is not running.
         """
         return self._running_app().endpoints(self._behaviour(profile))
 
@@ -209,11 +235,36 @@ class Emulator:
         """The profile's issuer URL (``iss`` on callbacks and in ID tokens), if it has one."""
         return self._running_app().issuer(self._behaviour(profile))
 
+    def discovery_url(self, profile: str) -> str | None:
+        """The profile's discovery document, ``<issuer>/.well-known/openid-configuration``,
+        if it has an issuer."""
+        return self.endpoints(profile).get("discovery_url")
+
+    def jwks_uri(self, profile: str) -> str | None:
+        """Where the profile serves its public keys, if it issues ID tokens."""
+        return self.endpoints(profile).get("jwks_uri")
+
+    def discovery_document(self, profile: str) -> dict[str, Any]:
+        """The discovery document the profile serves (without a fault), read without a request
+        and without counting one.
+
+        :raises ConfigurationError: no such profile, one without an issuer, or the emulator is
+            not running.
+        """
+        behaviour = self._behaviour(profile)
+        if not behaviour.has_issuer:
+            raise ConfigurationError(f"the {profile} profile has no issuer, so no discovery")
+        return document(self._running_app(), behaviour)
+
     def spec(self, profile: str = "strict", *, id: str | None = None) -> ProviderSpec:
         """A plain :class:`~keyturn.ProviderSpec` for a profile, served by keyturn's defaults.
 
-        Meant for ``strict``, which needs no plugin. ``google`` works too; ``github`` does not
-        (its revocation and profile need the keyturn-github plugin: use :meth:`point`).
+        Meant for ``strict`` and ``oidc``, which need no plugin. ``google`` works too;
+        ``github`` does not (its revocation and profile need the keyturn-github plugin: use
+        :meth:`point`). The spec carries every endpoint of :meth:`endpoints` (``jwks_uri``,
+        ``discovery_url`` and ``end_session_endpoint`` included), the algorithms the profile
+        advertises as ``id_token_signing_algs``, and ``authorization_response_iss`` for
+        profiles with an issuer, which send ``iss`` on every redirect.
 
         :param profile: the profile.
         :param id: the provider id; the profile name by default.
@@ -230,6 +281,8 @@ class Emulator:
             id=id or profile,
             name=f"{behaviour.display_name} (keyturn emulator)",
             issuer=self.issuer(profile),
+            authorization_response_iss=behaviour.has_issuer,
+            id_token_signing_algs=frozenset(behaviour.id_token_algs),
             default_scopes=("openid", "email", "profile"),
             authorize_params=authorize_params,
             extra_authorize_params=frozenset({behaviour.login_param, "prompt"}),
@@ -246,17 +299,29 @@ class Emulator:
         """A copy of ``spec`` with every endpoint, and the issuer, at the emulator.
 
         Give the copy to ``Keyturn(providers=[...])``: a spec whose id is installed keeps its
-        plugin's hooks, so the shipped plugin runs unchanged against the emulator.
+        plugin's hooks, so the shipped plugin runs unchanged against the emulator. Nothing
+        is left pointing at the real provider: ``jwks_uri`` is the profile's (or ``None``),
+        and ``discovery_url`` and ``end_session_endpoint`` are the profile's where the spec
+        has one and ``None`` otherwise (a spec that types its endpoints keeps doing so, and
+        a provider that has no logout endpoint does not gain one). For profiles that issue ID
+        tokens, ``id_token_signing_algs`` becomes the algorithms the profile advertises, so a
+        pointed spec verifies ID tokens against the emulator's keys.
 
         :param spec: usually an installed plugin's spec, ``kt.provider("google")``.
         :param profile: the profile to answer as; the one named like ``spec.id`` by default.
         :raises ConfigurationError: no such profile.
         """
         name = profile or spec.id
-        self._behaviour(name)
-        update: dict[str, Any] = dict(self.endpoints(name))
+        behaviour = self._behaviour(name)
+        update: dict[str, Any] = dict.fromkeys(_OPTIONAL_ENDPOINTS)
+        update.update(self.endpoints(name))
+        for field in ("discovery_url", "end_session_endpoint"):
+            if getattr(spec, field) is None:
+                update[field] = None
         update["issuer"] = self.issuer(name)
         update["issuer_aliases"] = frozenset()
+        if behaviour.id_tokens:
+            update["id_token_signing_algs"] = frozenset(behaviour.id_token_algs)
         return spec.model_copy(update=update)
 
     # -- steering -------------------------------------------------------------------------
@@ -307,6 +372,89 @@ class Emulator:
         if profile is not None:
             self._behaviour(profile)
         return self.store.revoke_grants(profile, user)
+
+    # -- OpenID Connect: keys, clients, sessions -----------------------------------------
+
+    def id_token_alg(self, profile: str) -> Algorithm:
+        """The algorithm the profile signs ID tokens with now (its own, or the
+        ``id_token_alg`` knob's when the profile advertises that one).
+
+        :raises ConfigurationError: no such profile, or one that issues no ID token.
+        """
+        behaviour = self._behaviour(profile)
+        if not behaviour.id_tokens:
+            raise ConfigurationError(f"the {profile} profile issues no ID tokens")
+        return signing_alg(behaviour, self._knobs)
+
+    def signing_kid(self, profile: str) -> str:
+        """The ``kid`` of the key that signs the profile's next ID token.
+
+        :raises ConfigurationError: no such profile, or one that issues no ID token.
+        """
+        return self.keys.active_kid(self.id_token_alg(profile))
+
+    def jwks(self, profile: str) -> dict[str, Any]:
+        """The JWK Set the profile serves (without a fault), read without a request and
+        without counting one: public parts only.
+
+        :raises ConfigurationError: no such profile, or one that issues no ID token.
+        """
+        behaviour = self._behaviour(profile)
+        if not behaviour.id_tokens:
+            raise ConfigurationError(f"the {profile} profile issues no ID tokens")
+        return self.keys.jwks(behaviour.id_token_algs)
+
+    def rotate_keys(
+        self, *, keep_previous: bool = True, algs: Iterable[Algorithm] = ALGORITHMS
+    ) -> dict[str, str]:
+        """Make a new signing key active, as a provider rotating its keys.
+
+        The new key's ``kid`` appears in the JWKS only now, so a client holding the old set
+        meets an unknown ``kid`` until it fetches the set again.
+
+        :param keep_previous: keep the old key in the JWKS until the next rotation (tokens it
+            signed still verify); ``False`` drops it at once.
+        :param algs: the algorithms whose keys to rotate; all by default.
+        :return: the new active ``kid`` of each.
+        :raises ValueError: an algorithm the emulator does not sign with.
+        """
+        return self.keys.rotate(algs, keep_previous=keep_previous)
+
+    def register_client_keys(self, jwks: Mapping[str, Any]) -> list[str | None]:
+        """Register the client's public keys for ``private_key_jwt``, replacing any before.
+
+        :param jwks: a JWK Set (``{"keys": [...]}``) or one JWK, public parts only, e.g.
+            ``{"keys": [key.as_dict(private=False)]}`` for a joserfc key.
+        :return: the keys' ``kid``s (``None`` for a key without one).
+        :raises ValueError: not public RSA, EC or OKP keys.
+        """
+        return self.registration.register_keys(jwks)
+
+    def register_post_logout_redirect_uris(self, *uris: str) -> list[str]:
+        """Register URIs the end-session endpoint may redirect to (matched exactly).
+
+        :return: every registered URI, sorted.
+        :raises ValueError: a URI that is not an absolute http(s) URL without a fragment.
+        """
+        return self.registration.register_logout_uris(uris)
+
+    def logouts(self, profile: str | None = None) -> int:
+        """How many RP-Initiated Logout requests passed validation, at ``profile`` or at all.
+
+        :raises ConfigurationError: no such profile.
+        """
+        return self.counters(profile)["logout"]
+
+    def signed_in(self, profile: str = "oidc", user: str | None = None) -> bool:
+        """Whether ``user`` (a login hint; the default account when ``None``) has a session at
+        the profile: signed in by an approved authorization, not yet logged out.
+
+        :raises ConfigurationError: no such profile, or one without sessions.
+        """
+        behaviour = self._behaviour(profile)
+        if not behaviour.sessions:
+            raise ConfigurationError(f"the {profile} profile keeps no sessions")
+        return self.store.session(behaviour.name, User.from_hint(user)) is not None
 
     def grant(
         self,

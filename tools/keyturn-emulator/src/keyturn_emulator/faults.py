@@ -18,6 +18,21 @@ lives:
 * ``latency``: seconds added to every provider request (an ``asyncio`` sleep, so other
   requests proceed meanwhile).
 
+Beside the token endpoint, the OpenID Connect documents can be served broken, for the
+client's tests of bad provider metadata (:mod:`keyturn_emulator.routes.discovery`):
+
+* ``discovery_fault``: the discovery document is ``html`` (a 200 HTML page), ``truncated``
+  JSON, names the ``wrong_issuer``, lacks its ``jwks_uri`` (``missing_jwks_uri``), sends the
+  token endpoint to another host (``foreign_host``), or is ``huge`` (valid, over 2 MiB);
+* ``jwks_fault``: the JWKS is ``html``, ``truncated`` JSON, ``empty`` (no key), has two keys
+  under one ``kid`` (``duplicate_kid``), or holds symmetric ``oct`` keys in place of the
+  real ones, under their ``kid`` (``oct_keys``), which no verifier may use for RS256 or
+  ES256.
+
+``id_token_alg`` picks the algorithm ID tokens are signed with, for every profile that
+advertises it; ``discovery_max_age`` and ``jwks_max_age`` are the ``max-age`` of the two
+documents' ``Cache-Control`` (``None``: no such header).
+
 Each request draws two numbers from one random generator seeded with ``seed``, so a seeded
 run fails the same requests in the same order. The first decides the connection's fate: below
 ``drop_rate`` a drop, then up to ``drop_rate + lost_answer_rate`` a lost answer (so the two
@@ -33,9 +48,16 @@ import threading
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-__all__ = ["Dice", "Knobs"]
+__all__ = ["DISCOVERY_FAULTS", "JWKS_FAULTS", "Dice", "Knobs"]
 
 Consent = Literal["auto", "page"]
+
+#: The ways the discovery document can be served broken (the ``discovery_fault`` knob).
+DISCOVERY_FAULTS = frozenset(
+    {"html", "truncated", "wrong_issuer", "missing_jwks_uri", "foreign_host", "huge"}
+)
+#: The ways the JWKS can be served broken (the ``jwks_fault`` knob).
+JWKS_FAULTS = frozenset({"html", "truncated", "empty", "duplicate_kid", "oct_keys"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,16 @@ class Knobs:
     :ivar latency: seconds added to every provider request.
     :ivar seed: seed of the fault dice; ``None`` for a random one.
     :ivar consent: ``auto`` approves at once; ``page`` shows an Allow/Deny page.
+    :ivar id_token_alg: ``RS256`` or ``ES256``: the algorithm of ID tokens, for every
+        profile that advertises it (Google advertises RS256 only); ``None``: each profile's
+        own (Google and ``oidc`` RS256, ``strict`` ES256).
+    :ivar discovery_max_age: seconds in the discovery document's ``Cache-Control: max-age``;
+        ``None`` for no ``Cache-Control``.
+    :ivar jwks_max_age: the same for the JWKS.
+    :ivar discovery_fault: serve the discovery document broken, one of
+        :data:`DISCOVERY_FAULTS`; ``None`` serves it right.
+    :ivar jwks_fault: serve the JWKS broken, one of :data:`JWKS_FAULTS`; ``None`` serves it
+        right.
     """
 
     access_token_lifetime: int | None = 3600
@@ -65,6 +97,11 @@ class Knobs:
     latency: float = 0.0
     seed: int | None = None
     consent: Consent = "auto"
+    id_token_alg: Literal["RS256", "ES256"] | None = None
+    discovery_max_age: int | None = 3600
+    jwks_max_age: int | None = 3600
+    discovery_fault: str | None = None
+    jwks_fault: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("fault_rate", "drop_rate", "lost_answer_rate"):
@@ -88,6 +125,22 @@ class Knobs:
             raise ValueError("code_lifetime must be positive")
         if self.consent not in ("auto", "page"):
             raise ValueError(f"consent must be 'auto' or 'page', got {self.consent!r}")
+        if self.id_token_alg not in (None, "RS256", "ES256"):
+            raise ValueError(
+                f"id_token_alg must be 'RS256', 'ES256' or None, got {self.id_token_alg!r}"
+            )
+        for name in ("discovery_max_age", "jwks_max_age"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"{name} must be a whole number of seconds, zero or more, or None")
+        for name, allowed in (("discovery_fault", DISCOVERY_FAULTS), ("jwks_fault", JWKS_FAULTS)):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise ValueError(
+                    f"{name} must be None or one of {', '.join(sorted(allowed))}; got {value!r}"
+                )
 
     def changed(self, **knobs: Any) -> Knobs:
         """A copy with ``knobs`` changed.

@@ -1,6 +1,6 @@
 """How each emulated provider behaves: paths, token shapes, rotation and error answers.
 
-Three profiles, each one a :class:`Behaviour` (plain data; the server reads it):
+Four profiles, each one a :class:`Behaviour` (plain data; the server reads it):
 
 * ``google``: Google's web-server flow. Errors at 400/401 with JSON bodies (responses
   reported in public issues, listed with the failures below in ``docs/providers/google.md``),
@@ -32,7 +32,33 @@ Three profiles, each one a :class:`Behaviour` (plain data; the server reads it):
 * ``strict``: plain RFC 6749 / 7009 / 7636 with the strictest common choices: PKCE ``S256``
   required, one client authentication method per request, and refresh-token rotation with
   reuse detection as Auth0 and Okta do it: presenting an already-rotated refresh token
-  revokes the whole token family and answers 400 ``invalid_grant``.
+  revokes the whole token family and answers 400 ``invalid_grant``. Its ID tokens are signed
+  with ES256 unless told otherwise (it advertises RS256 too), so that the default profiles
+  exercise both algorithms; ES256 is also the cheaper signature, which counts in load tests
+  that refresh thousands of tokens against this profile.
+
+* ``oidc``: a plain OpenID Provider that follows the standards and nothing else: the code flow
+  with PKCE ``S256`` required, ``iss`` on every redirect (RFC 9207), refresh tokens that rotate
+  (the old one dies, without reuse detection), an ID token at sign-in and on every refresh,
+  userinfo, RFC 7009 revocation, RP-Initiated Logout at its ``end_session_endpoint``, a
+  session per user at the provider (``prompt=none`` answers ``login_required`` once it has
+  ended), and client authentication by ``client_secret_basic``, ``client_secret_post``,
+  ``private_key_jwt`` and ``client_secret_jwt`` (one method per request). It signs with RS256
+  by default and advertises ES256 too. The specifications:
+
+  - OpenID Connect Core 1.0, https://openid.net/specs/openid-connect-core-1_0.html
+  - OpenID Connect Discovery 1.0,
+    https://openid.net/specs/openid-connect-discovery-1_0.html
+  - OpenID Connect RP-Initiated Logout 1.0,
+    https://openid.net/specs/openid-connect-rpinitiated-1_0.html
+  - RFC 7523 (JWT client authentication), https://www.rfc-editor.org/rfc/rfc7523
+  - RFC 7517 (JSON Web Key), https://www.rfc-editor.org/rfc/rfc7517
+  - RFC 9207 (``iss`` on the authorization response), https://www.rfc-editor.org/rfc/rfc9207
+
+Every profile with an issuer serves a discovery document at
+``<issuer>/.well-known/openid-configuration``, and every profile that issues ID tokens a
+JWKS (:mod:`keyturn_emulator.routes.discovery`); ID tokens are signed with the server's keys
+(:mod:`keyturn_emulator.keys`).
 
 Where the providers' documentation is silent (GitHub's answer to a wrong PKCE verifier,
 Google's scope checks), the emulator makes a choice and says so next to it.
@@ -43,12 +69,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["PROFILES", "Behaviour", "Failure", "Rotation"]
+__all__ = [
+    "CLIENT_SECRET_METHODS",
+    "JWT_METHODS",
+    "PROFILES",
+    "Algorithm",
+    "Behaviour",
+    "Failure",
+    "Rotation",
+]
 
 #: ``none``: the refresh token stays valid and is not re-sent; ``rotate``: each refresh
 #: returns a new one and the old one dies; ``detect_reuse``: ``rotate``, and presenting a
 #: dead rotated token revokes every token of its grant.
 Rotation = Literal["none", "rotate", "detect_reuse"]
+
+#: The JWS algorithms the emulator signs ID tokens with: RS256 (RSA 2048) and ES256 (P-256).
+Algorithm = Literal["RS256", "ES256"]
+
+#: Client authentication with the secret itself (RFC 6749 §2.3.1).
+CLIENT_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+#: Client authentication with a signed JWT (RFC 7523 §2.2, OpenID Connect Core §9).
+JWT_METHODS = frozenset({"private_key_jwt", "client_secret_jwt"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +133,7 @@ SITUATIONS = (
     "rotated_refresh",  # already exchanged for a new one (profiles that rotate)
     "reuse_detected",  # strict: a rotated token came back; the family is now revoked
     "invalid_scope",
+    "bad_assertion",  # a client assertion (RFC 7523) that fails a check; the answer names it
 )
 
 
@@ -100,8 +143,14 @@ class Behaviour:
 
     :ivar name: the profile name, also the first path segment of its endpoints.
     :ivar paths: endpoint paths below the profile's prefix: ``authorize``, ``token``,
-        ``userinfo``, ``revoke`` and, for GitHub, ``emails`` and ``revoke_token``.
-    :ivar has_issuer: whether it has an issuer URL (``iss`` on the callback, RFC 9207).
+        ``userinfo``, ``revoke``; ``jwks`` for profiles that issue ID tokens (their public
+        keys, RFC 7517); ``end_session`` where the profile has RP-Initiated Logout
+        (https://openid.net/specs/openid-connect-rpinitiated-1_0.html); and, for GitHub,
+        ``emails`` and ``revoke_token``. The discovery document's path is not among them: it is
+        ``/.well-known/openid-configuration`` below the issuer, as OpenID Connect Discovery
+        §4 fixes it (https://openid.net/specs/openid-connect-discovery-1_0.html).
+    :ivar has_issuer: whether it has an issuer URL (``iss`` on the callback, RFC 9207), and
+        with it a discovery document.
     :ivar access_prefix: prefix of access tokens.
     :ivar refresh_prefix: prefix of refresh tokens.
     :ivar rotation: see :data:`Rotation`.
@@ -121,7 +170,9 @@ class Behaviour:
     :ivar response_type_required: refuse authorize requests without ``response_type=code``
         (GitHub's authorize parameters have no ``response_type``: "Authorizing OAuth apps",
         https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps).
-    :ivar single_auth_method: refuse requests that authenticate the client both ways.
+    :ivar single_auth_method: refuse requests that authenticate the client two ways (RFC 6749
+        §2.3); such profiles also authenticate the client at revocation and answer it as
+        RFC 7009 §2.1 does (an access token alone is revoked, an unknown token is a 200).
     :ivar code_prefix: prefix of authorization codes.
     :ivar refresh_needs_expiry: no refresh token when access tokens never expire (GitHub: "If
         you disabled expiration of user access tokens, this parameter will be omitted",
@@ -129,6 +180,19 @@ class Behaviour:
     :ivar rotation_revokes_access: a rotation also kills the grant's older access tokens.
     :ivar scopes: the scopes the profile knows, or ``None`` to accept any.
     :ivar scope_prefixes: prefixes of further accepted scopes (Google's API scope URLs).
+    :ivar id_token_algs: the JWS algorithms its ID tokens may be signed with, as its discovery
+        document advertises them (``id_token_signing_alg_values_supported``); the first is
+        the one it signs with unless the ``id_token_alg`` knob names another of them
+        (OpenID Connect Core §3.1.3.7 and §10.1,
+        https://openid.net/specs/openid-connect-core-1_0.html).
+    :ivar client_auth_methods: how clients may authenticate at the token endpoint (and at
+        revocation, for profiles that authenticate there): ``client_secret_basic``,
+        ``client_secret_post``, and for JWT assertions ``private_key_jwt`` and
+        ``client_secret_jwt`` (RFC 7523 §2.2, https://www.rfc-editor.org/rfc/rfc7523, and
+        OpenID Connect Core §9).
+    :ivar sessions: the provider keeps a session per user: ID tokens carry ``sid`` and
+        ``auth_time``, ``prompt=none`` without a session answers ``login_required``
+        (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
     """
 
     name: str
@@ -158,6 +222,14 @@ class Behaviour:
     scope_prefixes: tuple[str, ...] = ()
     access_denied_description: str = "The user denied the request."
     access_denied_uri: str | None = None
+    id_token_algs: tuple[Algorithm, ...] = ("RS256",)
+    client_auth_methods: frozenset[str] = CLIENT_SECRET_METHODS
+    sessions: bool = False
+
+    @property
+    def jwt_client_auth(self) -> bool:
+        """Whether clients may authenticate with a JWT assertion here."""
+        return bool(self.client_auth_methods & JWT_METHODS)
 
     def failure(self, situation: str) -> Failure:
         """The answer to ``situation``."""
@@ -184,6 +256,9 @@ def _google() -> Behaviour:
             "token": "/token",
             "userinfo": "/v1/userinfo",
             "revoke": "/revoke",
+            # jwks_uri https://www.googleapis.com/oauth2/v3/certs in Google's discovery
+            # document: https://accounts.google.com/.well-known/openid-configuration
+            "jwks": "/oauth2/v3/certs",
         },
         has_issuer=True,
         access_prefix="ya29.",
@@ -219,11 +294,16 @@ def _google() -> Behaviour:
             "rotated_refresh": bad_grant,
             "reuse_detected": bad_grant,
             "invalid_scope": Failure(400, "invalid_scope", "Some requested scopes were invalid."),
+            # Google takes no client assertions (its discovery document lists
+            # client_secret_post and client_secret_basic); never answered.
+            "bad_assertion": Failure(401, "invalid_client", "Unauthorized"),
         },
         code_prefix="4/0",  # "?code=4/P7q7W91a-..." (web-server page; the codelab's 4/0A...)
         # The emulator's choice: OpenID scopes and Google API scope URLs, nothing else.
         scopes=frozenset({"openid", "email", "profile"}),
         scope_prefixes=("https://www.googleapis.com/auth/",),
+        # "id_token_signing_alg_values_supported": ["RS256"] in Google's discovery document.
+        id_token_algs=("RS256",),
     )
 
 
@@ -310,6 +390,7 @@ def _github() -> Behaviour:
             "rotated_refresh": bad_refresh,
             "reuse_detected": bad_refresh,
             "invalid_scope": bad_code,
+            "bad_assertion": bad_client,  # GitHub takes no client assertions; never answered
         },
         # "If you disabled expiration ... this parameter will be omitted" (GitHub Docs,
         # "Generating a user access token for a GitHub App", cited in Behaviour's docstring);
@@ -337,6 +418,7 @@ def _strict() -> Behaviour:
             "token": "/token",
             "userinfo": "/userinfo",
             "revoke": "/revoke",
+            "jwks": "/jwks",
         },
         has_issuer=True,
         access_prefix="at_",
@@ -382,14 +464,82 @@ def _strict() -> Behaviour:
                 "Refresh token reuse detected; every token of this grant is revoked.",
             ),
             "invalid_scope": Failure(400, "invalid_scope", "The requested scope is not allowed."),
+            # RFC 7523 §3.2 and OpenID Connect Core §9: a bad assertion is invalid_client.
+            "bad_assertion": invalid_client,
         },
         single_auth_method=True,  # RFC 6749 §2.3: "MUST NOT use more than one"
         scopes=frozenset({"openid", "email", "profile", "offline_access", "read", "write"}),
+        id_token_algs=("ES256", "RS256"),
+        client_auth_methods=CLIENT_SECRET_METHODS | JWT_METHODS,
+    )
+
+
+def _oidc() -> Behaviour:
+    # RFC 6749 §5.2 for the statuses; OpenID Connect Core §9 and RFC 7523 §3.2 for assertions.
+    invalid_client = Failure(401, "invalid_client", "Client authentication failed.")
+    return Behaviour(
+        name="oidc",
+        display_name="OpenID Provider",
+        paths={
+            "authorize": "/authorize",
+            "token": "/token",
+            "userinfo": "/userinfo",
+            "revoke": "/revoke",
+            "jwks": "/jwks",
+            "end_session": "/logout",
+        },
+        has_issuer=True,
+        access_prefix="oat_",
+        refresh_prefix="ort_",
+        rotation="rotate",
+        pkce_required=True,
+        pkce_methods=frozenset({"S256"}),
+        scope_separator=" ",
+        token_type="Bearer",
+        form_unless_json=False,
+        id_tokens=True,
+        offline_param=False,
+        grant_type_optional=False,
+        scope_required=True,
+        login_param="login_hint",
+        failures={
+            "missing_client": invalid_client,
+            "missing_secret": invalid_client,
+            "unknown_client": invalid_client,
+            "bad_secret": invalid_client,
+            "two_auth_methods": Failure(
+                400, "invalid_request", "Use one client authentication method per request."
+            ),
+            "unsupported_grant_type": Failure(
+                400, "unsupported_grant_type", "Only authorization_code and refresh_token."
+            ),
+            "invalid_request": Failure(400, "invalid_request", "A required parameter is missing."),
+            "bad_code": Failure(
+                400, "invalid_grant", "The authorization code is invalid, used or expired."
+            ),
+            "redirect_mismatch": Failure(
+                400, "invalid_grant", "redirect_uri differs from the authorization request's."
+            ),
+            "bad_verifier": Failure(400, "invalid_grant", "PKCE verification failed."),
+            "unknown_refresh": Failure(400, "invalid_grant", "Unknown refresh token."),
+            "dead_refresh": Failure(
+                400, "invalid_grant", "The refresh token is expired or revoked."
+            ),
+            "rotated_refresh": Failure(400, "invalid_grant", "The refresh token was already used."),
+            "reuse_detected": Failure(400, "invalid_grant", "The refresh token was already used."),
+            "invalid_scope": Failure(400, "invalid_scope", "The requested scope is not allowed."),
+            "bad_assertion": invalid_client,
+        },
+        single_auth_method=True,
+        scopes=frozenset({"openid", "email", "profile", "offline_access"}),
+        id_token_algs=("RS256", "ES256"),
+        client_auth_methods=CLIENT_SECRET_METHODS | JWT_METHODS,
+        sessions=True,
     )
 
 
 #: The profiles by name.
-PROFILES: dict[str, Behaviour] = {b.name: b for b in (_google(), _github(), _strict())}
+PROFILES: dict[str, Behaviour] = {b.name: b for b in (_google(), _github(), _strict(), _oidc())}
 
 for _behaviour in PROFILES.values():
     _missing = set(SITUATIONS) - set(_behaviour.failures)

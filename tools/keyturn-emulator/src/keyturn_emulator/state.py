@@ -8,6 +8,11 @@ A *grant* is what one consent produces: the token family of RFC 6819 §5.2.2.3. 
 and refresh token issued from it, through any number of rotations, belongs to it, so revoking
 the grant (the user in the provider's settings, reuse detection, Google's revoke endpoint)
 kills the whole family.
+
+Profiles with sessions (``oidc``) also remember who is signed in at the provider: a *session*
+per user, made when the user approves an authorization request, named by a ``sid`` that
+the ID tokens carry, and ended by RP-Initiated Logout. Ending one revokes no token: the
+grants, and their refresh tokens, outlive the browser's session at the provider.
 """
 
 from __future__ import annotations
@@ -22,7 +27,18 @@ from typing import Literal
 
 from .profiles import Behaviour
 
-__all__ = ["COUNTERS", "Code", "Grant", "Issued", "Pending", "Refusal", "Store", "Token", "User"]
+__all__ = [
+    "COUNTERS",
+    "Code",
+    "Grant",
+    "Issued",
+    "Pending",
+    "Refusal",
+    "Session",
+    "Store",
+    "Token",
+    "User",
+]
 
 #: Counters every snapshot has, zero until something happens. Error codes are added as they
 #: occur (``invalid_grant``, ``bad_refresh_token``...), each also counted in ``errors``.
@@ -42,15 +58,25 @@ COUNTERS = (
     "dropped",  # token-endpoint requests whose connection was closed, unprocessed
     "lost_answers",  # token-endpoint requests processed, then closed without an answer
     "errors",  # error answers of every kind
+    "discovery",  # requests for the discovery document, served broken or not
+    "jwks",  # requests for the JWKS, served broken or not
+    "logout",  # RP-Initiated Logout requests that passed validation
 )
+# Also added as they occur: "auth_<method>" for each authenticated token or revocation
+# request, by client authentication method (auth_client_secret_basic, auth_private_key_jwt...).
 
 
 class Refusal(Exception):
-    """A request the profile refuses; ``situation`` names the answer in its failures table."""
+    """A request the profile refuses; ``situation`` names the answer in its failures table.
 
-    def __init__(self, situation: str) -> None:
+    :ivar detail: an ``error_description`` in place of the table's, naming the check that
+        failed (client assertions); never holds a secret.
+    """
+
+    def __init__(self, situation: str, detail: str | None = None) -> None:
         super().__init__(situation)
         self.situation = situation
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,9 @@ class Pending:
     user: User
     offline: bool
     force_consent: bool
+    force_login: bool = False
+    sid: str | None = None
+    auth_time: int | None = None
 
 
 @dataclass
@@ -123,6 +152,8 @@ class Grant:
     scopes: tuple[str, ...]
     revoked: bool = False
     tokens: set[str] = field(default_factory=set)
+    sid: str | None = None
+    auth_time: int | None = None
 
 
 @dataclass
@@ -134,6 +165,20 @@ class Token:
     grant_id: int
     expires_at: float | None
     status: Literal["active", "rotated", "revoked"] = "active"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A user signed in at the provider (profiles with sessions).
+
+    :ivar sid: the session id, ``sid`` in ID tokens.
+    :ivar auth_time: when the user signed in, epoch seconds (``auth_time``).
+    :ivar user: who.
+    """
+
+    sid: str
+    auth_time: int
+    user: User
 
 
 @dataclass(frozen=True)
@@ -168,6 +213,7 @@ class Store:
         self._tokens: dict[str, Token] = {}
         self._consented: set[tuple[str, str, str]] = set()
         self._counters: dict[str, Counter[str]] = {}
+        self._sessions: dict[tuple[str, str], Session] = {}
         self._next_grant = 1
 
     # -- counters -----------------------------------------------------------------------
@@ -211,6 +257,37 @@ class Store:
         """The request held under ``ticket``, forgotten as it is returned."""
         with self._lock:
             return self._pending.pop(ticket, None)
+
+    # -- sessions at the provider (profiles with sessions) -------------------------------
+
+    def session(self, profile: str, user: User) -> Session | None:
+        """``user``'s session at ``profile``, if signed in."""
+        with self._lock:
+            return self._sessions.get((profile, user.key))
+
+    def sign_in(self, profile: str, user: User, fresh: bool) -> Session:
+        """The session ``user`` approves a request in: the current one, or a new one when
+        there is none or ``fresh`` (``prompt=login``) asks for a new sign-in."""
+        with self._lock:
+            current = self._sessions.get((profile, user.key))
+            if current is None or fresh:
+                current = Session(secrets.token_urlsafe(16), int(self.clock()), user)
+                self._sessions[(profile, user.key)] = current
+            return current
+
+    def end_session(self, profile: str, sub: str, sid: str | None) -> bool:
+        """End the session of the user ``sub`` at ``profile`` (only the one named ``sid``,
+        when given); ``False`` if there was none."""
+        with self._lock:
+            for key, current in list(self._sessions.items()):
+                if key[0] == profile and current.user.sub == sub:
+                    if sid is not None and current.sid != sid:
+                        return False
+                    del self._sessions[key]
+                    return True
+            return False
+
+    # -- codes --------------------------------------------------------------------------
 
     def issue_code(self, behaviour: Behaviour, request: Pending, lifetime: float) -> str:
         """A fresh authorization code for an approved request."""
@@ -258,6 +335,7 @@ class Store:
                 raise Refusal("bad_verifier")
             found.used = True
             grant = self._new_grant(behaviour.name, client_id, request.user, request.scopes)
+            grant.sid, grant.auth_time = request.sid, request.auth_time
             found.grant_id = grant.id
             wants_refresh = access_lifetime is not None or not behaviour.refresh_needs_expiry
             if behaviour.offline_param:

@@ -30,9 +30,9 @@ ORDER = 40
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "emulator",
-        help="run a local OAuth 2.0 provider (google, github and strict profiles)",
-        description="A real OAuth 2.0 provider on 127.0.0.1 for development and tests: no "
-        "credentials, no internet. Runs until Ctrl-C or SIGTERM.",
+        help="run a local OAuth 2.0 provider (google, github, strict and oidc profiles)",
+        description="A real OAuth 2.0 and OpenID Connect provider on 127.0.0.1 for development "
+        "and tests: no credentials, no internet. Runs until Ctrl-C or SIGTERM.",
     )
     parser.add_argument(
         "--port", type=port_number, default=0, help="port to listen on (0: pick one)"

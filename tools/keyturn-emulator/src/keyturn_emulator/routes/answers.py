@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -48,7 +49,14 @@ def answer(
     return JSONResponse(dict(data), status, merged)
 
 
-def refuse(site: Site, b: Behaviour, request: Request, situation: str, basic: bool) -> Response:
+def refuse(
+    site: Site,
+    b: Behaviour,
+    request: Request,
+    situation: str,
+    basic: bool,
+    detail: str | None = None,
+) -> Response:
     """The profile's answer to a refused request, counted as an error.
 
     :param site: holds the store that counts the error.
@@ -56,8 +64,11 @@ def refuse(site: Site, b: Behaviour, request: Request, situation: str, basic: bo
     :param request: the request, for its ``Accept`` header.
     :param situation: the key in the failures table.
     :param basic: whether the client sent HTTP Basic (a 401 then names the scheme).
+    :param detail: an ``error_description`` in place of the table's.
     """
     failure: Failure = b.failure(situation)
+    if detail is not None:
+        failure = replace(failure, description=detail)
     site.store.count_error(b.name, failure.error)
     headers = {}
     if failure.status == 401 and basic:

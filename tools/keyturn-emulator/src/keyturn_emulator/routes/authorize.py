@@ -5,6 +5,13 @@ an HTML error page, never a redirect (§4.1.2.1); any other problem goes back to
 URI as ``error=...``. With the ``consent`` knob at ``page`` (or ``consent=page`` in the
 query) the user sees Allow and Deny buttons, which ``POST`` back here with a one-time ticket.
 Every redirect carries ``state`` and, for profiles with an issuer, ``iss`` (RFC 9207).
+
+Profiles with sessions (``oidc``) sign the user in at the provider when they approve, and
+read ``prompt`` as OpenID Connect Core §3.1.2.1 defines it
+(https://openid.net/specs/openid-connect-core-1_0.html#AuthRequest): ``none`` approves
+without any page when the user is signed in already and answers ``login_required`` when not
+(or ``invalid_request`` when combined with another value), and ``login`` starts a new
+session (a new ``sid`` and ``auth_time``).
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ def _authorize_request(site: Site, b: Behaviour, request: Request) -> Response:
             "redirect_uri_mismatch",
             "The redirect_uri must be a loopback http(s) URL or a registered one.",
         )
+    prompts = query.get("prompt", "").split()
     separators = r"[ ,]+" if b.form_unless_json else r" +"
     scopes = tuple(s for s in re.split(separators, query.get("scope", "")) if s)
     challenge = query.get("code_challenge")
@@ -87,18 +95,34 @@ def _authorize_request(site: Site, b: Behaviour, request: Request) -> Response:
         nonce=query.get("nonce"),
         user=User.from_hint(query.get(b.login_param)),
         offline=query.get("access_type") == "offline",
-        force_consent="consent" in query.get("prompt", "").split(),
+        force_consent="consent" in prompts,
+        force_login="login" in prompts,
     )
     problem = _authorize_problem(b, query.get("response_type"), scopes, challenge, method)
+    if problem is None and b.sessions and "none" in prompts:
+        problem = _silent_problem(site, b, prompts, pending)
     if problem is not None:
         error, description = problem
         site.store.count_error(b.name, error)
         return _callback(site, b, pending, {"error": error, "error_description": description})
     site.store.count(b.name, "authorize")
-    if site.knobs().consent == "page" or query.get("consent") == "page":
+    silent = b.sessions and "none" in prompts
+    if not silent and (site.knobs().consent == "page" or query.get("consent") == "page"):
         ticket = site.store.hold(pending)
-        return _consent_page(b, request.url.path, ticket, pending)
+        signed_in = not b.sessions or site.store.session(b.name, pending.user) is not None
+        return _consent_page(b, request.url.path, ticket, pending, signed_in)
     return _approve(site, b, pending)
+
+
+def _silent_problem(
+    site: Site, b: Behaviour, prompts: list[str], pending: Pending
+) -> tuple[str, str] | None:
+    """The error for ``prompt=none`` at a profile with sessions, or ``None`` to approve."""
+    if prompts != ["none"]:
+        return "invalid_request", "prompt=none cannot be combined with other values."
+    if site.store.session(b.name, pending.user) is None:
+        return "login_required", "The user is not signed in."
+    return None
 
 
 def _authorize_problem(
@@ -160,6 +184,9 @@ def _callback(site: Site, b: Behaviour, pending: Pending, query: dict[str, str])
 
 
 def _approve(site: Site, b: Behaviour, pending: Pending) -> Response:
+    if b.sessions:
+        session = site.store.sign_in(b.name, pending.user, pending.force_login)
+        pending.sid, pending.auth_time = session.sid, session.auth_time
     code = site.store.issue_code(b, pending, site.knobs().code_lifetime)
     return _callback(site, b, pending, {"code": code})
 
@@ -183,11 +210,14 @@ def _error_page(site: Site, b: Behaviour, error: str, detail: str) -> Response:
     return page(f"Error: {error}", body, 400)
 
 
-def _consent_page(b: Behaviour, path: str, ticket: str, pending: Pending) -> Response:
+def _consent_page(
+    b: Behaviour, path: str, ticket: str, pending: Pending, signed_in: bool = True
+) -> Response:
     scopes = "".join(f"<li>{html.escape(s)}</li>" for s in pending.scopes) or "<li>none</li>"
+    who = "Signed in as" if signed_in else "Signing in as"
     body = (
         f"<h1>Sign in with {html.escape(b.display_name)}</h1>"
-        f"<p>Signed in as <strong>{html.escape(pending.user.email)}</strong> "
+        f"<p>{who} <strong>{html.escape(pending.user.email)}</strong> "
         "(keyturn emulator).</p>"
         f"<p>The application <code>{html.escape(pending.client_id)}</code> asks for:</p>"
         f"<ul>{scopes}</ul>"

@@ -1,21 +1,84 @@
-"""Client authentication at the token and revocation endpoints (RFC 6749 §2.3)."""
+"""Client authentication at the token and revocation endpoints: the secret (RFC 6749 §2.3.1),
+and, where the profile takes them, JWT assertions (RFC 7523 §2.2,
+https://www.rfc-editor.org/rfc/rfc7523; OpenID Connect Core §9,
+https://openid.net/specs/openid-connect-core-1_0.html#ClientAuthentication).
+
+A request with ``client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer``
+and a ``client_assertion`` authenticates with the assertion alone (a Basic header or a
+``client_secret`` beside it is two methods: refused). The assertion is
+
+* ``client_secret_jwt`` when its ``alg`` is HS256, HS384 or HS512: the HMAC key is the client
+  secret;
+* ``private_key_jwt`` when it is RS256/384/512, PS256/384/512, ES256/384/512, Ed25519 or
+  Ed448 (RFC 9864's names; the deprecated ``EdDSA`` is refused): it must verify with a public
+  key registered for the client (the one its ``kid`` names, or any registered key when it
+  names none);
+
+and any other ``alg``, ``none`` included, is refused. Then, with the emulator's clock:
+
+* ``iss`` and ``sub`` are both the client id (and so is a ``client_id`` parameter, if sent);
+* ``aud`` (a string or a list) contains the token endpoint's URL, the issuer, or the URL of
+  the endpoint the assertion is presented to;
+* ``exp`` is in the future, and at most :data:`ASSERTION_MAX_LIFETIME` (5 minutes) ahead, as
+  an assertion should be short-lived; ``nbf``, when present, is not in the future;
+* ``jti`` is a non-empty string never accepted before from this client (a replay is
+  refused; see :meth:`keyturn_emulator.registration.Registration.spend_jti`).
+
+Each failure is the profile's ``bad_assertion`` answer, 401 ``invalid_client`` (RFC 7523
+§3.2 and OpenID Connect Core §9), whose ``error_description`` names the check, never a
+secret. The ``jti`` is spent only once every other check has passed.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+import math
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote_plus
 
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 from starlette.requests import Request
 
 from keyturn_emulator.profiles import Behaviour
+from keyturn_emulator.registration import PublicKey
 from keyturn_emulator.state import Refusal
 
 from .site import Site
 
-__all__ = ["authenticate", "basic"]
+__all__ = [
+    "ASSERTION_MAX_LIFETIME",
+    "ASSERTION_TYPE",
+    "PRIVATE_KEY_JWT_ALGS",
+    "SECRET_JWT_ALGS",
+    "authenticate",
+    "basic",
+]
+
+#: ``client_assertion_type`` of a JWT assertion (RFC 7523 §2.2).
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Seconds a client assertion's ``exp`` may lie ahead of the emulator's clock.
+ASSERTION_MAX_LIFETIME = 300
+#: Algorithms of ``client_secret_jwt`` assertions: HMAC with the client secret.
+SECRET_JWT_ALGS = ("HS256", "HS384", "HS512")
+#: Algorithms of ``private_key_jwt`` assertions: signatures with the client's key pair.
+PRIVATE_KEY_JWT_ALGS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "Ed25519",
+    "Ed448",
+)
 
 
 def basic(header: str | None) -> tuple[str, str] | None:
@@ -37,18 +100,34 @@ def basic(header: str | None) -> tuple[str, str] | None:
 
 
 def authenticate(site: Site, b: Behaviour, request: Request, params: Mapping[str, str]) -> str:
-    """The authenticated client id, from HTTP Basic or from the body.
+    """The authenticated client id, from HTTP Basic, the body, or a JWT assertion.
+
+    Each success is counted as ``auth_<method>`` (``auth_client_secret_basic``,
+    ``auth_private_key_jwt``...).
 
     :param site: holds the registered client.
-    :param b: the profile (whether it refuses two methods at once).
-    :param request: the request, for its ``Authorization`` header.
+    :param b: the profile (whether it refuses two methods at once, takes assertions).
+    :param request: the request, for its ``Authorization`` header and URL.
     :param params: the request's body parameters.
     :return: the client id.
-    :raises Refusal: the client is missing, unknown or has the wrong secret.
+    :raises Refusal: the client is missing, unknown, has the wrong secret, or a bad
+        assertion.
     """
+    method, client_id = _authenticate(site, b, request, params)
+    site.store.count(b.name, f"auth_{method}")
+    return client_id
+
+
+def _authenticate(
+    site: Site, b: Behaviour, request: Request, params: Mapping[str, str]
+) -> tuple[str, str]:
     credentials = basic(request.headers.get("authorization"))
     body_id = params.get("client_id")
     body_secret = params.get("client_secret")
+    if b.jwt_client_auth and ("client_assertion" in params or "client_assertion_type" in params):
+        if credentials is not None or body_secret is not None:
+            raise Refusal("two_auth_methods")
+        return _assertion(site, b, request, params)
     if credentials is not None:
         if b.single_auth_method and body_secret is not None:
             raise Refusal("two_auth_methods")
@@ -65,4 +144,113 @@ def authenticate(site: Site, b: Behaviour, request: Request, params: Mapping[str
         raise Refusal("missing_secret")
     if not hmac.compare_digest(secret.encode(), site.client_secret.encode()):
         raise Refusal("bad_secret")
-    return client_id
+    return ("client_secret_basic" if credentials is not None else "client_secret_post"), client_id
+
+
+def _bad(detail: str) -> Refusal:
+    return Refusal("bad_assertion", f"Client assertion refused: {detail}.")
+
+
+def _assertion(
+    site: Site, b: Behaviour, request: Request, params: Mapping[str, str]
+) -> tuple[str, str]:
+    """``(method, client_id)`` of a request that authenticates with a JWT assertion."""
+    if params.get("client_assertion_type") != ASSERTION_TYPE:
+        raise _bad(f"client_assertion_type must be {ASSERTION_TYPE}")
+    assertion = params.get("client_assertion", "")
+    if not assertion:
+        raise _bad("client_assertion is missing")
+    try:
+        header = jws.extract_compact(assertion.encode("utf-8")).headers()
+    except (JoseError, ValueError, TypeError):
+        raise _bad("not a compact JWS") from None
+    alg = header.get("alg")
+    keys: list[OctKey] | list[PublicKey]
+    if alg in SECRET_JWT_ALGS:
+        method = "client_secret_jwt"
+        keys = [OctKey.import_key(site.client_secret)]
+    elif alg in PRIVATE_KEY_JWT_ALGS:
+        method = "private_key_jwt"
+        keys = site.registration.keys()
+        if not keys:
+            raise _bad("no public key is registered for this client")
+        kid = header.get("kid")
+        if kid is not None:
+            keys = [key for key in keys if key.kid == kid]
+            if not keys:
+                raise _bad("no registered key has the assertion's kid")
+    else:
+        raise _bad("its alg is not one the provider accepts")
+    if method not in b.client_auth_methods:
+        raise _bad(f"{method} is not accepted here")
+    claims = _verified(assertion, keys, str(alg))
+    if claims is None:
+        raise _bad("the signature does not verify")
+    client_id = _check_claims(site, b, request, params, claims)
+    if not site.registration.spend_jti(claims["jti"]):
+        raise _bad("its jti was used before")
+    return method, client_id
+
+
+def _verified(
+    assertion: str, keys: list[OctKey] | list[PublicKey], alg: str
+) -> dict[str, Any] | None:
+    for key in keys:
+        try:
+            return dict(jwt.decode(assertion, key, algorithms=[alg]).claims)
+        except (JoseError, ValueError, TypeError):
+            continue
+    return None
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as a finite float; ``None`` for anything else (booleans, strings, and
+    integers too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _check_claims(
+    site: Site, b: Behaviour, request: Request, params: Mapping[str, str], claims: dict[str, Any]
+) -> str:
+    """The client id an assertion's claims name, checked as the module docstring says."""
+    iss, sub = claims.get("iss"), claims.get("sub")
+    if not isinstance(iss, str) or iss != sub:
+        raise _bad("iss and sub must both be the client id")
+    if not hmac.compare_digest(iss.encode(), site.client_id.encode()):
+        raise _bad("iss and sub do not name a registered client")
+    body_id = params.get("client_id")
+    if body_id is not None and body_id != iss:
+        raise _bad("client_id differs from the assertion's iss")
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise _bad("aud must be a string or a list of strings")
+    accepted = {
+        site.endpoints(b)["token_endpoint"],
+        site.base_url + request.url.path,
+        site.issuer(b) or site.endpoints(b)["token_endpoint"],
+    }
+    if not accepted & set(audiences):
+        raise _bad("aud must name the token endpoint or the issuer")
+    now = site.store.clock()
+    exp = _number(claims.get("exp"))
+    if exp is None:
+        raise _bad("exp is missing or not a number")
+    if exp <= now:
+        raise _bad("it has expired")
+    if exp > now + ASSERTION_MAX_LIFETIME:
+        raise _bad(f"exp is more than {ASSERTION_MAX_LIFETIME} seconds ahead")
+    if "nbf" in claims:
+        nbf = _number(claims["nbf"])
+        if nbf is None or nbf > now:
+            raise _bad("it is not valid yet (nbf)")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise _bad("jti is missing")
+    return iss

@@ -5,7 +5,21 @@
   ``profile`` and ``user`` (both optional); answers ``{"revoked": n}``.
 * ``POST /_emulator/configure``: change knobs (JSON object); answers the new knobs.
 * ``POST /_emulator/reset``: zero the counters.
+* ``POST /_emulator/rotate-keys``: make new signing keys active; a JSON object with
+  ``keep_previous`` (default ``true``: the old key stays in the JWKS until the next rotation;
+  ``false`` drops it at once) and ``algs`` (default every algorithm); answers
+  ``{"active": {"RS256": kid, ...}}``.
+* ``POST /_emulator/client-keys``: register the client's public keys for ``private_key_jwt``,
+  a JWK Set or one JWK (public parts only), replacing those registered; answers
+  ``{"kids": [...]}``.
+* ``POST /_emulator/post-logout-redirect-uris``: register URIs the end-session endpoint may
+  send the browser back to, ``{"uris": [...]}``; answers every registered one.
 * ``GET /_emulator/avatar/<login>.svg``: the user's picture (``picture``, ``avatar_url``).
+
+The signing algorithm and the broken OpenID documents are knobs (``id_token_alg``,
+``discovery_fault``, ``jwks_fault``), set through ``configure``; the ``discovery``, ``jwks``
+and ``logout`` counts are among the counters of ``state``, beside the active ``kid`` of each
+algorithm.
 
 The controls answer only what no web page of another origin can make a browser send, since
 any page the developer opens could otherwise switch faults on or revoke grants:
@@ -36,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from keyturn_emulator.keys import ALGORITHMS
 from keyturn_emulator.profiles import PROFILES
 
 from .site import Handler, Site
@@ -47,14 +62,16 @@ def snapshot(site: Site) -> dict[str, Any]:
     """What ``GET /_emulator/state`` answers.
 
     :param site: the emulated provider.
-    :return: base URL, client id, counters, knobs, and each profile's counters, endpoints
-        and issuer.
+    :return: base URL, client id, counters, knobs, the signing keys' ``kid``s, the registered
+        post-logout redirect URIs, and each profile's counters, endpoints and issuer.
     """
     return {
         "base_url": site.base_url,
         "client_id": site.client_id,
         "counters": site.store.counters(PROFILES),
         "knobs": site.knobs().as_dict(),
+        "keys": site.keys.summary(),
+        "post_logout_redirect_uris": site.registration.logout_uris(),
         "profiles": {
             name: {
                 "counters": site.store.counters([name]),
@@ -76,6 +93,13 @@ def routes(site: Site) -> list[Route]:
         Route("/_emulator/revoke", _guarded(site, _revoke(site)), methods=["POST"]),
         Route("/_emulator/configure", _guarded(site, _configure(site)), methods=["POST"]),
         Route("/_emulator/reset", _guarded(site, _reset(site)), methods=["POST"]),
+        Route("/_emulator/rotate-keys", _guarded(site, _rotate_keys(site)), methods=["POST"]),
+        Route("/_emulator/client-keys", _guarded(site, _client_keys(site)), methods=["POST"]),
+        Route(
+            "/_emulator/post-logout-redirect-uris",
+            _guarded(site, _logout_uris(site)),
+            methods=["POST"],
+        ),
         Route("/_emulator/avatar/{login}.svg", _avatar, methods=["GET"]),
     ]
 
@@ -199,6 +223,48 @@ def _reset(site: Site) -> Handler:
         return JSONResponse({"counters": site.store.counters(PROFILES)})
 
     return reset
+
+
+def _rotate_keys(site: Site) -> Handler:
+    async def rotate_keys(request: Request) -> Response:
+        try:
+            body = await _json_object(request)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        keep = body.get("keep_previous", True)
+        algs = body.get("algs", list(ALGORITHMS))
+        if not isinstance(keep, bool):
+            return JSONResponse({"error": "keep_previous must be true or false"}, 400)
+        if not isinstance(algs, list) or not all(alg in ALGORITHMS for alg in algs):
+            return JSONResponse({"error": f"algs must be a list of {', '.join(ALGORITHMS)}"}, 400)
+        return JSONResponse({"active": site.keys.rotate(algs, keep_previous=keep)})
+
+    return rotate_keys
+
+
+def _client_keys(site: Site) -> Handler:
+    async def client_keys(request: Request) -> Response:
+        try:
+            kids = site.registration.register_keys(await _json_object(request))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse({"kids": kids})
+
+    return client_keys
+
+
+def _logout_uris(site: Site) -> Handler:
+    async def logout_uris(request: Request) -> Response:
+        try:
+            uris = (await _json_object(request)).get("uris")
+            if not isinstance(uris, list):
+                raise ValueError("uris must be a list of URLs")
+            registered = site.registration.register_logout_uris(uris)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse({"uris": registered})
+
+    return logout_uris
 
 
 async def _avatar(request: Request) -> Response:

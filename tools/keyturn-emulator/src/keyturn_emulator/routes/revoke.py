@@ -63,7 +63,7 @@ def _revoke(site: Site, b: Behaviour) -> Handler:
             try:
                 authenticate(site, b, request, body)
             except Refusal as refusal:
-                return refuse(site, b, request, refusal.situation, used_basic)
+                return refuse(site, b, request, refusal.situation, used_basic, refusal.detail)
         token = body.get("token") or request.query_params.get("token")
         if not token:
             site.store.count_error(b.name, "invalid_request")

@@ -1,4 +1,5 @@
-"""``Site``: what every route reads: the store, the address, the one client and the knobs."""
+"""``Site``: what every route reads: the store, the address, the one client, its registration,
+the signing keys and the knobs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyturn_emulator.faults import Knobs
+from keyturn_emulator.keys import KeyRing
 from keyturn_emulator.profiles import Behaviour
+from keyturn_emulator.registration import Registration
 from keyturn_emulator.state import Store, User
 
-__all__ = ["Handler", "Site"]
+__all__ = ["DISCOVERY_PATH", "Handler", "Site"]
+
+#: Where a discovery document lives below its issuer (OpenID Connect Discovery §4,
+#: https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig).
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 #: A Starlette endpoint: one request in, one response out.
 Handler = Callable[[Request], Awaitable[Response]]
@@ -27,6 +34,8 @@ class Site:
     :param knobs: returns the current knobs.
     :param configure: applies new knobs (for ``POST /_emulator/configure``).
     :param redirect_uris: redirect URIs accepted besides loopback ones.
+    :param keys: the server's signing keys; a new ring when ``None``.
+    :param registration: the client's public keys and logout URIs; empty when ``None``.
     """
 
     def __init__(
@@ -38,6 +47,8 @@ class Site:
         knobs: Callable[[], Knobs],
         configure: Callable[..., Knobs],
         redirect_uris: frozenset[str] = frozenset(),
+        keys: KeyRing | None = None,
+        registration: Registration | None = None,
     ) -> None:
         self.store = store
         self.base_url = base_url
@@ -46,6 +57,8 @@ class Site:
         self.knobs = knobs
         self.configure = configure
         self.redirect_uris = redirect_uris
+        self.keys = keys if keys is not None else KeyRing()
+        self.registration = registration if registration is not None else Registration()
 
     def issuer(self, behaviour: Behaviour) -> str | None:
         """The profile's issuer URL, or ``None`` for profiles without one.
@@ -57,15 +70,28 @@ class Site:
     def endpoints(self, behaviour: Behaviour) -> dict[str, str]:
         """The profile's endpoint URLs under their ``ProviderSpec`` field names.
 
+        Always ``authorization_endpoint``, ``token_endpoint``, ``userinfo_endpoint`` and
+        ``revocation_endpoint``; ``jwks_uri`` for profiles that issue ID tokens,
+        ``discovery_url`` for those with an issuer, ``end_session_endpoint`` for those with
+        RP-Initiated Logout.
+
         :param behaviour: the profile.
         """
         root = f"{self.base_url}/{behaviour.name}"
-        return {
+        found = {
             "authorization_endpoint": root + behaviour.paths["authorize"],
             "token_endpoint": root + behaviour.paths["token"],
             "userinfo_endpoint": root + behaviour.paths["userinfo"],
             "revocation_endpoint": root + behaviour.paths["revoke"],
         }
+        if "jwks" in behaviour.paths:
+            found["jwks_uri"] = root + behaviour.paths["jwks"]
+        if "end_session" in behaviour.paths:
+            found["end_session_endpoint"] = root + behaviour.paths["end_session"]
+        issuer = self.issuer(behaviour)
+        if issuer is not None:
+            found["discovery_url"] = issuer + DISCOVERY_PATH
+        return found
 
     def avatar_url(self, user: User) -> str:
         """Where ``user``'s picture is served (``GET /_emulator/avatar/<login>.svg``).

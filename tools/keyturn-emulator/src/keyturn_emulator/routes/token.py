@@ -6,6 +6,12 @@ https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth
 none) and answers ``406`` to the REST media type
 (https://github.com/octokit/request.js/issues/83). Faults (503s, dropped connections,
 latency) are not injected here but in front of this route, by :mod:`keyturn_emulator.gate`.
+
+ID tokens (profiles that issue them, when ``openid`` was granted) come with the code exchange
+and with every refresh, signed as :mod:`keyturn_emulator.idtoken` says, with ``at_hash`` over
+the access token beside them; on a refresh they keep ``iss``, ``sub``, ``aud`` and, with
+sessions, ``auth_time`` and ``sid``, and carry no ``nonce`` (OpenID Connect Core §12.2,
+https://openid.net/specs/openid-connect-core-1_0.html#RefreshTokenResponse).
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from keyturn_emulator.idtoken import sign_id_token
+from keyturn_emulator.idtoken import sign_id_token, signing_alg
 from keyturn_emulator.pkce import verify_pkce
 from keyturn_emulator.profiles import Behaviour
-from keyturn_emulator.state import Issued, Refusal, User
+from keyturn_emulator.state import Grant, Issued, Refusal
 
 from .answers import answer, refuse
 from .claims import claims
@@ -90,7 +96,7 @@ def _token(site: Site, b: Behaviour) -> Handler:
             else:
                 raise Refusal("unsupported_grant_type")
         except Refusal as refusal:
-            return refuse(site, b, request, refusal.situation, used_basic)
+            return refuse(site, b, request, refusal.situation, used_basic, refusal.detail)
         return answer(b, request, 200, _token_body(site, b, issued))
 
     return token
@@ -108,23 +114,26 @@ def _token_body(site: Site, b: Behaviour, issued: Issued) -> dict[str, Any]:
     data["scope"] = b.scope_separator.join(grant.scopes)
     data["token_type"] = b.token_type
     if b.id_tokens and "openid" in grant.scopes:
-        data["id_token"] = _id_token(site, b, grant.user, grant.scopes, issued.nonce)
+        data["id_token"] = _id_token(site, b, grant, issued.nonce, issued.access_token)
     return data
 
 
-def _id_token(
-    site: Site, b: Behaviour, user: User, scopes: tuple[str, ...], nonce: str | None
-) -> str:
+def _id_token(site: Site, b: Behaviour, grant: Grant, nonce: str | None, access_token: str) -> str:
     now = int(site.store.clock())
     payload: dict[str, Any] = {
         "iss": site.issuer(b),
         "azp": site.client_id,
         "aud": site.client_id,
-        "sub": user.sub,
+        "sub": grant.user.sub,
         "iat": now,
         "exp": now + 3600,
     }
-    payload.update(claims(site, user, scopes, include_picture=False))
+    payload.update(claims(site, grant.user, grant.scopes, include_picture=False))
     if nonce is not None:
         payload["nonce"] = nonce
-    return sign_id_token(payload, site.client_secret)
+    if grant.auth_time is not None:
+        payload["auth_time"] = grant.auth_time
+    if grant.sid is not None:
+        payload["sid"] = grant.sid
+    alg = signing_alg(b, site.knobs())
+    return sign_id_token(site.keys, alg, payload, access_token)
