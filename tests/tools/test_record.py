@@ -714,8 +714,16 @@ def test_record_help_lists_the_scenarios(capsys: pytest.CaptureFixture[str]) -> 
         cli.main(["record", "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    for text in ("exchange_*", "refresh_*", "--refresh-token -", "--force", "--cassette-dir"):
+    for text in (
+        "exchange_*",
+        "refresh_*",
+        "discovery",
+        "--refresh-token -",
+        "--force",
+        "--cassette-dir",
+    ):
         assert text in out
+    assert "signed again with a key made for the cassette" in " ".join(out.split())
     assert str(DEFAULT_PORT) in out
     # The parser documents the same names as the recorder uses.
     assert (record_cli.DEFAULT_PORT, record_cli.REFRESH_TOKEN_ENV, record_cli.ACCESS_TOKEN_ENV) == (
