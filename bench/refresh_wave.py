@@ -23,7 +23,8 @@ and presenting one already rotated away revokes the whole token family (reuse de
   cache full, and after the window has passed. The client's clock stands still during the
   wave (as a test's ``FakeClock`` does), so every late caller is within the default 30 s
   window however long this machine takes; it is then moved past the window, which lets the
-  cache drop every outcome. The bound: after the window, the heap may have grown by the
+  cache drop every outcome. The emulator's clock stands still as well, from its start, so the
+  ID tokens it signs never look issued in the future to the client. The bound: after the window, the heap may have grown by the
   connection pool's buffers (:data:`POOL_ALLOWANCE`) and :data:`SLACK_PER_TOKEN` bytes per
   token, nothing more; with the cache full, by what the cache is documented to cost per
   entry (:data:`CACHE_ENTRY`) on top of that. The resident size is printed, not bounded: the
@@ -98,7 +99,11 @@ def serve_emulator(conn: Connection) -> None:
     ``("reset",)`` zeroes them; ``("rss",)`` the child's resident size in bytes;
     ``("stop",)`` ends the process.
     """
-    with Emulator(access_token_lifetime=3600) as emu:
+    # The emulator's clock stands still too, at a moment no later than the client's, so the
+    # ID tokens of a wave that outlasts the client's leeway (a loaded machine) are never
+    # "issued in the future" on the client's clock.
+    started = float(int(time.time()))
+    with Emulator(access_token_lifetime=3600, clock=lambda: started) as emu:
         conn.send((emu.spec(PROFILE), emu.credentials))
         while True:
             try:
