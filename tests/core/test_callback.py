@@ -69,7 +69,7 @@ def s256(verifier: str) -> str:
 
 
 def test_a_good_callback_gives_the_code(auth: AuthorizationRequest) -> None:
-    query = {"code": "4/0Adeu5B", "state": state_of(auth), "scope": "openid email"}
+    query = {"code": "4/0Adeu5B", "state": state_of(auth), "scope": "openid email", "iss": ISSUER}
     assert auth.verify_callback(query) == "4/0Adeu5B"
 
 
@@ -99,7 +99,7 @@ def test_a_missing_or_wrong_state_is_a_state_mismatch(
 @pytest.mark.parametrize("query", [{}, {"code": ""}], ids=["absent", "empty"])
 def test_no_code_is_a_missing_code_error(auth: AuthorizationRequest, query: dict[str, str]) -> None:
     with pytest.raises(keyturn.MissingCodeError):
-        auth.verify_callback({**query, "state": state_of(auth)})
+        auth.verify_callback({**query, "state": state_of(auth), "iss": ISSUER})
 
 
 def test_an_error_with_the_right_state_is_authorization_denied(auth: AuthorizationRequest) -> None:
@@ -107,6 +107,7 @@ def test_an_error_with_the_right_state_is_authorization_denied(auth: Authorizati
         "error": "access_denied",
         "error_description": "The user denied access.",
         "state": state_of(auth),
+        "iss": ISSUER,
     }
     with pytest.raises(keyturn.AuthorizationDenied) as caught:
         auth.verify_callback(query)
@@ -121,13 +122,15 @@ def test_an_error_with_the_right_state_is_authorization_denied(auth: Authorizati
 
 def test_an_error_without_description(auth: AuthorizationRequest) -> None:
     with pytest.raises(keyturn.AuthorizationDenied) as caught:
-        auth.verify_callback({"error": "admin_policy_enforced", "state": state_of(auth)})
+        auth.verify_callback(
+            {"error": "admin_policy_enforced", "state": state_of(auth), "iss": ISSUER}
+        )
     assert caught.value.error == "admin_policy_enforced"
     assert caught.value.description is None
 
 
 def test_an_error_with_a_code_is_still_an_error(auth: AuthorizationRequest) -> None:
-    query = {"error": "access_denied", "code": "4/code", "state": state_of(auth)}
+    query = {"error": "access_denied", "code": "4/code", "state": state_of(auth), "iss": ISSUER}
     with pytest.raises(keyturn.AuthorizationDenied):
         auth.verify_callback(query)
 
@@ -156,11 +159,56 @@ def test_another_issuer_is_an_issuer_mismatch(
         auth.verify_callback(query)
 
 
-def test_the_right_issuer_or_none_is_fine(auth: AuthorizationRequest) -> None:
+def test_the_right_issuer_is_fine(auth: AuthorizationRequest) -> None:
     assert auth.issuer == ISSUER
     state = state_of(auth)
     assert auth.verify_callback({"code": "c1", "state": state, "iss": ISSUER}) == "c1"
-    assert auth.verify_callback({"code": "c2", "state": state}) == "c2"
+
+
+def test_no_iss_is_fine_from_a_provider_not_known_to_send_it(kt: keyturn.Keyturn) -> None:
+    spec = GOOGLE.model_copy(update={"id": "quiet", "authorization_response_iss": False})
+    client = keyturn.Keyturn({"quiet": (CLIENT_ID, CLIENT_SECRET)}, providers=[spec])
+    request = client.authorize_url("quiet", REDIRECT)
+    assert request.issuer_required is False
+    assert request.verify_callback({"code": "c2", "state": state_of(request)}) == "c2"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"code": "4/code"}, {"error": "access_denied"}],
+    ids=["with-code", "with-error"],
+)
+def test_no_iss_from_a_provider_that_always_sends_it_is_an_issuer_mismatch(
+    auth: AuthorizationRequest, extra: dict[str, str]
+) -> None:
+    """RFC 9207 section 2.4: a client that knows the provider sends iss must refuse a
+    response without it (a mix-up attacker would leave it out)."""
+    assert GOOGLE.authorization_response_iss and auth.issuer_required
+    with pytest.raises(keyturn.IssuerMismatchError, match="no iss"):
+        auth.verify_callback({**extra, "state": state_of(auth)})
+
+
+def test_sign_in_refuses_a_callback_without_iss_before_any_request(
+    kt: keyturn.Keyturn, auth: AuthorizationRequest
+) -> None:
+    """Not only the web routes: the client's own sign_in checks it, before the code is spent."""
+    with pytest.raises(keyturn.IssuerMismatchError):
+        kt.sign_in(auth, {"code": "4/code", "state": state_of(auth)})
+
+
+def test_a_state_mismatch_is_reported_before_a_missing_iss(auth: AuthorizationRequest) -> None:
+    with pytest.raises(keyturn.StateMismatchError):
+        auth.verify_callback({"code": "4/code", "state": "forged"})
+
+
+def test_an_authorization_request_saved_before_issuer_required_existed_still_loads(
+    auth: AuthorizationRequest,
+) -> None:
+    saved = auth.model_dump(context=keyturn.REVEAL)
+    del saved["issuer_required"]
+    old = AuthorizationRequest.model_validate(saved)
+    assert old.issuer_required is False
+    assert old.verify_callback({"code": "c", "state": state_of(auth)}) == "c"
 
 
 def test_without_a_known_issuer_iss_is_not_checked(auth: AuthorizationRequest) -> None:
@@ -348,7 +396,7 @@ async def test_the_exchange_sends_the_requests_redirect_uri_and_verifier(
 ) -> None:
     request = client.client.authorize_url("google", REDIRECT)
     assert request.code_verifier is not None
-    code = request.verify_callback({"code": "4/0Adeu5B", "state": state_of(request)})
+    code = request.verify_callback({"code": "4/0Adeu5B", "state": state_of(request), "iss": ISSUER})
     http.queue(200, {"access_token": "at", "expires_in": 3599})
     await client("exchange_code", request, code)
     sent = http.requests[-1]

@@ -8,6 +8,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -75,6 +78,220 @@ def test_providers_with_plugins_disabled(
         default_plugin_manager.cache_clear()
     assert code == 0
     assert "no provider plugins installed" in out
+
+
+# -- providers declared by issuer (keyturn-oidc) -------------------------------------------------
+
+
+@pytest.fixture
+def declared(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Declare OpenID Connect providers in the environment, as ``KEYTURN_<NAME>=value``."""
+
+    def declare(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(f"KEYTURN_{name}", value)
+
+    return declare
+
+
+def test_providers_lists_declared_providers_with_their_issuers(
+    capsys: pytest.CaptureFixture[str], declared: Callable[..., None]
+) -> None:
+    declared(
+        OIDC_PROVIDERS="corp auth0",
+        CORP_ISSUER="https://id.corp.example",
+        AUTH0_ISSUER="https://dev-abc123.us.auth0.com/",
+        AUTH0_NAME="Auth0",
+    )
+    code, out, err = run(capsys, "providers")
+    assert (code, err) == (0, "")
+    corp = out.split("\ncorp: ", 1)[1].split("\n\n", 1)[0].split("\n")
+    assert corp[:5] == [
+        "id.corp.example (keyturn-oidc 0.1.0)",
+        "  issuer        https://id.corp.example",
+        "  endpoints     from https://id.corp.example/.well-known/openid-configuration",
+        "  behaviour     PKCE S256, refresh tokens kept or rotated, as each answer says",
+        "  overrides     none (keyturn's RFC 6749 defaults)",
+    ]
+    auth0 = (
+        "\nauth0: Auth0 (keyturn-oidc 0.1.0)\n  issuer        https://dev-abc123.us.auth0.com/\n"
+    )
+    assert auth0 in "\n" + out
+
+
+def test_providers_json_carries_the_issuer_and_the_discovery_url(
+    capsys: pytest.CaptureFixture[str], declared: Callable[..., None]
+) -> None:
+    declared(OIDC_PROVIDERS="corp", CORP_ISSUER="https://id.corp.example")
+    code, out, _ = run(capsys, "providers", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 0
+    corp = rows["corp"]
+    assert corp["issuer"] == "https://id.corp.example"
+    assert corp["discovery_url"] == "https://id.corp.example/.well-known/openid-configuration"
+    assert (corp["plugin"], corp["distribution"], corp["hooks"]) == ("oidc", "keyturn-oidc", [])
+    assert corp["authorization_endpoint"] is None and corp["token_endpoint"] is None
+    assert "discovered" not in corp and "error" not in corp
+    assert corp["rotates_refresh_tokens"] is None  # the document cannot say; each answer does
+    assert rows["google"]["issuer"] == "https://accounts.google.com"
+    assert rows["google"]["discovery_url"] is None
+
+
+def test_rotation_is_shown_as_declared_or_as_unknown_for_a_discovered_spec(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyturn
+    import keyturn.cli.providers
+    import keyturn_oidc
+
+    specs = [
+        keyturn_oidc.provider("declared", "https://a.example", rotates_refresh_tokens=True),
+        keyturn_oidc.provider("kept", "https://b.example", rotates_refresh_tokens=False),
+        keyturn_oidc.provider("unsaid", "https://c.example"),
+    ]
+    monkeypatch.setattr(
+        keyturn.cli.providers, "Keyturn", lambda: keyturn.Keyturn(providers=specs, environ={})
+    )
+    code, out, _ = run(capsys, "providers", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 0
+    assert [rows[pid]["rotates_refresh_tokens"] for pid in ("declared", "kept", "unsaid")] == [
+        True,
+        False,
+        None,
+    ]
+    assert rows["google"]["rotates_refresh_tokens"] is False  # no discovery: as the spec says
+
+
+def test_a_bad_declaration_is_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], declared: Callable[..., None]
+) -> None:
+    declared(OIDC_PROVIDERS="corp", CORP_ISSUER="http://id.corp.example")
+    code, out, err = run(capsys, "providers")
+    assert (code, out) == (1, "")
+    assert err.startswith("keyturn: error: KEYTURN_CORP_ISSUER is not https")
+    assert err.count("\n") == 1
+
+
+class Published:
+    """Discovery documents and key sets served on 127.0.0.1, by path."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, Any] = {}
+        served = self.documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = served.get(self.path)
+                data = json.dumps(body).encode() if body is not None else b"{}"
+                self.send_response(200 if body is not None else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def publish(self, realm: str, **changes: Any) -> str:
+        """Serve a realm's document and key set; return its issuer."""
+        from tests.core._oidc import public_jwk, rsa_key
+
+        issuer = f"{self.base}/realms/{realm}"
+        oidc = f"{issuer}/protocol/openid-connect"
+        document = {
+            "issuer": issuer,
+            "authorization_endpoint": f"{oidc}/auth",
+            "token_endpoint": f"{oidc}/token",
+            "userinfo_endpoint": f"{oidc}/userinfo",
+            "jwks_uri": f"{oidc}/certs",
+            "end_session_endpoint": f"{oidc}/logout",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
+            **changes,
+        }
+        self.documents[f"/realms/{realm}/.well-known/openid-configuration"] = document
+        self.documents[f"/realms/{realm}/protocol/openid-connect/certs"] = {
+            "keys": [public_jwk(rsa_key(), "k1")]
+        }
+        return issuer
+
+
+@pytest.fixture
+def published() -> Iterator[Published]:
+    site = Published()
+    yield site
+    site.server.shutdown()
+    site.server.server_close()
+
+
+def test_providers_discover_shows_the_endpoints_of_each_document(
+    capsys: pytest.CaptureFixture[str], declared: Callable[..., None], published: Published
+) -> None:
+    issuer = published.publish("apps")
+    declared(OIDC_PROVIDERS="sso", SSO_ISSUER=issuer)
+    code, out, err = run(capsys, "providers", "--discover")
+    assert (code, err) == (0, "")
+    oidc = f"{issuer}/protocol/openid-connect"
+    sso = out.split("\nsso: ", 1)[1].split("\n")
+    assert sso[:11] == [
+        "127.0.0.1 (keyturn-oidc 0.1.0)",
+        f"  issuer        {issuer}",
+        f"  discovery     {issuer}/.well-known/openid-configuration",
+        f"  authorization {oidc}/auth",
+        f"  token         {oidc}/token",
+        f"  userinfo      {oidc}/userinfo",
+        f"  end_session   {oidc}/logout",
+        f"  jwks_uri      {oidc}/certs",
+        "  signatures    ES256, RS256",
+        "  behaviour     PKCE S256, refresh tokens kept or rotated, as each answer says",
+        "  overrides     none (keyturn's RFC 6749 defaults)",
+    ]
+    code, out, _ = run(capsys, "providers", "--discover", "--json")
+    row = {row["id"]: row for row in json.loads(out)}["sso"]
+    assert code == 0
+    assert row["discovered"] is True
+    assert row["token_endpoint"] == f"{oidc}/token"
+    assert row["revocation_endpoint"] is None
+    assert row["id_token_signing_algs"] == ["ES256", "RS256"]
+
+
+def test_providers_discover_reports_each_failure_on_one_line_and_exits_1(
+    capsys: pytest.CaptureFixture[str], declared: Callable[..., None], published: Published
+) -> None:
+    good = published.publish("good")
+    other = published.publish("other")
+    declared(
+        OIDC_PROVIDERS="good mixed gone",
+        GOOD_ISSUER=good,
+        MIXED_ISSUER=f"{published.base}/realms/mixed",
+        MIXED_DISCOVERY_URL=f"{other}/.well-known/openid-configuration",
+        GONE_ISSUER=f"{published.base}/realms/gone",
+    )
+    code, out, err = run(capsys, "providers", "--discover")
+    assert code == 1
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"keyturn: error: gone: the discovery document at {published.base}")
+    assert "HTTP 404" in lines[0]
+    assert lines[1].startswith("keyturn: error: mixed: the discovery document at")
+    assert f"names the issuer '{other}'" in lines[1] and "(issuer;" in lines[1]
+    # The others are listed all the same, the failed ones as declared.
+    assert f"\ngood: 127.0.0.1 (keyturn-oidc 0.1.0)\n  issuer        {good}\n  discovery" in out
+    assert f"\n  endpoints     from {published.base}/realms/gone/.well-known/" in out
+    code, out, err = run(capsys, "providers", "--discover", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 1
+    assert rows["good"]["discovered"] is True
+    assert rows["gone"]["discovered"] is False
+    assert "HTTP 404" in rows["gone"]["error"]
+    assert err.count("\n") == 2
 
 
 def test_authorize_url_prints_url_state_and_verifier(

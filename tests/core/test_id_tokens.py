@@ -20,7 +20,7 @@ import pytest
 import keyturn
 from keyturn import REFRESH_ACCESS_TOKEN_ERROR, RefreshIdTokenError
 from keyturn.idtoken import IdTokenError, check_id_token, unverified_claims
-from keyturn.models import AuthorizationRequest, TokenSet
+from keyturn.models import AuthorizationRequest, IdTokenIdentity, TokenSet
 from keyturn_google import GOOGLE
 from tests.conftest import CLIENT_ID, START, Both, FakeClock, Recorder
 
@@ -148,7 +148,7 @@ def start(client: Both) -> tuple[AuthorizationRequest, str]:
 
 
 def callback(request: AuthorizationRequest) -> dict[str, str]:
-    return {"code": "4/code", "state": request.state.get_secret_value()}
+    return {"code": "4/code", "state": request.state.get_secret_value(), "iss": ISSUER}
 
 
 async def test_the_exchange_refuses_an_id_token_expired_on_the_clients_clock(
@@ -338,3 +338,83 @@ async def test_a_first_id_token_on_refresh_gets_the_ordinary_checks(
     http.queue(200, {"access_token": "at-new", "expires_in": 3599, "id_token": good})
     tokens = await client("refresh", signed_in("not-a-jwt", refresh_token="rt-2"))
     assert tokens.id_token is not None and tokens.id_token.get_secret_value() == good
+
+
+# -- tokens that keep only whom their ID token named (a jwt session cookie) ------------------
+
+
+def identity_only() -> TokenSet:
+    """Signed-in tokens as a ``jwt`` session cookie keeps them: no ID token, its identity."""
+    full = signed_in()
+    assert full.id_token is not None
+    identity = IdTokenIdentity.of(full.id_token.get_secret_value())
+    assert identity is not None and identity.sub == "42"
+    return full.model_copy(update={"id_token": None, "id_token_identity": identity})
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"sub": "1337"}, {"iss": "accounts.google.com"}, {"aud": [CLIENT_ID, "https://api.example"]}],
+    ids=["another-sub", "another-iss", "another-aud"],
+)
+async def test_a_refreshed_id_token_is_held_to_the_identity_kept_in_the_tokens_place(
+    client: Both, http: Recorder, clock: FakeClock, claims: dict[str, Any]
+) -> None:
+    client = trusting(client, http, clock, "https://api.example")
+    http.queue(
+        200,
+        {
+            "access_token": "at-new",
+            "expires_in": 3599,
+            "id_token": make_id_token(azp=CLIENT_ID, **claims),
+        },
+    )
+    with pytest.raises(RefreshIdTokenError) as caught:
+        await client("refresh", identity_only())
+    assert caught.value.error == "id_token_mismatch" and caught.value.permanent
+
+
+async def test_a_refreshed_id_token_of_the_kept_identity_passes(
+    client: Both, http: Recorder
+) -> None:
+    new = make_id_token(azp=CLIENT_ID)
+    http.queue(200, {"access_token": "at-new", "expires_in": 3599, "id_token": new})
+    tokens = await client("refresh", identity_only())
+    assert tokens.id_token is not None and tokens.id_token.get_secret_value() == new
+
+
+async def test_a_refresh_without_an_id_token_carries_the_kept_identity_over(
+    client: Both, http: Recorder
+) -> None:
+    old = identity_only()
+    http.queue(200, {"access_token": "at-new", "expires_in": 3599, "refresh_token": "rt-2"})
+    tokens = await client("refresh", old)
+    assert tokens.id_token is None and tokens.id_token_identity == old.id_token_identity
+    # ...so the refresh after it is still held to the same subject.
+    http.queue(
+        200,
+        {"access_token": "at-3", "expires_in": 3599, "id_token": make_id_token(sub="1337")},
+    )
+    with pytest.raises(RefreshIdTokenError, match="sub"):
+        await client("refresh", tokens)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        make_id_token(sub=7),
+        make_id_token(aud=[CLIENT_ID, 3]),
+        make_id_token(drop=("iss",)),
+    ],
+    ids=["unreadable", "numeric-sub", "odd-aud", "no-iss"],
+)
+def test_an_id_token_without_a_readable_identity_gives_none(token: str) -> None:
+    assert IdTokenIdentity.of(token) is None
+
+
+def test_the_identity_is_masked_nowhere_and_holds_no_secret() -> None:
+    identity = IdTokenIdentity.of(make_id_token(nonce="secret-nonce"))
+    assert identity is not None
+    assert identity.claims() == {"iss": ISSUER, "sub": "42", "aud": [CLIENT_ID]}
+    assert "secret-nonce" not in repr(identity) + identity.model_dump_json()

@@ -20,6 +20,7 @@ from keyturn.plugins import get_plugin_manager
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, Both, FakeClock, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
+ISSUER = "https://accounts.google.com"
 
 
 def id_token(nonce: str, now: float, aud: str = CLIENT_ID) -> str:
@@ -91,7 +92,7 @@ async def sign_in(kt: Both, http: Recorder, *, refresh_token: str = "rt-1") -> k
             "picture": "https://img.example/ada.png",
         },
     )
-    query = {"code": "4/code", "state": request.state.get_secret_value()}
+    query = {"code": "4/code", "state": request.state.get_secret_value(), "iss": ISSUER}
     token: keyturn.JWT = await kt("sign_in", request, query)
     return token
 

@@ -32,6 +32,7 @@ from keyturn.models import (
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, START, Both, FakeClock, Recorder
 
 REDIRECT = "https://app.example/auth/callback/google"
+ISSUER = "https://accounts.google.com"
 ACCESS = "ya29.FAKE-ACCESS-SECRET-a1b2c3d4"
 ACCESS_2 = "ya29.FAKE-ACCESS-SECRET-e5f6a7b8"
 REFRESH = "1//REFRESH-SECRET-0c9d8e7f"
@@ -247,7 +248,7 @@ async def test_no_secret_in_any_log_line_through_a_whole_session(
         },
     )
     http.queue(200, {"sub": "42", "email": "ada@example.com", "name": "Ada"})
-    token = await client("sign_in", request, {"code": CODE, "state": STATE})
+    token = await client("sign_in", request, {"code": CODE, "state": STATE, "iss": ISSUER})
     assert http.form(0)["code"] == CODE
     assert http.form(0)["code_verifier"] == verifier
 
@@ -543,6 +544,8 @@ async def test_an_error_raised_by_the_client_survives_pickling(
     [
         (keyturn.TokenSet, {"provider": "google", "access_token": "**********"}),
         (keyturn.ClientCredentials, {"client_id": "cid", "client_secret": "**********"}),
+        (keyturn.ClientCredentials, {"client_id": "cid", "private_key": "**********"}),
+        (keyturn.ClientCredentials, {"client_id": "cid", "client_assertion": "**********"}),
     ],
 )
 def test_a_masked_secret_cannot_be_loaded_back(model: Any, data: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ SECTIONS = {
         "keyturn_userinfo",
         "keyturn_revoke",
     ),
+    "Client authentication": ("keyturn_client_secret",),
     "Callbacks": ("keyturn_jwt", "keyturn_session"),
 }
 

@@ -38,6 +38,7 @@ def test_the_expected_hooks_exist() -> None:
         "keyturn_refresh",
         "keyturn_userinfo",
         "keyturn_revoke",
+        "keyturn_client_secret",
         "keyturn_jwt",
         "keyturn_session",
     }

@@ -1,7 +1,7 @@
 """keyturn as users get it: wheels installed into a fresh virtual environment.
 
 One session fixture builds the wheels of every distribution (keyturn, keyturn-google,
-keyturn-github, keyturn-emulator, pytest-keyturn); others make virtual environments in
+keyturn-github, keyturn-oidc, keyturn-emulator, pytest-keyturn); others make virtual environments in
 temporary folders and install wheels there: no editable install, and every command runs from
 the temporary folder with a clean environment, so the source tree is not on ``sys.path``.
 
@@ -31,6 +31,7 @@ DISTRIBUTIONS = {
     "keyturn": ROOT / "core",
     "keyturn-google": ROOT / "plugins/google",
     "keyturn-github": ROOT / "plugins/github",
+    "keyturn-oidc": ROOT / "plugins/oidc",
     "keyturn-emulator": ROOT / "tools/keyturn-emulator",
     "pytest-keyturn": ROOT / "tools/pytest-keyturn",
 }
@@ -77,13 +78,20 @@ class Venv:
         return self.root / "bin" / "python"
 
     def run(
-        self, args: Sequence[str | Path], *, cwd: Path | None = None
+        self,
+        args: Sequence[str | Path],
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command from the temporary folder; fail with its output if it fails."""
+        """Run a command from the temporary folder; fail with its output if it fails.
+
+        :param env: variables to set besides the clean environment.
+        """
         done = subprocess.run(
             [str(arg) for arg in args],
             cwd=cwd or self.work,
-            env=_environment(),
+            env={**_environment(), **(env or {})},
             capture_output=True,
             text=True,
             check=False,
@@ -92,8 +100,10 @@ class Venv:
         assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
         return done
 
-    def keyturn(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return self.run([self.root / "bin" / "keyturn", *args])
+    def keyturn(
+        self, *args: str | Path, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run([self.root / "bin" / "keyturn", *args], env=env)
 
     def install(self, *requirements: str | Path) -> None:
         self.run([*self.uv, "pip", "install", "--quiet", "--python", self.python, *requirements])
@@ -121,12 +131,13 @@ def _new_venv(tmp_path_factory: pytest.TempPathFactory, name: str) -> Venv:
 
 @pytest.fixture(scope="session")
 def venv(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Venv:
-    """keyturn with its web extra, both plugins and both tools."""
+    """keyturn with its web extra, the three plugins and both tools."""
     env = _new_venv(tmp_path_factory, "packaging")
     env.install(
         f"keyturn[web] @ {wheels['keyturn'].as_uri()}",
         wheels["keyturn_google"],
         wheels["keyturn_github"],
+        wheels["keyturn_oidc"],
         wheels["keyturn_emulator"],
         wheels["pytest_keyturn"],
     )
@@ -243,6 +254,24 @@ def test_both_providers_are_found_through_their_entry_points(venv: Venv) -> None
     assert rows["google"]["distribution"] == "keyturn-google"
     assert rows["github"]["distribution"] == "keyturn-github"
     assert rows["google"]["token_endpoint"] == "https://oauth2.googleapis.com/token"
+
+
+def test_providers_declared_in_the_environment_are_listed_with_their_issuers(venv: Venv) -> None:
+    declared = {
+        "KEYTURN_OIDC_PROVIDERS": "corp",
+        "KEYTURN_CORP_ISSUER": "https://id.corp.example",
+    }
+    rows = {
+        row["id"]: row
+        for row in json.loads(venv.keyturn("providers", "--json", env=declared).stdout)
+    }
+    corp = rows["corp"]
+    assert (corp["distribution"], corp["plugin"], corp["hooks"]) == ("keyturn-oidc", "oidc", [])
+    assert corp["issuer"] == "https://id.corp.example"
+    assert corp["discovery_url"] == "https://id.corp.example/.well-known/openid-configuration"
+    assert "corp" not in {
+        row["id"] for row in json.loads(venv.keyturn("providers", "--json").stdout)
+    }
 
 
 REPLAY = """

@@ -127,6 +127,8 @@ class Driver:
         """Sign in through the ``exchange_code`` cassette, then let the access token fall due."""
         request = self.authorize_url(**self.replay.authorize)
         query = {"state": request.state.get_secret_value(), "code": self.replay.code}
+        if request.issuer_required and request.issuer is not None:
+            query["iss"] = request.issuer  # RFC 9207: as the provider's redirect names it
         with self.play("exchange_code"):
             token = await self.sign_in(request, query)
         assert token.error is None

@@ -267,3 +267,19 @@ def test_the_shortcuts_keep_exactly_what_the_field_by_field_path_keeps(
     assert models.storable_extra(fields, "p") == slow
     kept = TokenSet(provider="p", access_token="at", extra=slow)
     assert load_tokens(dump_tokens(kept)) == kept
+
+
+def test_a_profile_keeps_its_fields_but_one_nested_too_deep(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A session holding the profile must be writable: pydantic stops serialising near 255
+    levels, so a raw field past EXTRA_MAX_DEPTH is dropped (named in the log, no value)."""
+    raw = {"login": "ada", "masked_looking": "**********", "x_deep": nested(300), "ok": nested(3)}
+    with caplog.at_level(logging.WARNING, logger="keyturn"):
+        profile = keyturn.Profile(id="1", raw=raw)
+    assert profile.raw == {"login": "ada", "masked_looking": "**********", "ok": nested(3)}
+    assert profile.model_dump_json()  # writable
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "x_deep" in warnings[0] and "ada" not in warnings[0]
+    shallow = keyturn.Profile(id="2", raw={"a": nested(EXTRA_MAX_DEPTH - 1)})
+    assert shallow.raw == {"a": nested(EXTRA_MAX_DEPTH - 1)}

@@ -29,6 +29,7 @@ from vcr.serializers import yamlserializer
 
 import keyturn
 from pytest_keyturn.cassettes import (
+    body_matcher,
     find_secrets,
     make_vcr,
     redact,
@@ -166,7 +167,14 @@ def test_readme_lists_exactly_the_cassettes_that_exist() -> None:
     assert listed == set(_ids(CASSETTE_FILES))
 
 
-PROVENANCES = ("Written from documentation", "**Models a generic condition, not provider evidence")
+#: How a cassette not recorded by keyturn is labelled in the README: written from the provider's
+#: documentation, from a real response someone else captured (the OpenID Connect discovery
+#: documents), or standing for a generic condition.
+PROVENANCES = (
+    "Written from documentation",
+    "Written from a capture",
+    "**Models a generic condition, not provider evidence",
+)
 #: How a cassette made by `keyturn record` is labelled, in the README and on its first line.
 RECORDED = "Recorded against"
 
@@ -204,6 +212,8 @@ def test_readme_gives_every_cassette_a_provenance_that_matches_the_file() -> Non
     ("provenance", "first_line", "ok"),
     [
         ("Written from documentation.", "# Written by hand from docs, NOT recorded", True),
+        ("Written from a capture of the live documents.", "# Written by hand, NOT recorded", True),
+        ("Written from a capture.", "# Recorded against Google on 2026-11-27", False),
         ("Recorded against Google on 2026-11-27.", "# Recorded against Google on 2026-11-27", True),
         ("Recorded against Google on 2026-11-27.", "# Written by hand, NOT recorded", False),
         ("Written from documentation.", "# Recorded against Google on 2026-11-27", False),
@@ -466,3 +476,24 @@ def test_an_id_token_keeps_only_its_claims_when_scrubbed() -> None:
     assert "c2lnbmF0dXJlLXZhbHVl" not in scrubbed
     assert unverified_claims(scrubbed) == {"nonce": "n-1", "aud": "cid"}
     assert redact("id_token", scrubbed) == scrubbed
+
+
+#: A client assertion as RFC 7523 sends one: a signed JWT (this one is made up).
+ASSERTION = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJhY21lIn0.c2lnbmF0dXJlLW5vdC1yZWFs"
+
+
+def test_a_client_assertion_is_scrubbed_and_matched_by_presence() -> None:
+    """Each request carries a new assertion: the cassette keeps neither, and replays match."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    url = "https://acme.example/token"
+    form = "grant_type=refresh_token&client_id=acme&client_assertion_type=jwt&client_assertion="
+    assert "client assertion" in find_secrets(form + ASSERTION)
+    recorded = scrub_request(VcrRequest("POST", url, form + ASSERTION, dict(headers)))
+    assert ASSERTION.encode() not in recorded.body
+    assert b"client_assertion=REDACTED-" in recorded.body
+    assert find_secrets(recorded.body.decode()) == []
+    body_matcher(recorded, VcrRequest("POST", url, form + ASSERTION[::-1], dict(headers)))
+    with pytest.raises(AssertionError):
+        body_matcher(
+            recorded, VcrRequest("POST", url, form.split("&client_assertion=")[0], headers)
+        )

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from keyturn import JWT, AsyncKeyturn, Flow, Keyturn, Profile, TokenSet, hookimpl
+from keyturn import JWT, AsyncKeyturn, Flow, Keyturn, Profile, ProviderSpec, TokenSet, hookimpl
 from keyturn.plugins import get_plugin_manager
 from keyturn.starlette import KeyturnAuth
 from keyturn.stores.base import TokenStore
@@ -97,16 +97,29 @@ def fresh(world: World) -> World:
     return world
 
 
-def make_client(world: World, plugins: Sequence[object] = (), *, blocking: bool = False) -> Any:
-    """A client with github and google at the emulator, and ``strict`` without credentials."""
+def make_client(
+    world: World,
+    plugins: Sequence[object] = (),
+    *,
+    blocking: bool = False,
+    providers: Sequence[ProviderSpec] = (),
+) -> Any:
+    """A client with github and google at the emulator, and ``strict`` without credentials.
+
+    :param providers: more specs (or ones replacing those above by id), with the emulator's
+        credentials.
+    """
     emu = world.emu
+    specs = {spec.id: spec for spec in (emu.point(GITHUB), emu.point(GOOGLE), emu.spec("strict"))}
+    specs.update((spec.id, spec) for spec in providers)
     kwargs: dict[str, Any] = {
-        "providers": [emu.point(GITHUB), emu.point(GOOGLE), emu.spec("strict")],
+        "providers": list(specs.values()),
         "clock": world.clock,
         "plugin_manager": get_plugin_manager(plugins=plugins, environ={}),
         "environ": {},
     }
     credentials = {"github": emu.credentials, "google": emu.credentials}
+    credentials.update((spec.id, emu.credentials) for spec in providers)
     return Keyturn(credentials, **kwargs) if blocking else AsyncKeyturn(credentials, **kwargs)
 
 
@@ -183,7 +196,8 @@ class Site:
         assert self.store is not None
         row = self.store.load(DatabaseStrategy.key_of(cookies[SESSION]))
         assert row is not None
-        return JWT(tokens=row.tokens)
+        user = row.data.get("user")
+        return JWT(tokens=row.tokens, user=None if user is None else Profile.model_validate(user))
 
     def tokens_of(self, browser: httpx.AsyncClient) -> TokenSet:
         return self.jwt_of(jar(browser)).tokens
@@ -204,11 +218,14 @@ async def sites(world: World, tmp_path: Path) -> AsyncIterator[MakeSite]:
             plugins: Sequence[object] = (),
             secret: str | Sequence[str] = SECRET,
             store: TokenStore | None = None,
+            providers: Sequence[ProviderSpec] = (),
             **settings: Any,
         ) -> Site:
             nonlocal made
             made += 1
-            client = await stack.enter_async_context(make_client(world, plugins))
+            client = await stack.enter_async_context(
+                make_client(world, plugins, providers=providers)
+            )
             if store is None and kind == "memory":
                 store = MemoryTokenStore()
             elif store is None and kind == "sqlite":
@@ -353,6 +370,12 @@ def cookie_header_size(cookies: Mapping[str, str]) -> int:
     return len("; ".join(f"{name}={value}" for name, value in cookies.items()))
 
 
+#: Groups enough for an ID token ten times what a cookie or a logout URL holds (about 53 KB),
+#: yet within the 64 KB keyturn verifies a signature over (``keyturn.idtoken.MAX_ID_TOKEN``):
+#: the emulator's ID tokens are signed, and its specs name their key set.
+MANY_GROUPS = 1_000
+
+
 def groups(count: int, seed: int = 0) -> list[str]:
     """``count`` group ids as Entra ID writes them (GUIDs: random, so they barely compress)."""
     rng = random.Random(seed)
@@ -370,12 +393,21 @@ class Groups:
     :param count: how many groups.
     :param at: when the ID token carries them: ``"signIn"``, ``"refresh"`` or both.
     :param keys: the emulator's signing keys, which sign its ID tokens.
+    :param claims: other claims to change in the grown ID tokens (``{"sub": ...}`` makes a
+        provider that answers a refresh with another user's ID token).
     """
 
-    def __init__(self, count: int, keys: KeyRing, at: Sequence[str] = ("signIn",)) -> None:
+    def __init__(
+        self,
+        count: int,
+        keys: KeyRing,
+        at: Sequence[str] = ("signIn",),
+        claims: dict[str, Any] | None = None,
+    ) -> None:
         self.groups = groups(count)
         self.keys = keys
         self.at = tuple(at)
+        self.claims = dict(claims or {})
         #: How many ID tokens were grown.
         self.grown = 0
 
@@ -386,7 +418,7 @@ class Groups:
         header, payload = tokens.id_token.get_secret_value().split(".")[:2]
         alg = json.loads(b64decode(header))["alg"]
         claims = json.loads(b64decode(payload))
-        id_token = self.keys.sign({**claims, "groups": self.groups}, alg)
+        id_token = self.keys.sign({**claims, "groups": self.groups, **self.claims}, alg)
         return tokens.model_copy(update={"id_token": SecretStr(id_token)})
 
     def _grow(self, flow: Flow[TokenSet], when: str) -> Flow[TokenSet]:

@@ -20,7 +20,7 @@ from joserfc import jwe
 from joserfc.jwk import OctKey
 from pydantic import SecretStr
 
-from keyturn import Flow, TokenSet, hookimpl
+from keyturn import Flow, Profile, TokenSet, hookimpl
 from keyturn.starlette import MAX_BODY
 from keyturn.web import Keyring
 from keyturn.web.sealing import Sealer
@@ -303,6 +303,39 @@ async def test_a_deeply_nested_id_token_is_refused_at_the_callback(make_site: Ma
     answer = await browser.get("/auth/callback/google", params=query)
     assert_refused_page(answer, 400, 502)
     assert SESSION not in jar(browser)
+
+
+class DeepProfile:
+    """A provider whose userinfo answer holds a field nested 300 deep: readable JSON, but
+    deeper than a session can be written back (pydantic stops serialising near 255)."""
+
+    @hookimpl(wrapper=True)
+    def keyturn_userinfo(self) -> Any:
+        flow = yield
+        return None if flow is None else self._deepen(flow)
+
+    def _deepen(self, flow: Flow[Profile]) -> Flow[Profile]:
+        profile = yield from flow
+        deep: Any = "x"
+        for _ in range(300):
+            deep = {"a": deep}
+        return Profile.model_validate({**profile.model_dump(), "raw": {**profile.raw, "d": deep}})
+
+
+@pytest.mark.parametrize(
+    ("kind", "keeps"), [("jwt", ["raw_profile"]), ("sqlite", []), ("memory", [])]
+)
+async def test_a_profile_nested_deeper_than_a_session_can_hold_still_signs_in(
+    make_site: MakeSite, kind: str, keeps: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    site = await make_site(kind, plugins=[DeepProfile()], session_cookie_keeps=keeps)
+    browser = await site.browser()
+    await site.sign_in(browser, "github")
+    session = (await browser.get("/auth/session")).json()
+    assert session["user"]["name"] and "error" not in session
+    user = site.jwt_of(jar(browser)).user
+    assert user is not None and "d" not in user.raw and user.raw  # the rest of it is kept
+    assert any("'d'" in record.getMessage() for record in caplog.records)
 
 
 # == forged, replayed and failed callbacks ==================================================

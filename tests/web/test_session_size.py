@@ -24,6 +24,7 @@ from ._site import (
     CSRF,
     FLOW,
     LIFETIME,
+    MANY_GROUPS,
     SECRET,
     SESSION,
     BigClaims,
@@ -60,7 +61,7 @@ def groups_plugin(site_or_world: Any, count: int, at: tuple[str, ...] = ("signIn
 # == the session cookie keeps what the session needs ===========================================
 
 
-@pytest.mark.parametrize("count", [400, 2000])
+@pytest.mark.parametrize("count", [400, MANY_GROUPS])
 async def test_an_id_token_with_thousands_of_groups_signs_in_within_the_budget(
     make_site: MakeSite, world: Any, count: int
 ) -> None:
@@ -91,7 +92,7 @@ async def test_an_id_token_with_thousands_of_groups_signs_in_within_the_budget(
 async def test_a_refresh_that_brings_a_bigger_id_token_keeps_the_session(
     make_site: MakeSite, world: Any
 ) -> None:
-    plugin = groups_plugin(world, 2000, at=("refresh",))
+    plugin = groups_plugin(world, MANY_GROUPS, at=("refresh",))
     site = await make_site(plugins=[plugin])
     browser = await site.browser()
     await site.sign_in(browser, "google")
@@ -102,6 +103,26 @@ async def test_a_refresh_that_brings_a_bigger_id_token_keeps_the_session(
     assert answer.json()["accessTokenExpires"] == int(site.clock()) + LIFETIME
     assert session_size(jar(browser)) <= SESSION_COOKIE_BUDGET
     assert site.jwt_of(jar(browser)).tokens.id_token is None
+
+
+async def test_a_refreshed_id_token_about_another_user_ends_a_session_that_dropped_its_own(
+    make_site: MakeSite, world: Any
+) -> None:
+    """The cookie leaves the ID token out, yet keeps whom it named (OIDC Core 12.2)."""
+    plugin = Groups(1, world.emu.keys, at=("refresh",), claims={"sub": "someone-else"})
+    site = await make_site(plugins=[plugin])
+    browser = await site.browser()
+    await site.sign_in(browser, "google")
+    kept = site.jwt_of(jar(browser))
+    assert kept.tokens.id_token is None
+    assert kept.tokens.id_token_identity is not None
+    assert kept.user is not None and kept.tokens.id_token_identity.sub == kept.user.id
+    site.clock.advance(LIFETIME)
+    answer = (await browser.get("/auth/session")).json()
+    assert plugin.grown == 1
+    assert answer["error"] == "RefreshAccessTokenError"
+    failure = site.jwt_of(jar(browser)).refresh_failure
+    assert failure is not None and failure.error == "id_token_mismatch"
 
 
 async def test_the_app_can_ask_the_cookie_to_keep_more(
@@ -129,7 +150,7 @@ async def test_what_the_app_asked_to_keep_is_left_out_when_it_does_not_fit(
     make_site: MakeSite, world: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     keeps = ("id_token", "raw_profile")
-    site = await make_site(session_cookie_keeps=keeps, plugins=[groups_plugin(world, 2000)])
+    site = await make_site(session_cookie_keeps=keeps, plugins=[groups_plugin(world, MANY_GROUPS)])
     browser = await site.browser()
     with caplog.at_level(logging.WARNING, logger="keyturn.web"):
         await site.sign_in(browser, "google")

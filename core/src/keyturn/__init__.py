@@ -8,12 +8,14 @@ the hooks in :mod:`keyturn.hookspecs` with :data:`hookimpl` and build their flow
 from __future__ import annotations
 
 from .client import AsyncKeyturn, ClientOptions, Keyturn
+from .client_auth import SigningKey, sign_jwt
 from .errors import (
     AuthorizationDenied,
     CallbackError,
     ConfigurationError,
     InvalidResponseError,
     IssuerMismatchError,
+    KeySetError,
     KeyturnError,
     LockTimeoutError,
     MissingCodeError,
@@ -36,6 +38,7 @@ from .models import (
     REVEAL,
     AuthorizationRequest,
     ClientCredentials,
+    IdTokenIdentity,
     Profile,
     ProviderSpec,
     RefreshFailure,
@@ -62,9 +65,11 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "IdTokenError",
+    "IdTokenIdentity",
     "InvalidResponseError",
     "IssuerMismatchError",
     "JwtTrigger",
+    "KeySetError",
     "Keyturn",
     "KeyturnError",
     "LockTimeoutError",
@@ -78,6 +83,7 @@ __all__ = [
     "RefreshIdTokenError",
     "RefreshTokenUnusable",
     "Session",
+    "SigningKey",
     "StateMismatchError",
     "TokenNotFoundError",
     "TokenSet",
@@ -88,4 +94,5 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "sign_jwt",
 ]

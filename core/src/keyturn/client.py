@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from . import callbacks
+from . import callbacks, client_auth, defaults
 from . import pkce as pkce_module
 from .effects import Operation, Shared, arun, run
 from .errors import (
@@ -50,10 +50,14 @@ from .hookspecs import JwtTrigger
 from .http import Flow
 from .idtoken import (
     IdTokenError,
+    UnknownSigningKeyError,
+    VerifiedIdToken,
     check_id_token,
     check_same_session,
     check_same_subject,
+    check_token_hashes,
     unverified_claims,
+    verify_signature,
 )
 from .models import (
     JWT,
@@ -78,6 +82,9 @@ from .transport import (
 
 if TYPE_CHECKING:
     import httpx
+
+    from .documents import Document, DocumentCache, Documents
+    from .jwks import KeySet, KeySets
 
 __all__ = ["AsyncKeyturn", "BaseKeyturn", "ClientOptions", "Keyturn"]
 
@@ -123,6 +130,9 @@ class ClientOptions(TypedDict, total=False):
         0 turns the reuse off, though concurrent callers still share one request. Every
         refresh of the window is kept, whatever their number: memory grows with the
         refreshes a window sees (about 2.7 KB each) and is given back when it ends.
+    :param document_cache: where discovery documents and key sets are kept (a
+        :class:`~keyturn.documents.DocumentCache`); one per client in memory by default.
+        Pass one shared by processes to fetch each document once between them.
     """
 
     leeway: float
@@ -131,6 +141,7 @@ class ClientOptions(TypedDict, total=False):
     environ: Mapping[str, str] | None
     providers: Sequence[ProviderSpec]
     refresh_reuse_window: float
+    document_cache: DocumentCache | None
 
 
 def _log_refresh_failure(error: ProviderError) -> None:
@@ -181,6 +192,8 @@ def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentia
             return ClientCredentials(client_id=value[0], client_secret=value[1])
         if isinstance(value, Mapping):
             return ClientCredentials.model_validate(dict(value))
+    except ConfigurationError as exc:  # an unusable private key, named but never quoted
+        raise ConfigurationError(f"credentials for {provider!r}: {exc}") from None
     except ValidationError as exc:
         fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
         raise ConfigurationError(
@@ -281,6 +294,14 @@ class BaseKeyturn(Generic[H]):
         # importing keyturn, and a client that only reads tokens never needs it.
         self._http_client: H | None = http_client
         self._http_client_lock = threading.Lock()
+        self._document_cache = options.get("document_cache")
+        # Made on first use (keyturn.documents, keyturn.jwks): a client of providers without
+        # discovery or keys never loads them.
+        self._documents: Documents | None = None
+        self._key_sets: KeySets | None = None
+        #: provider id -> (the spec, the discovery document's text, the spec resolved from
+        #: it): a spec is resolved once per document text.
+        self._resolved: dict[str, tuple[ProviderSpec, str, ProviderSpec]] = {}
 
     @property
     def http_client(self) -> H:
@@ -303,6 +324,32 @@ class BaseKeyturn(Generic[H]):
     def _new_http_client(self) -> H:
         """The HTTP client keyturn makes (and closes) when the app passes none."""
         raise NotImplementedError
+
+    @property
+    def documents(self) -> Documents:
+        """Where this client fetches and keeps discovery documents and key sets.
+
+        Made on first use; see :mod:`keyturn.documents` for lifetimes and sharing.
+        """
+        documents = self._documents
+        if documents is None:
+            with self._http_client_lock:
+                documents = self._documents
+                if documents is None:
+                    from .documents import Documents
+                    from .jwks import KeySets
+
+                    documents = Documents(self._document_cache, self.clock)
+                    self._key_sets = KeySets(documents, self.clock)
+                    self._documents = documents
+        return documents
+
+    @property
+    def key_sets(self) -> KeySets:
+        """This client's key sets (:class:`~keyturn.jwks.KeySets`): fetched, kept, refetched."""
+        _ = self.documents  # makes both
+        assert self._key_sets is not None
+        return self._key_sets
 
     def _client_to_close(self, closed: H) -> H | None:
         """keyturn's own client, to be closed by the caller; ``None`` if there is nothing to close.
@@ -346,12 +393,21 @@ class BaseKeyturn(Generic[H]):
     def credentials(self, provider: str | ProviderSpec) -> ClientCredentials:
         """The app's credentials at ``provider``: given to the constructor, or from the env.
 
-        :raises ConfigurationError: neither is set.
+        From the environment: ``KEYTURN_<ID>_CLIENT_ID``, ``_CLIENT_SECRET``, and for signed
+        client assertions ``_PRIVATE_KEY`` (PEM text) or ``_PRIVATE_KEY_FILE`` (its path),
+        ``_PRIVATE_KEY_ID`` and ``_SIGNING_ALG`` (see :mod:`keyturn.client_auth`).
+
+        :raises ConfigurationError: neither is set, the private key is unusable, or the
+            spec's ``client_auth`` needs a key the credentials lack.
         """
         spec = self.provider(provider)
         given = self._credentials.get(spec.id)
-        if given is not None:
-            return given
+        if given is None:
+            given = self._environ_credentials(spec)
+        client_auth.check_credentials(spec, given)
+        return given
+
+    def _environ_credentials(self, spec: ProviderSpec) -> ClientCredentials:
         client_id = self._environ.get(spec.env_prefix + "CLIENT_ID")
         if not client_id:
             raise ConfigurationError(
@@ -360,7 +416,37 @@ class BaseKeyturn(Generic[H]):
                 f"{spec.env_prefix}CLIENT_SECRET"
             )
         secret = self._environ.get(spec.env_prefix + "CLIENT_SECRET") or None
-        return ClientCredentials(client_id=client_id, client_secret=secret)
+        keys = client_auth.environ_key_settings(spec.env_prefix, self._environ)
+        if not keys:
+            return ClientCredentials(client_id=client_id, client_secret=secret)
+        try:
+            return ClientCredentials.model_validate(
+                {"client_id": client_id, "client_secret": secret, **keys}
+            )
+        except ConfigurationError as exc:  # an unusable private key, named but never quoted
+            from_file = bool(self._environ.get(spec.env_prefix + "PRIVATE_KEY_FILE"))
+            variable = "PRIVATE_KEY_FILE" if from_file else "PRIVATE_KEY"
+            raise ConfigurationError(f"{spec.env_prefix}{variable}: {exc}") from None
+        except ValidationError as exc:
+            fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+            raise ConfigurationError(
+                f"the environment's credentials for {spec.id!r} are not usable (check "
+                f"{fields or 'their values'})"
+            ) from None
+
+    def _request_credentials(self, spec: ProviderSpec) -> ClientCredentials:
+        """The credentials for one request to the token or revocation endpoint: the secret
+        ``keyturn_client_secret`` gives, and a new client assertion for the JWT methods."""
+        credentials = self.credentials(spec)
+        if spec.client_auth == "none":
+            return credentials
+        secret_hook = self._hook("keyturn_client_secret")
+        return client_auth.request_credentials(
+            spec,
+            credentials,
+            self.clock(),
+            None if secret_hook is defaults.keyturn_client_secret else secret_hook,
+        )
 
     # -- authorize (no I/O) ---------------------------------------------------------------
 
@@ -377,6 +463,11 @@ class BaseKeyturn(Generic[H]):
     ) -> AuthorizationRequest:
         """Build the URL that sends the user to the provider, and what to check on return.
 
+        No I/O. A provider with a ``discovery_url`` needs its document: :class:`Keyturn`
+        fetches it here when it has none yet; :class:`AsyncKeyturn` cannot, so ``await
+        discover(provider)`` first (at start-up, say), or use :meth:`authorize_url_op`.
+        The last document read serves until an operation with I/O reads it again.
+
         :param provider: provider id or spec.
         :param redirect_uri: where the provider sends the user back; the same value is sent
             again with the code exchange.
@@ -388,9 +479,60 @@ class BaseKeyturn(Generic[H]):
         :param params: provider-specific parameters (``login_hint``, ``prompt``...): only
             names the provider's spec lists in ``authorize_params`` or
             ``extra_authorize_params``; each overrides the spec's default.
-        :raises ConfigurationError: an unknown or reserved parameter, or a bad redirect URI.
+        :raises ConfigurationError: an unknown or reserved parameter, a bad redirect URI, or
+            (async client) a discovery document not read yet.
         """
-        spec = self.provider(provider)
+        spec = self._resolved_now(self.provider(provider))
+        return self._authorization(
+            spec, redirect_uri, scopes=scopes, state=state, pkce=pkce, nonce=nonce, **params
+        )
+
+    def authorize_url_op(
+        self,
+        provider: str | ProviderSpec,
+        redirect_uri: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        state: str | None = None,
+        pkce: bool = True,
+        nonce: str | None = None,
+        **params: str,
+    ) -> Operation[AuthorizationRequest]:
+        """:meth:`authorize_url` as an operation: resolves the provider's spec first
+        (:meth:`resolve_op`, which may fetch its discovery document), then builds the URL."""
+        spec = yield from self.resolve_op(provider)
+        return self._authorization(
+            spec, redirect_uri, scopes=scopes, state=state, pkce=pkce, nonce=nonce, **params
+        )
+
+    def _resolved_now(self, spec: ProviderSpec) -> ProviderSpec:
+        """``spec`` resolved from the discovery document read last, without I/O.
+
+        :raises ConfigurationError: the spec has a ``discovery_url`` and no document was
+            read for it yet.
+        """
+        if spec.discovery_url is None:
+            return spec
+        memo = self._resolved.get(spec.id)
+        if memo is None or not (memo[0] is spec or memo[0] == spec):
+            raise ConfigurationError(
+                f"{spec.id}: its discovery document has not been read yet: await "
+                f"discover({spec.id!r}) first (or use authorize_url_op())"
+            )
+        return memo[2]
+
+    def _authorization(
+        self,
+        spec: ProviderSpec,
+        redirect_uri: str,
+        *,
+        scopes: Sequence[str] | None,
+        state: str | None,
+        pkce: bool,
+        nonce: str | None,
+        **params: str,
+    ) -> AuthorizationRequest:
+        """:meth:`authorize_url` for a resolved spec."""
         credentials = self.credentials(spec)
         target = urlsplit(redirect_uri)
         if target.scheme not in ("https", "http") or not target.hostname or "#" in redirect_uri:
@@ -443,7 +585,10 @@ class BaseKeyturn(Generic[H]):
                 "code_verifier": verifier,
                 "nonce": nonce_value,
                 "scopes": chosen,
-                "issuer": spec.issuer,
+                # A templated issuer names no one issuer a callback's iss could be
+                # compared with; the ID token's iss is checked against it instead.
+                "issuer": None if spec.issuer_claims else spec.issuer,
+                "issuer_required": spec.authorization_response_iss,
                 "created_at": int(self.clock()),
             }
         )
@@ -474,6 +619,109 @@ class BaseKeyturn(Generic[H]):
             permanent=False,
         )
 
+    # -- discovery and keys ---------------------------------------------------------------
+
+    def resolve_op(self, provider: str | ProviderSpec) -> Operation[ProviderSpec]:
+        """The provider's spec, completed from its discovery document when it has a
+        ``discovery_url`` (see :func:`keyturn.discovery.resolve_spec`); else the spec as it is,
+        with no effect.
+
+        The document is fetched through :attr:`documents` (cached, one request for
+        concurrent callers). Every operation resolves before it calls a hook, so hooks always
+        receive a resolved spec.
+
+        :raises UnknownProviderError: no such provider.
+        :raises ConfigurationError: the document cannot be used (naming the field), or names
+            another issuer than the spec's.
+        :raises ProviderError: it cannot be fetched (``TransportError``, or a transient HTTP
+            status), and no stale copy stands in.
+        """
+        spec = self.provider(provider)
+        if spec.discovery_url is None:
+            return spec
+        from .discovery import (
+            DISCOVERY,
+            check_issuer,
+            check_url,
+            expected_issuers,
+            parse_metadata,
+            resolve_spec,
+        )
+
+        url = spec.discovery_url
+        check_url(spec.id, "discovery_url", url)
+        expected_issuers(spec)  # a spec that cannot name its issuer fails before any request
+        document = yield from self.documents.get_op(url, DISCOVERY, spec.id, parse_metadata)
+        memo = self._resolved.get(spec.id)
+        if (
+            memo is not None
+            and (memo[1] is document.text or memo[1] == document.text)
+            and (memo[0] is spec or memo[0] == spec)
+        ):
+            return memo[2]
+        check_issuer(spec, document.value)
+        resolved = resolve_spec(spec, document.value)
+        self._resolved[spec.id] = (spec, document.text, resolved)
+        return resolved
+
+    def discover_op(self, provider: str | ProviderSpec) -> Operation[ProviderSpec]:
+        """The operation behind :meth:`Keyturn.discover`: :meth:`resolve_op`, then the key set
+        read (when the resolved spec has a ``jwks_uri``) and checked to hold a usable key."""
+        spec = yield from self.resolve_op(provider)
+        if spec.jwks_uri is not None:
+            yield from self._key_set_op(spec)
+        return spec
+
+    def _key_set_op(self, spec: ProviderSpec) -> Operation[Document[KeySet]]:
+        """The provider's key set (cached; fetched once for concurrent callers).
+
+        :raises ConfigurationError: ``jwks_uri`` is not an https URL.
+        :raises KeySetError: the set holds no usable key.
+        :raises ProviderError: it cannot be fetched.
+        """
+        from .discovery import check_url
+
+        uri = spec.jwks_uri
+        assert uri is not None
+        check_url(spec.id, "jwks_uri", uri)
+        return (yield from self.key_sets.get_op(spec.id, uri))
+
+    def _verify_op(
+        self,
+        spec: ProviderSpec,
+        id_token: str,
+        *,
+        access_token: str | None,
+        code: str | None,
+        keys: Document[KeySet] | None = None,
+    ) -> Operation[VerifiedIdToken]:
+        """Verify the ID token's signature with the provider's keys, and its token hashes.
+
+        An unknown ``kid`` fetches the key set again, once, unless this operation fetched
+        it already or the cooldown holds (see :mod:`keyturn.jwks`).
+
+        :param keys: the key set as this operation read it before (to send nothing twice).
+
+        :raises IdTokenError: the signature or a hash does not verify.
+        :raises KeySetError: the key set holds no usable key.
+        :raises ProviderError: the key set cannot be fetched.
+        """
+        uri = spec.jwks_uri
+        assert uri is not None
+        document = keys if keys is not None else (yield from self._key_set_op(spec))
+        algorithms = spec.id_token_signing_algs
+        try:
+            verified = verify_signature(id_token, document.value, algorithms)
+        except UnknownSigningKeyError:
+            if document.fetched:
+                raise
+            document = yield from self.key_sets.refetch_op(spec.id, uri)
+            verified = verify_signature(id_token, document.value, algorithms)
+        check_token_hashes(verified, access_token=access_token, code=code)
+        return verified
+
+    # -- code exchange, refresh, userinfo, revocation -----------------------------------------
+
     def exchange_code_op(
         self,
         provider: str | ProviderSpec | AuthorizationRequest,
@@ -497,14 +745,31 @@ class BaseKeyturn(Generic[H]):
                         "code_verifier differs from the one in the authorization request"
                     )
                 code_verifier = stored
-            spec = self.provider(request.provider)
+            named: str | ProviderSpec = request.provider
         else:
-            spec = self.provider(cast(str | ProviderSpec, provider))
+            named = cast(str | ProviderSpec, provider)
         if not redirect_uri:
             raise ConfigurationError("exchange_code needs the redirect_uri of the authorize URL")
         if not code:
             raise ConfigurationError("exchange_code needs a non-empty code")
-        credentials = self.credentials(spec)
+        spec = yield from self.resolve_op(named)
+        return (yield from self._exchange_op(spec, request, code, redirect_uri, code_verifier))
+
+    def _exchange_op(
+        self,
+        spec: ProviderSpec,
+        request: AuthorizationRequest | None,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str | None,
+    ) -> Operation[TokenSet]:
+        """The code exchange with a resolved spec, and the checks of the ID token it brings.
+
+        The key set is read before the code is sent: a code is single-use, so a key set that
+        cannot be fetched is found out while the code is still good.
+        """
+        credentials = self._request_credentials(spec)
+        keys = None if spec.jwks_uri is None else (yield from self._key_set_op(spec))
         tokens: TokenSet = yield from self._hook_flow(
             "keyturn_exchange_code",
             spec,
@@ -515,13 +780,23 @@ class BaseKeyturn(Generic[H]):
             code_verifier=code_verifier,
             clock=self.clock,
         )
-        if request is not None and tokens.id_token is not None:
-            self._check_id_token(
-                spec,
-                credentials,
-                tokens.id_token.get_secret_value(),
-                request.nonce.get_secret_value() if request.nonce else None,
-            )
+        if tokens.id_token is not None:
+            id_token = tokens.id_token.get_secret_value()
+            if spec.jwks_uri is not None:
+                yield from self._verify_op(
+                    spec,
+                    id_token,
+                    access_token=tokens.access_token.get_secret_value(),
+                    code=code,
+                    keys=keys,
+                )
+            if request is not None:
+                self._check_id_token(
+                    spec,
+                    credentials,
+                    id_token,
+                    request.nonce.get_secret_value() if request.nonce else None,
+                )
         return tokens
 
     def _check_id_token(
@@ -541,6 +816,8 @@ class BaseKeyturn(Generic[H]):
             trusted_audiences=spec.trusted_audiences,
             now=self.clock(),
             leeway=self.leeway,
+            issuer_claims=spec.issuer_claims,
+            issuer_claim_values=spec.issuer_claim_values,
         )
 
     def refresh_op(self, tokens: TokenSet) -> Operation[TokenSet]:
@@ -550,18 +827,17 @@ class BaseKeyturn(Generic[H]):
             return (yield from self._refresh_flow(tokens))
         return (yield from Shared(self.single_flight, key, lambda: self._refresh_flow(tokens)))
 
-    def _refresh_flow(self, tokens: TokenSet) -> Flow[TokenSet]:
+    def _refresh_flow(self, tokens: TokenSet) -> Operation[TokenSet]:
         try:
             return (yield from self._refresh_flow_unlogged(tokens))
         except ProviderError as exc:
             _log_refresh_failure(exc)
             raise
 
-    def _refresh_flow_unlogged(self, tokens: TokenSet) -> Flow[TokenSet]:
-        spec = self.provider(tokens.provider)
+    def _refresh_flow_unlogged(self, tokens: TokenSet) -> Operation[TokenSet]:
         if tokens.refresh_token is None:
             raise RefreshTokenUnusable(
-                provider=spec.id,
+                provider=tokens.provider,
                 operation="refresh",
                 error="no_refresh_token",
                 description="the tokens carry no refresh token",
@@ -569,13 +845,17 @@ class BaseKeyturn(Generic[H]):
             )
         if tokens.refresh_token_expired(self.clock()):
             raise RefreshTokenUnusable(
-                provider=spec.id,
+                provider=tokens.provider,
                 operation="refresh",
                 error="refresh_token_expired",
                 description="the refresh token is past its own expiry",
                 permanent=True,
             )
-        credentials = self.credentials(spec)
+        spec = yield from self.resolve_op(tokens.provider)
+        credentials = self._request_credentials(spec)
+        # Before the refresh token is sent: a rotated one must not be lost to a key set that
+        # cannot be fetched afterwards.
+        keys = None if spec.jwks_uri is None else (yield from self._key_set_op(spec))
         result: TokenSet = yield from self._hook_flow(
             "keyturn_refresh",
             spec,
@@ -585,7 +865,10 @@ class BaseKeyturn(Generic[H]):
             clock=self.clock,
         )
         if result.id_token is not None and result.id_token != tokens.id_token:
-            self._check_refreshed_id_token(spec, credentials, tokens, result.id_token)
+            yield from self._check_refreshed_id_token(spec, credentials, tokens, result, keys)
+        elif tokens.id_token_identity is not None and result.id_token_identity is None:
+            # No new ID token: whom the session's was about still holds for the next one.
+            result = result.model_copy(update={"id_token_identity": tokens.id_token_identity})
         return result
 
     def _check_refreshed_id_token(
@@ -593,18 +876,34 @@ class BaseKeyturn(Generic[H]):
         spec: ProviderSpec,
         credentials: ClientCredentials,
         tokens: TokenSet,
-        id_token: SecretStr,
-    ) -> None:
-        """OpenID Connect Core §12.2: a new ID token passes the sign-in checks (no nonce) and
-        names the same issuer, subject and audience as the one it replaces, if that one can be
-        read; else the refresh fails for good and the old tokens stay.
+        result: TokenSet,
+        keys: Document[KeySet] | None,
+    ) -> Operation[None]:
+        """OpenID Connect Core §12.2: a new ID token passes the sign-in checks (its signature
+        when the spec has a ``jwks_uri``, no nonce) and names the same issuer, subject and
+        audience as the one it replaces (or as the identity kept in its place,
+        ``tokens.id_token_identity``), if that one can be read; else the refresh fails for
+        good and the old tokens stay.
 
         :raises RefreshIdTokenError: ``invalid_id_token`` or ``id_token_mismatch``.
+        :raises ProviderError: the key set cannot be fetched or used (transient).
         """
+        assert result.id_token is not None
+        id_token = result.id_token.get_secret_value()
         code = "invalid_id_token"
         try:
-            claims = self._check_id_token(spec, credentials, id_token.get_secret_value(), None)
+            if spec.jwks_uri is not None:
+                yield from self._verify_op(
+                    spec,
+                    id_token,
+                    access_token=result.access_token.get_secret_value(),
+                    code=None,
+                    keys=keys,
+                )
+            claims = self._check_id_token(spec, credentials, id_token, None)
             previous = _readable_claims(tokens.id_token)
+            if previous is None and tokens.id_token_identity is not None:
+                previous = tokens.id_token_identity.claims()
             if previous is not None:
                 code = "id_token_mismatch"
                 check_same_session(claims, previous)
@@ -619,7 +918,10 @@ class BaseKeyturn(Generic[H]):
 
     def userinfo_op(self, tokens: TokenSet) -> Operation[Profile]:
         """The operation behind :meth:`Keyturn.userinfo`."""
-        spec = self.provider(tokens.provider)
+        spec = yield from self.resolve_op(tokens.provider)
+        return (yield from self._userinfo_op(spec, tokens))
+
+    def _userinfo_op(self, spec: ProviderSpec, tokens: TokenSet) -> Operation[Profile]:
         result: Profile = yield from self._hook_flow(
             "keyturn_userinfo", spec, "userinfo", tokens=tokens
         )
@@ -627,9 +929,13 @@ class BaseKeyturn(Generic[H]):
 
     def revoke_op(self, tokens: TokenSet) -> Operation[None]:
         """The operation behind :meth:`Keyturn.revoke`."""
-        spec = self.provider(tokens.provider)
+        spec = yield from self.resolve_op(tokens.provider)
         yield from self._hook_flow(
-            "keyturn_revoke", spec, "revoke", credentials=self.credentials(spec), tokens=tokens
+            "keyturn_revoke",
+            spec,
+            "revoke",
+            credentials=self._request_credentials(spec),
+            tokens=tokens,
         )
 
     def jwt_op(
@@ -663,10 +969,17 @@ class BaseKeyturn(Generic[H]):
     ) -> Operation[JWT]:
         """The operation behind :meth:`Keyturn.sign_in`."""
         code = request.verify_callback(query)
-        tokens = yield from self.exchange_code_op(request, code)
+        spec = yield from self.resolve_op(request.provider)
+        tokens = yield from self._exchange_op(
+            spec,
+            request,
+            code,
+            request.redirect_uri,
+            request.code_verifier.get_secret_value() if request.code_verifier else None,
+        )
         profile = None
-        if fetch_profile and self.provider(request.provider).userinfo_endpoint is not None:
-            profile = yield from self.userinfo_op(tokens)
+        if fetch_profile and spec.userinfo_endpoint is not None:
+            profile = yield from self._userinfo_op(spec, tokens)
             userinfo_sub = profile.raw.get("sub")
             if tokens.id_token is not None and userinfo_sub is not None:
                 # OpenID Connect Core §5.3.2: never sign in as another subject than the ID
@@ -773,6 +1086,53 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
 
     def _run(self, operation: Operation[T]) -> T:
         return run(operation, self.http_client)
+
+    def authorize_url(
+        self,
+        provider: str | ProviderSpec,
+        redirect_uri: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        state: str | None = None,
+        pkce: bool = True,
+        nonce: str | None = None,
+        **params: str,
+    ) -> AuthorizationRequest:
+        """Build the URL that sends the user to the provider, and what to check on return.
+
+        A provider with a ``discovery_url`` is resolved first (:meth:`discover`): its
+        document is fetched when none is cached; any other provider needs no I/O. The rest
+        is :meth:`BaseKeyturn.authorize_url`.
+
+        :raises ConfigurationError: an unknown or reserved parameter, a bad redirect URI, or
+            a discovery document that cannot be used.
+        :raises ProviderError: the discovery document cannot be fetched.
+        """
+        spec = self.provider(provider)
+        if spec.discovery_url is None:  # no I/O: keyturn's own HTTP client is not even made
+            return self._authorization(
+                spec, redirect_uri, scopes=scopes, state=state, pkce=pkce, nonce=nonce, **params
+            )
+        return self._run(
+            self.authorize_url_op(
+                spec, redirect_uri, scopes=scopes, state=state, pkce=pkce, nonce=nonce, **params
+            )
+        )
+
+    def discover(self, provider: str | ProviderSpec) -> ProviderSpec:
+        """Read the provider's discovery document and key set now, and return its resolved spec.
+
+        For a spec without ``discovery_url`` or ``jwks_uri``, no I/O. Call it at start-up to
+        find a misconfigured provider before the first user does, and to warm the caches.
+
+        :raises ConfigurationError: the document cannot be used (the field is named).
+        :raises KeySetError: the key set holds no usable key.
+        :raises ProviderError: a document cannot be fetched.
+        """
+        spec = self.provider(provider)
+        if spec.discovery_url is None and spec.jwks_uri is None:
+            return spec
+        return self._run(self.discover_op(spec))
 
     def exchange_code(
         self,
@@ -884,6 +1244,14 @@ class AsyncKeyturn(BaseKeyturn[AsyncHttpClient]):
 
     async def _run(self, operation: Operation[T]) -> T:
         return await arun(operation, self.http_client)
+
+    async def discover(self, provider: str | ProviderSpec) -> ProviderSpec:
+        """See :meth:`Keyturn.discover`. Afterwards :meth:`authorize_url` (which cannot await)
+        builds URLs for this provider."""
+        spec = self.provider(provider)
+        if spec.discovery_url is None and spec.jwks_uri is None:
+            return spec
+        return await self._run(self.discover_op(spec))
 
     async def exchange_code(
         self,

@@ -53,3 +53,11 @@ def keyturn_revoke(
     provider: ProviderSpec, credentials: ClientCredentials, tokens: TokenSet
 ) -> Flow[None]:
     return flows.revoke_flow(provider, credentials, tokens)
+
+
+@hookimpl
+def keyturn_client_secret(
+    provider: ProviderSpec, credentials: ClientCredentials, now: int
+) -> str | None:
+    secret = credentials.client_secret
+    return None if secret is None else secret.get_secret_value()

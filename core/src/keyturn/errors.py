@@ -13,11 +13,13 @@ The tree::
     │   ├── IssuerMismatchError     `iss` names another issuer (RFC 9207 mix-up defence)
     │   ├── MissingCodeError        no `code` and no `error` in the callback
     │   ├── AuthorizationDenied     the provider sent `error=...` (access_denied and friends)
-    │   └── IdTokenError*           the ID token fails the sign-in checks (nonce, aud, azp,
-    │                               iss, sub, exp, iat), or userinfo names another `sub`
+    │   └── IdTokenError*           the ID token fails the sign-in checks (signature, nonce,
+    │                               aud, azp, iss, sub, exp, iat, at_hash, c_hash), or
+    │                               userinfo names another `sub`
     └── ProviderError               talking to the provider's endpoints failed
         ├── TransportError          no usable HTTP answer: DNS, connect, timeout, reset
         ├── InvalidResponseError    an answer, but not a usable one: HTML 502, no access_token
+        │   └── KeySetError         the provider's key set (`jwks_uri`) has no usable key
         ├── OAuthError              the provider answered with an OAuth `error` code
         ├── RefreshTokenUnusable    refresh not attempted: no refresh token, or it has expired
         └── RefreshIdTokenError     a refresh returned an ID token of another session (iss,
@@ -35,6 +37,10 @@ away by retrying (the grant is revoked, the client is misconfigured): the user h
 again. A transient one (network trouble, 5xx, 429) may succeed on the next try, and the
 session stays usable until the access token expires.
 
+A discovery document that cannot be used (issuer mismatch, a required field missing, an
+endpoint over plain http, HTML instead of JSON) is a :class:`ConfigurationError` naming the
+field: the provider's settings, or the app's, must change.
+
 No message here ever contains a token, a code or a client secret: errors carry the provider
 id, the operation, the HTTP status and the provider's own error code and description.
 """
@@ -47,6 +53,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidResponseError",
     "IssuerMismatchError",
+    "KeySetError",
     "KeyturnError",
     "LockTimeoutError",
     "MissingCodeError",
@@ -193,6 +200,18 @@ class InvalidResponseError(ProviderError):
 
     Transient for 5xx, 429 and 408 and for 2xx bodies that cannot be read (a proxy in the way);
     permanent for other 4xx.
+    """
+
+
+class KeySetError(InvalidResponseError):
+    """The provider's JSON Web Key Set cannot verify ID tokens.
+
+    It is not a JWK Set (``{"keys": [...]}``), or none of its keys can verify a signature:
+    every key is for encryption, of an unknown type, symmetric, too weak, or unreadable (see
+    :mod:`keyturn.jwks`). ``operation`` is ``jwks`` and ``error`` is ``invalid_jwks``.
+    Transient: the provider may be in the middle of a key rotation, so the next sign-in or
+    refresh fetches the set again (an unusable set is never cached). The description says
+    why the keys were skipped, never a key.
     """
 
 

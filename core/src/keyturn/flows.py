@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from .client_auth import JWT_BEARER, JWT_METHODS
 from .errors import ConfigurationError, InvalidResponseError, OAuthError, ProviderError
 from .http import Flow, HttpRequest, HttpResponse
 from .models import ClientCredentials, Profile, ProviderSpec, TokenSet, storable_extra
@@ -210,7 +211,9 @@ def error_from_response(
     return None
 
 
-_SECRET_FIELDS = frozenset({"access_token", "refresh_token", "id_token", "code", "client_secret"})
+_SECRET_FIELDS = frozenset(
+    {"access_token", "refresh_token", "id_token", "code", "client_secret", "client_assertion"}
+)
 
 
 def _error_details(data: Mapping[str, Any]) -> dict[str, str]:
@@ -384,10 +387,32 @@ def token_request(
     form: Mapping[str, str],
     url: str | None = None,
 ) -> HttpRequest:
-    """A POST to the token endpoint (or ``url``), authenticating the client as the spec says."""
+    """A POST to the token endpoint (or ``url``), authenticating the client as the spec says.
+
+    ``client_secret_basic`` puts the id and secret in ``Authorization``; ``client_secret_post``
+    and ``none`` put the ``client_id`` (and the secret, if any) in the form;
+    ``private_key_jwt`` and ``client_secret_jwt`` put the ``client_id``,
+    ``client_assertion_type`` and the credentials' ``client_assertion`` in the form, and no
+    secret (RFC 7523 section 2.2). keyturn sets a new assertion on the credentials it hands a
+    hook for each request; a flow that sends more than one request with them sends the same
+    assertion each time, which a provider checking ``jti`` refuses.
+
+    :raises ConfigurationError: a JWT method and credentials without a client assertion.
+    """
     body = dict(form)
     headers = dict(provider.token_request_headers)
-    if provider.client_auth == "client_secret_basic" and credentials.client_secret is not None:
+    if provider.client_auth in JWT_METHODS:
+        assertion = _secret(credentials.client_assertion)
+        if not assertion:
+            raise ConfigurationError(
+                f"{provider.id} authenticates with {provider.client_auth} and the credentials "
+                "carry no client assertion (keyturn adds one to the credentials it passes a "
+                "hook for each request)"
+            )
+        body["client_id"] = credentials.client_id
+        body["client_assertion_type"] = JWT_BEARER
+        body["client_assertion"] = assertion
+    elif provider.client_auth == "client_secret_basic" and credentials.client_secret is not None:
         headers["Authorization"] = basic_auth(credentials)
     else:
         body["client_id"] = credentials.client_id

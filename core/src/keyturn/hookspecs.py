@@ -164,6 +164,56 @@ def keyturn_revoke(
 
 
 @hookspec(firstresult=True)
+def keyturn_client_secret(
+    provider: ProviderSpec, credentials: ClientCredentials, now: int
+) -> str | None:
+    """The client secret to authenticate one request with. First result wins.
+
+    keyturn calls it each time it sends a request to the token endpoint (code exchange,
+    refresh) or the revocation endpoint, for a spec whose ``client_auth`` uses a secret
+    (``client_secret_post``, ``client_secret_basic``, ``client_secret_jwt``), and hands the
+    hooks of that request credentials holding its result. The default returns the configured
+    secret. Implement it for a provider whose secret is a JWT the app signs: return a new one,
+    so it never goes stale, signed with :func:`keyturn.sign_jwt`. Apple's is an ES256 JWT,
+    signed with the key Apple issues (its key id as ``kid``), with ``iss`` the team id,
+    ``sub`` the client id (the Services ID), ``aud`` ``https://appleid.apple.com`` and a
+    lifetime of at most six months
+    (https://developer.apple.com/documentation/signinwithapplerestapi/generate-and-validate-tokens)::
+
+        TEAM_ID = "ABCDE12345"  # the Apple developer team that owns the key
+
+
+        @keyturn.hookimpl
+        @keyturn.for_provider("apple")
+        def keyturn_client_secret(provider, credentials, now):
+            # credentials.signing_key: the .p8 key from KEYTURN_APPLE_PRIVATE_KEY_FILE,
+            # with KEYTURN_APPLE_PRIVATE_KEY_ID as its kid; ES256 for its P-256 curve.
+            return keyturn.sign_jwt(
+                credentials.signing_key,
+                {
+                    "iss": TEAM_ID,
+                    "sub": credentials.client_id,
+                    "aud": "https://appleid.apple.com",
+                    "iat": now,
+                    "exp": now + 300,
+                },
+            )
+
+    The key is parsed once, however often it signs. Return a plain ``str`` from a plain
+    function: a coroutine (an ``async def`` implementation) or an empty string is refused
+    with :class:`~keyturn.PluginError`.
+
+    :param provider: the provider's spec.
+    :param credentials: the app's configured credentials (``client_secret``, ``private_key``
+        and ``signing_key``, ``private_key_id``).
+    :param now: the client's clock (epoch seconds, whole): use it for ``iat`` and ``exp``,
+        so that tests with a fake clock see the times they expect.
+    :return: the secret for this request, or ``None`` for the next implementation (after
+        the default, ``None`` means no secret).
+    """
+
+
+@hookspec(firstresult=True)
 def keyturn_jwt(
     token: JWT | None,
     trigger: JwtTrigger,

@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     SerializationInfo,
     ValidationInfo,
@@ -35,8 +36,10 @@ from pydantic import (
 )
 from pydantic.version import VERSION as PYDANTIC_VERSION
 
+from .client_auth import SigningAlg, SigningKey, credentials_key
 from .errors import (
     AuthorizationDenied,
+    ConfigurationError,
     IssuerMismatchError,
     MissingCodeError,
     StateMismatchError,
@@ -50,6 +53,7 @@ __all__ = [
     "REVEAL",
     "AuthorizationRequest",
     "ClientCredentials",
+    "IdTokenIdentity",
     "Profile",
     "ProviderSpec",
     "RefreshFailure",
@@ -266,6 +270,34 @@ def storable_extra(
     return _storable_fields(fields, provider, refuse_mask)
 
 
+def readable_raw(raw: Mapping[str, Any], provider: str = "a provider") -> dict[str, Any]:
+    """The fields of a provider's profile answer that a session can be written back with.
+
+    A field nested deeper than :data:`EXTRA_MAX_DEPTH`, or that is not JSON data, is dropped
+    (pydantic stops serialising a little past 250 levels, so such a profile would make every
+    session that holds it unwritable); the drop is logged at WARNING with the field names,
+    never their values. Unlike ``TokenSet.extra`` there is no size budget: a ``jwt`` cookie
+    leaves the raw profile out unless asked, and a ``database`` row has room.
+    """
+    if all(_shallow(value) for value in raw.values()):
+        return dict(raw)
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in raw.items():
+        reason = _unstorable(value)
+        if reason is None or reason == _MASKED:
+            kept[key] = value
+        else:
+            dropped.append(key)
+    if dropped:
+        log.warning(
+            "%s: dropped profile field(s) %s: nested too deep or not JSON data",
+            provider,
+            _names(dropped),
+        )
+    return kept
+
+
 def _storable_fields(fields: Mapping[str, Any], provider: str, refuse_mask: bool) -> dict[str, Any]:
     """:func:`storable_extra` field by field, without its shortcuts."""
     kept: dict[str, Any] = {}
@@ -299,7 +331,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=DEFER_BUILD)
 
 
-ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
+#: How the client authenticates at the token and revocation endpoints: the client secret in
+#: the form (``client_secret_post``) or in HTTP Basic (``client_secret_basic``), nothing
+#: (``none``: a public client), or a JWT assertion made for each request, signed with the
+#: app's private key (``private_key_jwt``) or with HMAC under the client secret
+#: (``client_secret_jwt``): OpenID Connect Core section 9, RFC 7523 (see
+#: :mod:`keyturn.client_auth`).
+ClientAuthMethod = Literal[
+    "client_secret_post", "client_secret_basic", "none", "private_key_jwt", "client_secret_jwt"
+]
+
+#: A placeholder of a templated issuer: ``{tenantid}``.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ProviderSpec(_Model):
@@ -307,17 +350,50 @@ class ProviderSpec(_Model):
 
     Plain data: endpoints and the documented behaviour the default flows need. Anything the
     data cannot express goes into a hook override in the plugin.
+
+    An OpenID Connect provider may give its ``discovery_url`` instead of its endpoints: the
+    clients complete the spec from the document before any operation (see
+    :mod:`keyturn.discovery`), and hooks only ever receive the completed spec. Until then
+    ``authorization_endpoint`` and ``token_endpoint`` are empty strings.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Short id: 'google'.")
     name: str = Field(description="Display name: 'Google'.")
-    authorization_endpoint: str
-    token_endpoint: str
+    authorization_endpoint: str = Field(
+        default="",
+        description=(
+            "Where the user is sent to sign in. Required, unless `discovery_url` is set: then "
+            "the empty string (the default) means 'from the discovery document'."
+        ),
+    )
+    token_endpoint: str = Field(
+        default="",
+        description="Where codes and refresh tokens are exchanged; as `authorization_endpoint`.",
+    )
     userinfo_endpoint: str | None = None
     revocation_endpoint: str | None = None
     issuer: str | None = Field(
         default=None,
-        description="Expected `iss` on the callback (RFC 9207) and in ID tokens.",
+        description=(
+            "Expected `iss` on the callback (RFC 9207) and in ID tokens. With "
+            "`issuer_claims`, a template: `https://login.microsoftonline.com/{tenantid}/v2.0`."
+        ),
+    )
+    issuer_claims: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "The placeholders of a multi-tenant `issuer`, each mapped to the ID-token claim "
+            "that fills it: `{'tenantid': 'tid'}`. An ID token's `iss` must then be the "
+            "template with each placeholder replaced by the token's own claim (a single path "
+            "segment). A discovery document's `issuer` is compared with the template as it is."
+        ),
+    )
+    issuer_claim_values: dict[str, frozenset[str]] = Field(
+        default_factory=dict,
+        description=(
+            "For a placeholder of `issuer_claims`, the only values accepted (the tenants an "
+            "app serves); any value when a placeholder is not listed."
+        ),
     )
     issuer_aliases: frozenset[str] = Field(
         default_factory=frozenset,
@@ -401,6 +477,41 @@ class ProviderSpec(_Model):
             raise ValueError("authorization_response_iss needs the provider's issuer")
         return self
 
+    @model_validator(mode="after")
+    def _endpoints_or_discovery(self) -> ProviderSpec:
+        if self.discovery_url is None:
+            missing = [
+                name
+                for name in ("authorization_endpoint", "token_endpoint")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} required unless discovery_url is set")
+        return self
+
+    @model_validator(mode="after")
+    def _issuer_template(self) -> ProviderSpec:
+        used = set(_PLACEHOLDER.findall(self.issuer or ""))
+        declared = set(self.issuer_claims)
+        if used != declared:
+            raise ValueError(
+                "issuer_claims must name exactly the {placeholders} of issuer (undeclared: "
+                f"{sorted(used - declared)}, unused: {sorted(declared - used)})"
+            )
+        if not set(self.issuer_claim_values) <= declared:
+            raise ValueError("issuer_claim_values names a placeholder issuer_claims does not")
+        if declared and self.authorization_response_iss:
+            raise ValueError(
+                "a templated issuer cannot be compared with a callback's iss "
+                "(authorization_response_iss)"
+            )
+        return self
+
+    @property
+    def issuer_is_template(self) -> bool:
+        """Whether ``issuer`` has placeholders filled from each ID token (``issuer_claims``)."""
+        return bool(self.issuer_claims)
+
     @property
     def env_prefix(self) -> str:
         """``KEYTURN_<ID>_``: where credentials are looked up in the environment."""
@@ -408,14 +519,106 @@ class ProviderSpec(_Model):
 
 
 class ClientCredentials(_Model):
-    """The app's registration at one provider."""
+    """The app's registration at one provider, and what it proves itself with.
+
+    ``client_secret`` serves ``client_secret_post``, ``client_secret_basic`` and
+    ``client_secret_jwt``; ``private_key`` serves ``private_key_jwt`` (see
+    :mod:`keyturn.client_auth`). The key is read and checked when the credentials are made:
+    a key that is not a usable private key raises :class:`~keyturn.ConfigurationError`,
+    whose message never quotes it. Like the secret, it is masked in ``repr``, ``str`` and
+    dumps made without ``REVEAL``.
+    """
 
     client_id: str = Field(min_length=1)
     client_secret: Secret | None = None
+    private_key: Secret | None = Field(
+        default=None,
+        description=(
+            "The app's private key as unencrypted PEM text (RSA of 2048 bits or more, EC "
+            "P-256 or P-384, or Ed25519), for private_key_jwt and for secrets a plugin signs."
+        ),
+    )
+    private_key_id: str | None = Field(
+        default=None, min_length=1, description="The `kid` header put on what the key signs."
+    )
+    signing_alg: SigningAlg | None = Field(
+        default=None,
+        description=(
+            "The JWS algorithm of client assertions: by default RS256 for an RSA key, ES256 or "
+            "ES384 by curve, EdDSA for Ed25519, and HS256 for client_secret_jwt."
+        ),
+    )
+    client_assertion: Secret | None = Field(
+        default=None,
+        description=(
+            "The client assertion of one request: keyturn sets it on the credentials it hands "
+            "a provider hook for that request; leave it unset."
+        ),
+    )
 
-    @field_serializer("client_secret")
+    _signing_key: SigningKey | None = PrivateAttr(default=None)
+
+    @field_serializer("client_secret", "private_key", "client_assertion")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(value, info)
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _key_as_text(cls, value: Any) -> Any:
+        # Bytes read from a file are welcome; a type error would otherwise quote them.
+        if isinstance(value, bytes | bytearray):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigurationError("the private key is not PEM text") from None
+        return value
+
+    @model_validator(mode="after")
+    def _read_key(self) -> ClientCredentials:
+        # Raises ConfigurationError, which pydantic lets through unwrapped: a ValidationError
+        # would print the input, the key.
+        self._signing_key = credentials_key(self.private_key, self.private_key_id, self.signing_alg)
+        return self
+
+    @property
+    def signing_key(self) -> SigningKey | None:
+        """The private key, read and ready to sign (``private_key_id`` as its ``kid``), or
+        ``None`` without one. Its algorithm is ``signing_alg`` unless that names an HMAC."""
+        return self._signing_key
+
+
+class IdTokenIdentity(_Model):
+    """Whom an ID token was about: its ``iss``, ``sub`` and ``aud``.
+
+    Kept in the token's place when the token itself is left out (a ``jwt`` session cookie
+    drops it to stay small), so that an ID token that comes with a later refresh can still
+    be held to the same session (OpenID Connect Core section 12.2).
+    """
+
+    iss: str
+    sub: str
+    aud: tuple[str, ...]
+
+    @classmethod
+    def of(cls, id_token: str) -> IdTokenIdentity | None:
+        """The identity an ID token names, or ``None`` when it cannot be read."""
+        from .idtoken import IdTokenError, unverified_claims
+
+        try:
+            claims = unverified_claims(id_token)
+        except IdTokenError:
+            return None
+        iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if not isinstance(iss, str) or not isinstance(sub, str):
+            return None
+        if not audiences or not all(isinstance(one, str) for one in audiences):
+            return None
+        return cls(iss=iss, sub=sub, aud=tuple(audiences))
+
+    def claims(self) -> dict[str, Any]:
+        """The three claims as an ID token's payload holds them."""
+        return {"iss": self.iss, "sub": self.sub, "aud": list(self.aud)}
 
 
 class TokenSet(_Model):
@@ -441,6 +644,10 @@ class TokenSet(_Model):
     refresh_token_expires_at: int | None = None
     scope: tuple[str, ...] | None = None
     id_token: Secret | None = None
+    id_token_identity: IdTokenIdentity | None = Field(
+        default=None,
+        description="Whom the ID token named, kept when the token itself was left out.",
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_serializer("access_token", "refresh_token", "id_token")
@@ -503,6 +710,13 @@ class AuthorizationRequest(_Model):
     nonce: Secret | None = None
     scopes: tuple[str, ...] = ()
     issuer: str | None = None
+    issuer_required: bool = Field(
+        default=False,
+        description=(
+            "The provider always names its issuer on the way back (its spec's "
+            "`authorization_response_iss`): a callback without `iss` is refused."
+        ),
+    )
     created_at: int
 
     @field_serializer("state", "code_verifier", "nonce")
@@ -523,7 +737,9 @@ class AuthorizationRequest(_Model):
         :raises AuthorizationDenied: the provider sent ``error=...`` (checked after state,
             so a forged error cannot be planted either).
         :raises StateMismatchError: ``state`` is missing or not ours.
-        :raises IssuerMismatchError: ``iss`` is present and is not the provider's issuer.
+        :raises IssuerMismatchError: ``iss`` is present and is not the provider's issuer, or
+            it is absent while ``issuer_required`` (RFC 9207 section 2.4: a mix-up attack
+            would leave it out).
         :raises MissingCodeError: no ``code``.
         """
         state = query.get("state")
@@ -537,6 +753,11 @@ class AuthorizationRequest(_Model):
         if issuer is not None and self.issuer is not None and issuer != self.issuer:
             raise IssuerMismatchError(
                 f"{self.provider}: the callback names issuer {issuer!r}, expected {self.issuer!r}"
+            )
+        if issuer is None and self.issuer_required:
+            raise IssuerMismatchError(
+                f"{self.provider}: the callback carries no iss, which this provider sends on "
+                "every redirect back (RFC 9207)"
             )
         error = query.get("error")
         if error:
@@ -556,6 +777,11 @@ class Profile(_Model):
     email_verified: bool | None = None
     image: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("raw")
+    @classmethod
+    def _readable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return readable_raw(value) if value else value
 
     @field_validator("id", mode="before")
     @classmethod

@@ -11,7 +11,12 @@
                                   Auth.js's ``/api/auth/session``, ``null`` when signed out
 ``GET  /auth/csrf``               ``{"csrfToken": ...}`` for the POST routes
 ``POST /auth/signout``            CSRF-checked: revoke at the provider where it can, end the
-                                  session, clear the cookies
+                                  session, clear the cookies; for a provider in
+                                  ``logout_at_provider``, send the browser on to its
+                                  ``end_session_endpoint`` (RP-Initiated Logout 1.0)
+``GET  /auth/signout/callback``   where that provider sends the browser back: check ``state``
+                                  against the 15-minute ``keyturn.signout`` cookie, then
+                                  redirect to the sign-out's ``callbackUrl``
 ``GET  /auth/providers``          the providers one can sign in with
 ``GET  /auth/client.js``          the browser helper: ``getSession``, ``signIn``, ``signOut``,
                                   ``watchSession``
@@ -21,18 +26,20 @@
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from keyturn.effects import Operation
 from keyturn.errors import (
     AuthorizationDenied,
     CallbackError,
     ConfigurationError,
-    IssuerMismatchError,
     KeyturnError,
     MissingCodeError,
     ProviderError,
@@ -43,7 +50,7 @@ from keyturn.models import JWT, REVEAL, AuthorizationRequest, Session
 
 from .messages import WebRequest, WebResponse
 from .redirects import same_origin_target
-from .settings import WebSettings
+from .settings import WebSettings, end_session_problem
 from .strategies import Current, SessionTooLargeError
 
 __all__ = ["Routes", "session_json"]
@@ -51,6 +58,13 @@ __all__ = ["Routes", "session_json"]
 log = logging.getLogger("keyturn.web")
 
 FLOW_MAX_AGE = 15 * 60
+#: Seconds a browser sent to log out at the provider has to come back (the provider may ask
+#: the user to confirm first).
+SIGNOUT_MAX_AGE = 15 * 60
+#: The longest URL a browser is sent to for logging out at the provider. Servers refuse a
+#: longer request line (nginx keeps one in an 8 KB buffer, Apache's LimitRequestLine is 8190
+#: bytes), so an ID token that would make it longer is left out of it.
+MAX_END_SESSION_URL = 8000
 #: What a browser keeps of one cookie (name, value and attributes); a longer one is dropped.
 MAX_COOKIE = 4096
 
@@ -99,8 +113,12 @@ class Routes:
             if request.method != "GET":
                 return _method_not_allowed("GET")
             if name == "signin":
-                return self.signin(request, parts[1])
+                return (yield from self.signin(request, parts[1]))
             return (yield from self.callback(request, parts[1]))
+        if name == "signout" and parts[1:] == ["callback"]:
+            if request.method != "GET":
+                return _method_not_allowed("GET")
+            return self.signout_callback(request)
         if len(parts) != 1 or name not in (*self._plain, "session", "signout"):
             return _not_found()
         expected = "POST" if name == "signout" else "GET"
@@ -114,14 +132,15 @@ class Routes:
 
     # -- sign-in --------------------------------------------------------------------------
 
-    def signin(self, request: WebRequest, provider: str) -> WebResponse:
+    def signin(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
         origin = self.s.origin(request)
         target = same_origin_target(request.query.get("callbackUrl"), origin)
         if target is None:
             return self._refused("callbackUrl must be a page of this site", 400)
         client = self.s.client
         try:
-            auth = client.authorize_url(
+            # Resolves the provider first: its discovery document may have to be fetched.
+            auth = yield from client.authorize_url_op(
                 provider,
                 f"{origin}{self.s.base_path}/callback/{provider}",
                 scopes=self.s.scopes.get(provider),
@@ -131,6 +150,10 @@ class Routes:
         except ConfigurationError as exc:
             log.error("sign-in with %s is not configured: %s", provider, exc)
             return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
+        except ProviderError as exc:
+            log.warning("sign-in with %s could not start: %s", provider, exc)
+            message = f"{provider} could not be reached to start the sign-in. Please try again."
+            return self._failed(provider, message, 502)
         # The authorize URL is not kept: the callback never needs it, and it would double the
         # cookie (it repeats the state and nonce, and grows with the scopes).
         started = auth.model_dump(mode="json", context=REVEAL, exclude={"url"})
@@ -169,7 +192,6 @@ class Routes:
             ).add_cookies(clear_flow)
         assert state is not None
         try:
-            self._check_issuer_sent(started, request.query)
             jwt = yield from self.s.client.sign_in_op(
                 started, request.query, fetch_profile=self.s.fetch_profile
             )
@@ -181,6 +203,10 @@ class Routes:
             log.warning("sign-in with %s failed at the provider: %s", provider, exc.error)
             message = f"{provider} could not complete the sign-in ({exc.error}). Please try again."
             return self._failed(provider, message, 502).add_cookies(clear_flow)
+        except ConfigurationError as exc:  # its discovery document, say, cannot be used
+            log.error("sign-in with %s is not configured: %s", provider, exc)
+            message = f"Sign-in with {provider} is not configured on this site."
+            return self._refused(message, 500).add_cookies(clear_flow)
         except RecursionError:  # an answer (the ID token's JSON) nested deeper than parsers go
             log.warning("a %s sign-in answer nested too deeply to read; refused", provider)
             message = f"{provider} sent an answer that could not be read. Please try again."
@@ -196,33 +222,6 @@ class Routes:
         log.info("signed in with %s", provider)
         target = str(state.get("callbackUrl") or "/")
         return WebResponse.redirect(target).add_cookies(cookies + clear_flow)
-
-    def _check_issuer_sent(self, started: AuthorizationRequest, query: dict[str, str]) -> None:
-        """Refuse a callback without ``iss`` from a provider that always sends it (RFC 9207).
-
-        A callback whose state does not match is refused for that first, as
-        :meth:`~keyturn.models.AuthorizationRequest.verify_callback` would.
-
-        :raises CallbackError: the state does not match, or ``iss`` is missing.
-        """
-        if "iss" in query:
-            return  # verify_callback compares it with the provider's issuer
-        try:
-            spec = self.s.client.provider(started.provider)
-        except UnknownProviderError:
-            return
-        if not spec.authorization_response_iss:
-            return
-        try:
-            started.verify_callback(query)
-        except StateMismatchError:
-            raise
-        except CallbackError:
-            pass
-        raise IssuerMismatchError(
-            f"{started.provider}: the callback carries no iss, which this provider sends on "
-            "every redirect back (RFC 9207)"
-        )
 
     def _too_large(
         self,
@@ -295,14 +294,133 @@ class Routes:
             yield from self._revoke(current.jwt)
         cookies = yield from self.s.strategy.end(request, policy, current)
         log.info("signed out")
+        goto = target
+        if current is not None and current.jwt.provider in self.s.logout_at_provider:
+            at_provider = yield from self._end_session(request, current.jwt, target)
+            if at_provider is not None:
+                goto, cookie = at_provider
+                cookies.append(cookie)
+        # goto may carry the ID token (id_token_hint): it goes to the browser, never to a log.
         if request.wants_json:
-            return WebResponse.json({"url": target}).add_cookies(cookies)
-        return WebResponse.redirect(target).add_cookies(cookies)
+            return WebResponse.json({"url": goto}).add_cookies(cookies)
+        return WebResponse.redirect(goto).add_cookies(cookies)
+
+    def _end_session(
+        self, request: WebRequest, jwt: JWT, target: str
+    ) -> Operation[tuple[str, str] | None]:
+        """Where to send the browser to log out at ``jwt``'s provider, and the cookie that
+        brings it back to ``target``; ``None`` (logged) when that cannot be done.
+
+        The URL is the provider's ``end_session_endpoint`` with ``id_token_hint`` (when the
+        session still holds its ID token), ``client_id``, ``post_logout_redirect_uri`` and a
+        fresh ``state`` (OpenID Connect RP-Initiated Logout 1.0 section 2), its own query kept.
+        A spec with a ``discovery_url`` is resolved first (usually from the cache).
+        """
+        provider = jwt.provider
+        try:
+            spec = yield from self.s.client.resolve_op(provider)
+            client_id = self.s.client.credentials(spec).client_id
+        except ConfigurationError as exc:
+            log.error("logging out at %s is not possible (%s); signed out here only", provider, exc)
+            return None
+        except ProviderError as exc:  # the discovery document cannot be fetched just now
+            log.warning(
+                "logging out at %s is not possible now (%s); signed out here only",
+                provider,
+                exc.error,
+            )
+            return None
+        endpoint = spec.end_session_endpoint
+        if endpoint is None:
+            log.error(
+                "logout_at_provider names %s, whose end_session_endpoint is not known: signed "
+                "out here only",
+                provider,
+            )
+            return None
+        problem = end_session_problem(endpoint)
+        if problem is not None:
+            log.error(
+                "logging out at %s is not possible: its end_session_endpoint %s; signed out "
+                "here only",
+                provider,
+                problem,
+            )
+            return None
+        state = secrets.token_urlsafe(32)
+        params = {
+            "client_id": client_id,
+            "post_logout_redirect_uri": (
+                f"{self.s.origin(request)}{self.s.base_path}/signout/callback"
+            ),
+            "state": state,
+        }
+        url = _with_query(endpoint, params)
+        id_token = jwt.tokens.id_token
+        if id_token is None:  # left out of a jwt cookie that could not fit it (warned then)
+            log.info("logging out at %s without id_token_hint: the session holds none", provider)
+        else:
+            hinted = _with_query(endpoint, {"id_token_hint": id_token.get_secret_value(), **params})
+            if len(hinted) <= MAX_END_SESSION_URL:
+                url = hinted
+            else:
+                log.warning(
+                    "logging out at %s without id_token_hint: with it the URL would take %d "
+                    "characters, over the %d servers accept",
+                    provider,
+                    len(hinted),
+                    MAX_END_SESSION_URL,
+                )
+        sealed = self.s.signout_sealer.seal(
+            {"state": state, "callbackUrl": target, "provider": provider}, SIGNOUT_MAX_AGE
+        )
+        policy = self.s.policy(request)
+        cookie = policy.set(policy.name(self.s.signout_cookie), sealed, SIGNOUT_MAX_AGE)
+        log.info("signed out; sending the browser to log out at %s", provider)
+        return url, cookie
+
+    def signout_callback(self, request: WebRequest) -> WebResponse:
+        """The browser back from logging out at the provider: on to the sign-out's target.
+
+        Only a ``state`` equal to the one sealed in this browser's ``keyturn.signout`` cookie
+        is followed, to the same-origin target sealed with it; anything else is a ``400``
+        page whose only link is the app's home. Either way the cookie is cleared, and the
+        session, if any, is left as it is: a link to this route signs nobody out.
+        """
+        policy = self.s.policy(request)
+        name = policy.name(self.s.signout_cookie)
+        clear = [policy.expire(name)] if name in request.cookies else []
+        saved = self.s.signout_sealer.unseal(request.cookies.get(name, ""))
+        expected = None if saved is None else saved.get("state")
+        sent = request.query.get("state", "")
+        if not (
+            isinstance(expected, str)
+            and expected
+            and hmac.compare_digest(expected.encode(), sent.encode())
+        ):
+            log.warning(
+                "a return from logging out at a provider did not match a sign-out started in "
+                "this browser; refused"
+            )
+            message = (
+                "This return from signing out at the provider does not match a sign-out "
+                "started in this browser: it was already used, has expired, or was started "
+                "in another browser."
+            )
+            return self._refused(message, 400).add_cookies(clear)
+        assert saved is not None
+        target = same_origin_target(str(saved.get("callbackUrl") or "/"), self.s.origin(request))
+        log.info("back from logging out at %s", saved.get("provider"))
+        return WebResponse.redirect(target or "/").add_cookies(clear)
 
     def _revoke(self, jwt: JWT) -> Operation[None]:
         try:
-            spec = self.s.client.provider(jwt.provider)
+            # The revocation endpoint may come from the provider's discovery document.
+            spec = yield from self.s.client.resolve_op(jwt.provider)
         except UnknownProviderError:
+            return
+        except KeyturnError as exc:
+            log.warning("revoking the %s grant at sign-out failed: %s", jwt.provider, exc)
             return
         if spec.revocation_endpoint is None:
             return
@@ -344,6 +462,14 @@ class Routes:
 def _client_script() -> bytes:
     """client.js, read from the package once."""
     return resources.files("keyturn.web").joinpath("client.js").read_bytes()
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` added to its query (the query it has is kept)."""
+    parts = urlsplit(url)
+    added = urlencode(params)
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def _not_found() -> WebResponse:

@@ -6,12 +6,13 @@ once, when the app builds its ``WebAuth``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from keyturn.client import BaseKeyturn
-from keyturn.errors import ConfigurationError
+from keyturn.errors import ConfigurationError, UnknownProviderError
 from keyturn.stores.base import TokenStore
 from keyturn.stores.manager import BaseTokenManager
 
@@ -28,6 +29,7 @@ __all__ = [
     "StrategyName",
     "WebOptions",
     "WebSettings",
+    "end_session_problem",
 ]
 
 #: Seconds a session lasts from sign-in unless told otherwise: 30 days, as in Auth.js.
@@ -40,6 +42,7 @@ StrategyName = Literal["jwt", "database"]
 SESSION_COOKIE = "keyturn.session-token"
 FLOW_COOKIE = "keyturn.flow"
 CSRF_COOKIE = "keyturn.csrf-token"
+SIGNOUT_COOKIE = "keyturn.signout"
 
 
 class WebOptions(TypedDict, total=False):
@@ -66,6 +69,13 @@ class WebOptions(TypedDict, total=False):
     :param fetch_profile: fetch the user's profile at sign-in (on).
     :param revoke_on_signout: revoke the grant at the provider on sign-out where it has a
         revocation endpoint (on).
+    :param logout_at_provider: ids of the providers at which sign-out also ends the user's
+        session (OpenID Connect RP-Initiated Logout 1.0): the browser is sent to the
+        provider's ``end_session_endpoint`` and comes back to ``<base_path>/signout/callback``,
+        then to the sign-out's ``callbackUrl``. A ``jwt`` session cookie of these providers
+        keeps the ID token (for ``id_token_hint``) while it fits. Each must have an
+        ``end_session_endpoint`` in its spec, or a ``discovery_url`` to read one from (checked
+        at sign-out then); none by default.
     :param url: the app's public origin (``https://app.example``) when a proxy in front
         changes the scheme or host the app sees.
     :param environ: where to read ``KEYTURN_SECRET`` (``os.environ``).
@@ -82,6 +92,7 @@ class WebOptions(TypedDict, total=False):
     scopes: Mapping[str, Sequence[str]] | None
     fetch_profile: bool
     revoke_on_signout: bool
+    logout_at_provider: Collection[str]
     url: str | None
     environ: Mapping[str, str] | None
 
@@ -98,6 +109,7 @@ class WebSettings:
     session_cookie = SESSION_COOKIE
     flow_cookie = FLOW_COOKIE
     csrf_cookie = CSRF_COOKIE
+    signout_cookie = SIGNOUT_COOKIE
 
     def __init__(self, client: BaseKeyturn[Any], options: WebOptions) -> None:
         unknown = sorted(set(options) - set(WebOptions.__annotations__))
@@ -115,8 +127,10 @@ class WebSettings:
         self.scopes: Mapping[str, Sequence[str]] = options.get("scopes") or {}
         self.fetch_profile = options.get("fetch_profile", True)
         self.revoke_on_signout = options.get("revoke_on_signout", True)
+        self.logout_at_provider = _logout_providers(client, options.get("logout_at_provider", ()))
         self.url = _origin(options.get("url"))
         self.flow_sealer = Sealer(self.keyring, self.flow_cookie, client.clock)
+        self.signout_sealer = Sealer(self.keyring, self.signout_cookie, client.clock)
         self.csrf = Csrf(self.keyring, self.csrf_cookie)
         self.store: TokenStore | None = None
         self.strategy: SessionStrategy
@@ -129,6 +143,7 @@ class WebSettings:
                 self.session_cookie,
                 self.session_max_age,
                 self.session_cookie_keeps,
+                id_token_for=self.logout_at_provider,
             )
         elif strategy == "database":
             given = options.get("store")
@@ -166,6 +181,63 @@ def _cookie_keeps(value: Sequence[str]) -> tuple[CookiePart, ...]:
             )
         kept.append(part)
     return tuple(kept)
+
+
+def _logout_providers(client: BaseKeyturn[Any], value: Collection[str]) -> frozenset[str]:
+    """The ids of ``logout_at_provider``, each checked against its provider's spec."""
+    if isinstance(value, str):
+        value = [value]
+    chosen: set[str] = set()
+    for provider in value:
+        try:
+            spec = client.provider(provider)
+        except UnknownProviderError as exc:
+            raise ConfigurationError(f"logout_at_provider: {exc}") from None
+        endpoint = spec.end_session_endpoint
+        if endpoint is None:
+            if spec.discovery_url is None:
+                raise ConfigurationError(
+                    f"logout_at_provider names {provider!r}, whose spec has no "
+                    "end_session_endpoint (nor a discovery_url to read one from)"
+                )
+        else:
+            problem = end_session_problem(endpoint)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"logout_at_provider names {provider!r}, whose end_session_endpoint {problem}"
+                )
+        chosen.add(provider)
+    return frozenset(chosen)
+
+
+def end_session_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as an ``end_session_endpoint``, or ``None`` if nothing.
+
+    It must be an absolute ``https`` URL (plain ``http`` only on a loopback host, for tests
+    and development) without a fragment; a query is allowed and kept (RP-Initiated Logout 1.0
+    section 2).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "is not an absolute http(s) URL"
+    if parts.fragment or url.endswith("#"):
+        return "has a fragment"
+    if parts.scheme == "http" and not _loopback(host):
+        return "must use https (plain http is for loopback hosts only)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _base_path(value: str) -> str:

@@ -6,7 +6,9 @@ on the server. A refresh runs the ``jwt`` callback through the client's single-f
 writes the cookie again. The cookie keeps what the session needs: the tokens a refresh and the
 app's calls use, the user, the claims and the refresh failure; it leaves out the ID token, the
 provider's raw profile and the token response's unknown fields unless the app asks for them
-(``keeps``). Its plaintext is compressed with each token apart (:mod:`keyturn.web.packing`),
+(``keeps``), or, for the ID token, the provider is one the app logs out at
+(``id_token_for``: ``logout_at_provider`` sends it as ``id_token_hint``). Its plaintext is
+compressed with each token apart (:mod:`keyturn.web.packing`),
 and all of its chunks stay within :data:`~keyturn.web.cookies.SESSION_COOKIE_BUDGET`: what the
 app asked to keep is left out when it does not fit, and a session that still does not fit is
 :class:`SessionTooLargeError` at sign-in and ends at a refresh.
@@ -34,7 +36,7 @@ import inspect
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -43,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 from keyturn.client import BaseKeyturn
 from keyturn.effects import Operation, done
 from keyturn.errors import KeyturnError, ProviderError, TokenNotFoundError
-from keyturn.models import JWT, REVEAL, Profile
+from keyturn.models import JWT, REVEAL, IdTokenIdentity, Profile
 from keyturn.stores.base import StoredTokens, TokenStore
 from keyturn.stores.manager import BaseTokenManager
 
@@ -168,6 +170,8 @@ def _kept(jwt: JWT, keeps: Sequence[CookiePart]) -> JWT:
     drop: dict[str, Any] = {}
     if "id_token" not in keeps and tokens.id_token is not None:
         drop["id_token"] = None
+        # Whom it named stays, so a refreshed ID token is still held to this session.
+        drop["id_token_identity"] = IdTokenIdentity.of(tokens.id_token.get_secret_value())
     if "token_extra" not in keeps and tokens.extra:
         drop["extra"] = {}
     update: dict[str, Any] = {}
@@ -196,6 +200,8 @@ class JwtStrategy:
     :param cookie: the cookie's base name.
     :param max_age: seconds a session lasts from sign-in.
     :param keeps: the parts of :data:`COOKIE_PARTS` the cookie keeps while they fit.
+    :param id_token_for: providers whose sessions keep the ID token too while it fits (the
+        app logs out at them, with the ID token as ``id_token_hint``).
     """
 
     name = "jwt"
@@ -207,40 +213,87 @@ class JwtStrategy:
         cookie: str,
         max_age: int,
         keeps: Sequence[CookiePart] = (),
+        *,
+        id_token_for: Collection[str] = (),
     ) -> None:
         self.client = client
         self.sealer = sealer
         self.cookie = cookie
         self.max_age = max_age
         self.keeps = tuple(keeps)
+        self.id_token_for = frozenset(id_token_for)
+        with_id_token: tuple[CookiePart, ...] = (*self.keeps, "id_token")
+        #: What the cookie of a provider in ``id_token_for`` keeps while it fits.
+        self._keeps_with_id_token = self.keeps if "id_token" in self.keeps else with_id_token
+
+    def keeps_for(self, provider: str) -> tuple[CookiePart, ...]:
+        """The parts a session of ``provider`` keeps in its cookie while they fit."""
+        return self._keeps_with_id_token if provider in self.id_token_for else self.keeps
+
+    def _attempts(self, jwt: JWT) -> list[tuple[CookiePart, ...]]:
+        """What to try to keep, largest first: all that is wanted; the ID token alone when
+        the app logs out at the provider with it; nothing."""
+        wanted = self.keeps_for(jwt.provider)
+        if not _present(jwt, wanted):  # the first attempt is already the smallest
+            return [wanted]
+        attempts = [wanted]
+        holds_id_token = jwt.tokens.id_token is not None
+        if jwt.provider in self.id_token_for and wanted != ("id_token",) and holds_id_token:
+            attempts.append(("id_token",))
+        attempts.append(())
+        return attempts
 
     def _sealed(self, name: str, jwt: JWT, payload: dict[str, Any]) -> tuple[JWT, str]:
         """The JWT as the cookie keeps it, and the cookie's value.
 
         What the app asked to keep is left out, with a warning, when the cookie would not fit
-        its budget with it.
+        its budget with it; the ID token of a provider the app logs out at goes last.
 
         :raises SessionTooLargeError: the cookie does not fit even without it.
         """
-        size = 0
-        # Without anything to keep, the first attempt is already the smallest.
-        for keeps in (self.keeps, ()) if _present(jwt, self.keeps) else (self.keeps,):
+        attempts = self._attempts(jwt)
+        size = first = 0
+        for keeps in attempts:
             kept = _kept(jwt, keeps)
             value = self.sealer.seal({**payload, "jwt": _dump(kept)}, self.max_age, _SECRET_PATHS)
-            larger, size = size, chunked_size(name, value)
+            size = chunked_size(name, value)
+            first = first or size
             if size <= SESSION_COOKIE_BUDGET:
-                if keeps != self.keeps:
-                    log.warning(
-                        "the %s session cookie left out %s, which session_cookie_keeps asks "
-                        "for: with them it needs %d bytes, over the budget of %d (keep them "
-                        "with strategy='database')",
-                        jwt.provider,
-                        ", ".join(_present(jwt, self.keeps)),
-                        larger,
-                        SESSION_COOKIE_BUDGET,
-                    )
+                if keeps != attempts[0]:
+                    self._warn_left_out(jwt, attempts[0], keeps, first)
                 return kept, value
         raise SessionTooLargeError(jwt.provider, size)
+
+    def _warn_left_out(
+        self,
+        jwt: JWT,
+        wanted: Sequence[CookiePart],
+        kept: Sequence[CookiePart],
+        size: int,
+    ) -> None:
+        """Say what the cookie left out, which setting asked for it, and what that costs."""
+        left_out = [part for part in _present(jwt, wanted) if part not in kept]
+        hint_lost = jwt.provider in self.id_token_for and "id_token" in left_out
+        settings = [
+            name
+            for name, asked in (
+                ("session_cookie_keeps", any(part in self.keeps for part in left_out)),
+                ("logout_at_provider", hint_lost),
+            )
+            if asked
+        ]
+        log.warning(
+            "the %s session cookie left out %s, which %s: with them it needs %d bytes, over "
+            "the budget of %d (keep them with strategy='database')%s",
+            jwt.provider,
+            ", ".join(left_out),
+            " and ".join(settings) + (" ask for" if len(settings) > 1 else " asks for"),
+            size,
+            SESSION_COOKIE_BUDGET,
+            f"; logging out at {jwt.provider} will send the client_id without id_token_hint"
+            if hint_lost
+            else "",
+        )
 
     def open(self, request: WebRequest, policy: CookiePolicy) -> Operation[Current | None]:
         return done(self._read(request, policy))

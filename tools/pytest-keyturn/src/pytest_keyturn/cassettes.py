@@ -4,7 +4,8 @@ Scrubbing happens on record, so a cassette file never holds a live secret, while
 that records still sees the real values:
 
 * request headers: ``authorization`` (and cookies) are dropped;
-* request form bodies: ``client_secret``, ``code``, ``code_verifier``, ``refresh_token``,
+* request form bodies: ``client_secret``, ``client_assertion`` (a signed JWT that
+  authenticates the client, RFC 7523), ``code``, ``code_verifier``, ``refresh_token``,
   ``token`` and ``access_token`` are redacted;
 * response bodies (JSON or form-encoded): ``access_token``, ``refresh_token`` and
   ``id_token`` are redacted;
@@ -67,6 +68,7 @@ __all__ = [
 REDACTED = "REDACTED"
 REQUEST_SECRET_FIELDS = (
     "client_secret",
+    "client_assertion",
     "code",
     "code_verifier",
     "refresh_token",
@@ -85,6 +87,9 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "GitHub fine-grained token": re.compile(r"github_pat_[A-Za-z0-9_]{30,}"),
     "client secret": re.compile(
         r"client_secret[\"']?\s*[:=]\s*[\"']?(?!REDACTED)[A-Za-z0-9_\-]{8,}"
+    ),
+    "client assertion": re.compile(
+        r"client_assertion[\"']?\s*[:=]\s*[\"']?(?!REDACTED)eyJ[A-Za-z0-9_\-]{10,}"
     ),
     "bearer credential": re.compile(r"Bearer\s+(?!REDACTED)[A-Za-z0-9_\-.]{20,}"),
     "basic credential": re.compile(r"Basic\s+[A-Za-z0-9+/=]{16,}"),

@@ -235,7 +235,8 @@ def _check_credentials(client: Keyturn, spec: ProviderSpec) -> None:
         raise RecordingError(
             f"recording {spec.id} needs the app's real credentials: set {wanted}"
         ) from None
-    if credentials.client_secret is None and spec.client_auth != "none":
+    uses_secret = ("client_secret_post", "client_secret_basic", "client_secret_jwt")
+    if credentials.client_secret is None and spec.client_auth in uses_secret:
         raise RecordingError(f"recording {spec.id} needs {prefix}CLIENT_SECRET as well")
 
 

@@ -1,0 +1,306 @@
+"""The OpenID Provider Metadata document, and a provider spec completed from it.
+
+A provider that publishes its metadata (OpenID Connect Discovery 1.0,
+https://openid.net/specs/openid-connect-discovery-1_0.html) needs no endpoints in its
+:class:`~keyturn.ProviderSpec`: ``discovery_url`` is enough, and :func:`resolve_spec` fills
+in what the spec leaves out. The client fetches the document through
+:mod:`keyturn.documents` (cached, shared by concurrent callers); this module reads it.
+
+What a document must be, each failure a :class:`~keyturn.ConfigurationError` naming the field:
+
+* a JSON object (not HTML, not truncated, not an array) of at most 512 KiB;
+* with the fields section 3 requires: ``issuer``, ``authorization_endpoint``, ``jwks_uri``,
+  ``response_types_supported``, ``subject_types_supported`` and
+  ``id_token_signing_alg_values_supported``, and ``token_endpoint``, which section 3 waives
+  for implicit-only providers only (keyturn uses the code flow, so ``code`` must be among the
+  response types too);
+* whose ``issuer`` is exactly the configured one (section 4.3): the spec's ``issuer``, or,
+  when the spec names none, the discovery URL without ``/.well-known/openid-configuration``
+  (with or without a final ``/``). A multi-tenant issuer template
+  (``https://login.microsoftonline.com/{tenantid}/v2.0``) is compared as written;
+* whose URLs are https, or http on a loopback host (``127.0.0.1``, ``localhost``, ``::1``),
+  absolute, without a fragment (the issuer without a query either);
+* whose signing algorithms include one keyturn verifies: ``none`` alone, or only HMAC
+  algorithms (which need the client secret, not the provider's keys), are refused.
+
+Endpoints on other hosts than the issuer's are allowed: Google's issuer is
+``https://accounts.google.com`` and its token endpoint is on ``oauth2.googleapis.com``. The
+document is trusted because it is fetched over TLS from the configured URL and names the
+configured issuer, as section 4.3 intends. Fields keyturn does not read are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .documents import DISCOVERY_TTL, DocumentKind, DocumentProblem
+from .errors import ConfigurationError
+from .jwks import SIGNING_ALGORITHMS
+from .models import DEFER_BUILD, ProviderSpec
+
+__all__ = [
+    "DISCOVERY",
+    "LOOPBACK_HOSTS",
+    "WELL_KNOWN",
+    "ProviderMetadata",
+    "check_issuer",
+    "check_url",
+    "expected_issuers",
+    "parse_metadata",
+    "resolve_spec",
+    "url_problem",
+]
+
+#: The path OpenID Connect Discovery 1.0 section 4 appends to an issuer.
+WELL_KNOWN = "/.well-known/openid-configuration"
+#: Hosts whose endpoints may use plain http: they never leave the machine.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+#: The URL fields of the metadata, each checked by :func:`url_problem`.
+_URL_FIELDS = (
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "jwks_uri",
+    "revocation_endpoint",
+    "end_session_endpoint",
+)
+
+
+class ProviderMetadata(BaseModel):
+    """The fields of an OpenID Provider Metadata document keyturn reads (Discovery 1.0 §3).
+
+    Unknown fields are ignored; lists are kept as tuples.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=DEFER_BUILD)
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    response_types_supported: tuple[str, ...]
+    subject_types_supported: tuple[str, ...]
+    id_token_signing_alg_values_supported: tuple[str, ...]
+    userinfo_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    end_session_endpoint: str | None = None
+    token_endpoint_auth_methods_supported: tuple[str, ...] | None = None
+    code_challenge_methods_supported: tuple[str, ...] | None = None
+    scopes_supported: tuple[str, ...] | None = None
+    authorization_response_iss_parameter_supported: bool = Field(default=False, strict=True)
+
+
+def url_problem(value: str, *, query: bool = True) -> str | None:
+    """What is wrong with ``value`` as a provider's URL, or ``None``.
+
+    :param value: the URL.
+    :param query: whether a query is allowed (not for an issuer).
+    :return: a phrase such as ``"is not https"``, or ``None`` for a usable URL.
+    """
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme == "http":
+        if host not in LOOPBACK_HOSTS:
+            return "is not https (http only on 127.0.0.1, localhost or ::1)"
+    elif parts.scheme != "https":
+        return "is not an https URL"
+    if not host:
+        return "has no host"
+    if "#" in value:
+        return "has a fragment"
+    if not query and parts.query:
+        return "has a query"
+    return None
+
+
+def check_url(provider: str, field: str, value: str) -> None:
+    """Refuse a URL of the spec (``discovery_url``, ``jwks_uri``) as :func:`url_problem` does.
+
+    :raises ConfigurationError: naming the field.
+    """
+    problem = url_problem(value)
+    if problem is not None:
+        raise ConfigurationError(f"{provider}: {field} {problem}: {value!r}")
+
+
+def parse_metadata(data: Any) -> ProviderMetadata:
+    """Read a decoded discovery document; what does not depend on the provider's spec.
+
+    :param data: the decoded JSON object.
+    :raises DocumentProblem: naming the field that is missing or unusable.
+    """
+    try:
+        metadata = ProviderMetadata.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "the document"
+        if error["type"] == "missing":
+            raise DocumentProblem(f"has no {field}") from None
+        raise DocumentProblem(f"has an unusable {field} (not of the type section 3 sets)") from None
+    for field in _URL_FIELDS:
+        value = getattr(metadata, field)
+        if value is None:
+            continue
+        problem = url_problem(value, query=field != "issuer")
+        if problem is not None:
+            raise DocumentProblem(f"has a {field} that {problem}: {value!r}")
+    if "code" not in metadata.response_types_supported:
+        raise DocumentProblem(
+            "does not offer the authorization code flow (response_types_supported)"
+        )
+    algorithms = set(metadata.id_token_signing_alg_values_supported)
+    if algorithms <= {"none"}:
+        raise DocumentProblem(
+            "offers unsigned ID tokens only (id_token_signing_alg_values_supported: none)"
+        )
+    if not algorithms & SIGNING_ALGORITHMS:
+        shown = ", ".join(sorted(algorithms))
+        raise DocumentProblem(
+            "offers no ID token signature keyturn verifies with the provider's keys "
+            f"(id_token_signing_alg_values_supported: {shown})"
+        )
+    return metadata
+
+
+def expected_issuers(spec: ProviderSpec) -> frozenset[str]:
+    """The issuers a discovery document of ``spec`` may name.
+
+    The spec's ``issuer``; when it names none, the discovery URL without
+    :data:`WELL_KNOWN`, with or without a final ``/`` (Discovery 1.0 §4 drops that slash
+    before appending the path, so the URL alone cannot tell).
+
+    :raises ConfigurationError: no issuer, and a discovery URL that does not end with
+        :data:`WELL_KNOWN`.
+    """
+    if spec.issuer is not None:
+        return frozenset({spec.issuer})
+    url = spec.discovery_url or ""
+    if not url.endswith(WELL_KNOWN) or len(url) == len(WELL_KNOWN):
+        raise ConfigurationError(
+            f"{spec.id}: set issuer: the discovery_url does not end with {WELL_KNOWN}, so the "
+            "issuer its document must name cannot be told from it"
+        )
+    base = url[: -len(WELL_KNOWN)]
+    return frozenset({base, base + "/"})
+
+
+def check_issuer(spec: ProviderSpec, metadata: ProviderMetadata) -> None:
+    """Refuse a document that names another issuer than the configured one (Discovery §4.3).
+
+    :raises ConfigurationError: naming both issuers (public values, never a secret).
+    """
+    expected = expected_issuers(spec)
+    if metadata.issuer in expected:
+        return
+    shown = " or ".join(repr(issuer) for issuer in sorted(expected))
+    hint = ""
+    if "{" in metadata.issuer and not spec.issuer_claims:
+        hint = (
+            "; it is a multi-tenant template: set the spec's issuer to it and issuer_claims "
+            "to the claims that fill its placeholders"
+        )
+    raise ConfigurationError(
+        f"{spec.id}: the discovery document at {spec.discovery_url} names the issuer "
+        f"{metadata.issuer!r}, not the configured {shown} (issuer; OpenID Connect Discovery "
+        f"1.0 section 4.3){hint}"
+    )
+
+
+def _invalid(provider: str, url: str, reason: str) -> ConfigurationError:
+    return ConfigurationError(f"{provider}: the discovery document at {url} {reason}")
+
+
+#: Discovery documents: kept an hour by default; one that cannot be used is a
+#: :class:`~keyturn.ConfigurationError`.
+DISCOVERY = DocumentKind(operation="discovery", default_ttl=DISCOVERY_TTL, invalid=_invalid)
+
+
+def _pkce_method(spec: ProviderSpec, metadata: ProviderMetadata) -> str | None:
+    """The PKCE method the document offers; the spec's own when it lists none.
+
+    A server that does not list ``code_challenge_methods_supported`` may still support PKCE,
+    and one that does not ignores the parameters (RFC 7636 §5), so S256 stays the default;
+    only a list without S256 but with ``plain`` makes it ``plain``.
+    """
+    methods = metadata.code_challenge_methods_supported
+    if methods is None or "S256" in methods:
+        return spec.pkce_method
+    return "plain" if "plain" in methods else spec.pkce_method
+
+
+#: Client authentication methods keyturn can use with a client secret, in the order it picks
+#: them from a document: OpenID Connect Discovery makes ``client_secret_basic`` the default
+#: when ``token_endpoint_auth_methods_supported`` is absent.
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def _client_auth(spec: ProviderSpec, metadata: ProviderMetadata) -> str:
+    """The secret-based client authentication the provider accepts: the spec's own when the
+    document lists it, else ``client_secret_basic`` or ``client_secret_post``, whichever the
+    document lists first in that order. Methods without a secret (``private_key_jwt``...)
+    are never chosen for the app: they need credentials it has to set up, so it names them."""
+    listed = metadata.token_endpoint_auth_methods_supported
+    if listed is None:
+        listed = ("client_secret_basic",)
+    if spec.client_auth in listed:
+        return spec.client_auth
+    for method in _SECRET_METHODS:
+        if method in listed:
+            return method
+    return spec.client_auth
+
+
+def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec:
+    """``spec`` with what it leaves out taken from its provider's metadata.
+
+    Filled in when the spec does not set them: the authorization and token endpoints (left
+    empty), ``userinfo_endpoint``, ``revocation_endpoint``, ``end_session_endpoint`` and
+    ``jwks_uri`` (left ``None``), ``issuer`` (the document's), ``id_token_signing_algs``
+    (the document's algorithms that keyturn verifies), ``authorization_response_iss`` (from
+    ``authorization_response_iss_parameter_supported``; never for a templated issuer) and
+    ``pkce_method`` (see :func:`_pkce_method`), ``client_auth`` (see :func:`_client_auth`).
+    A field the spec sets explicitly (in its
+    ``model_fields_set``) wins. The issuer must already have passed :func:`check_issuer`.
+
+    :return: a copy of ``spec``, or ``spec`` itself when nothing is missing.
+    """
+    explicit = spec.model_fields_set
+    update: dict[str, Any] = {}
+    if not spec.authorization_endpoint:
+        update["authorization_endpoint"] = metadata.authorization_endpoint
+    if not spec.token_endpoint:
+        update["token_endpoint"] = metadata.token_endpoint
+    for name in ("userinfo_endpoint", "revocation_endpoint", "end_session_endpoint", "jwks_uri"):
+        value = getattr(metadata, name)
+        if getattr(spec, name) is None and value is not None:
+            update[name] = value
+    if spec.issuer is None:
+        update["issuer"] = metadata.issuer
+    if "id_token_signing_algs" not in explicit:
+        algorithms = frozenset(metadata.id_token_signing_alg_values_supported) & SIGNING_ALGORITHMS
+        if algorithms != spec.id_token_signing_algs:
+            update["id_token_signing_algs"] = algorithms
+    if (
+        "authorization_response_iss" not in explicit
+        and metadata.authorization_response_iss_parameter_supported
+        and not spec.issuer_claims
+        and not spec.authorization_response_iss
+    ):
+        update["authorization_response_iss"] = True
+    if "pkce_method" not in explicit:
+        method = _pkce_method(spec, metadata)
+        if method != spec.pkce_method:
+            update["pkce_method"] = method
+    if "client_auth" not in explicit:
+        method = _client_auth(spec, metadata)
+        if method != spec.client_auth:
+            update["client_auth"] = method
+    return spec.model_copy(update=update) if update else spec
