@@ -20,6 +20,7 @@ from joserfc.jwk import Key
 
 from keyturn.documents import DocumentProblem
 from keyturn.idtoken import (
+    MAX_ID_TOKEN,
     IdTokenError,
     UnknownSigningKeyError,
     VerifiedIdToken,
@@ -195,7 +196,7 @@ def test_a_header_with_crit_is_refused() -> None:
         b64json([1]) + ".e30.c2ln",
         b64json({"alg": 5}) + ".e30.c2ln",
         b64json({"alg": "RS256", "kid": 7}) + ".e30.c2ln",
-        "x" * (64 * 1024 + 1),
+        "x" * (MAX_ID_TOKEN + 1),
     ],
     ids=[
         "empty",

@@ -156,7 +156,10 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         (["exchange_code", "--timeout", "-5"], "argument --timeout: must be a number of seconds"),
         (["exchange_code", "--timeout", "nan"], "argument --timeout: must be a number of seconds"),
         (["exchange_code", "--timeout", "inf"], "argument --timeout: must be a number of seconds"),
-        (["weird"], "scenario 'weird' must start with exchange_, refresh_, userinfo or revoke"),
+        (
+            ["weird"],
+            "scenario 'weird' must start with exchange_, refresh_, userinfo, revoke or discovery",
+        ),
         (["../../x"], "scenario '../../x' must be lowercase letters, digits and '_'"),
         (["exchange_code", "--param", "x"], "--param takes NAME=VALUE, got 'x'"),
         (["exchange_code", "--param", "scope=x"], "--param scope: use --scope"),

@@ -27,10 +27,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 import yaml
+from joserfc.jwk import Key
 
 import keyturn
 from keyturn import cli
-from keyturn.idtoken import unverified_claims
+from keyturn.discovery import WELL_KNOWN
+from keyturn.idtoken import token_hash, unverified_claims, verify_signature
+from keyturn.jwks import parse_key_set
 from keyturn.plugins import KeyturnPluginManager
 from pytest_keyturn.cassettes import (
     find_secrets,
@@ -51,7 +54,9 @@ from pytest_keyturn.recording import (
     record,
     save_tokens,
 )
+from pytest_keyturn.signing import CASSETTE_KID_PREFIX, is_cassette_signed, token_header
 from tests.conftest import CASSETTES, CLIENT_ID, CLIENT_SECRET
+from tests.core._oidc import ec_key, public_jwk, rsa_key, sign
 
 #: What the stand-in provider says about the user: real-looking, so a leak would show.
 PERSON = {
@@ -79,8 +84,18 @@ class Provider:
     refresh_token: str = field(default_factory=lambda: "1//0fake-refresh-" + secrets.token_hex(16))
     rotated: str = field(default_factory=lambda: "1//0fake-rotated-" + secrets.token_hex(16))
     revoked: list[str] = field(default_factory=list)
+    #: When set, ID tokens are signed with this key (its kid and alg) and carry at_hash, the
+    #: key set is served at /jwks, and refreshes bring an ID token too.
+    signer: tuple[str, Key, str] | None = None
+    #: The ID tokens handed out, as sent.
+    id_tokens: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
 
-    def spec(self) -> keyturn.ProviderSpec:
+    def spec(self, *, keys: bool = False) -> keyturn.ProviderSpec:
+        extra: dict[str, Any] = {}
+        if keys:
+            assert self.signer is not None
+            extra = {"jwks_uri": f"{self.base}/jwks", "id_token_signing_algs": {self.signer[2]}}
         return keyturn.ProviderSpec(
             id="fakeidp",
             name="Fake IdP",
@@ -91,11 +106,12 @@ class Provider:
             issuer=self.base,
             default_scopes=("openid", "email", "profile"),
             rotates_refresh_tokens=True,
+            **extra,
         )
 
-    def id_token(self) -> str:
+    def id_token(self, access_token: str, *, nonce: bool = True) -> str:
         issued = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.base,
             "aud": CLIENT_ID,
             "sub": SUB,
@@ -104,8 +120,33 @@ class Provider:
             "exp": issued + 3600,
             **PERSON,
         }
-        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-        return f"eyJhbGciOiJSUzI1NiJ9.{payload}.ZmFrZS1zaWduYXR1cmUtdmFsdWU"
+        if not nonce:
+            del claims["nonce"]
+        if self.signer is None:
+            payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+            token = f"eyJhbGciOiJSUzI1NiJ9.{payload}.ZmFrZS1zaWduYXR1cmUtdmFsdWU"
+        else:
+            kid, key, alg = self.signer
+            claims["at_hash"] = token_hash(access_token, alg)
+            token = sign(claims, key, alg, kid=kid)
+        self.id_tokens.append(token)
+        return token
+
+    def key_set(self) -> dict[str, Any]:
+        assert self.signer is not None
+        kid, key, _ = self.signer
+        return {"keys": [public_jwk(key, kid)]}
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "issuer": self.base,
+            "authorization_endpoint": f"{self.base}/authorize",
+            "token_endpoint": f"{self.base}/token",
+            "jwks_uri": f"{self.base}/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        }
 
     def token(self, form: dict[str, str]) -> tuple[int, Any]:
         if form.get("client_secret") != CLIENT_SECRET:
@@ -117,17 +158,21 @@ class Provider:
                 "expires_in": 3599,
                 "refresh_token": self.refresh_token,
                 "scope": "openid email profile",
-                "id_token": self.id_token(),
+                "id_token": self.id_token(self.access_token),
             }
         if form.get("grant_type") == "refresh_token" and (
             form.get("refresh_token") == self.refresh_token
         ):
-            return 200, {
-                "access_token": "ya29.fake-refreshed-" + secrets.token_hex(16),
+            refreshed = "ya29.fake-refreshed-" + secrets.token_hex(16)
+            body = {
+                "access_token": refreshed,
                 "token_type": "Bearer",
                 "expires_in": 3599,
                 "refresh_token": self.rotated,
             }
+            if self.signer is not None:
+                body["id_token"] = self.id_token(refreshed, nonce=False)
+            return 200, body
         return 400, {"error": "invalid_grant", "error_description": "Token has been revoked."}
 
     def userinfo(self, authorization: str) -> tuple[int, Any]:
@@ -165,6 +210,12 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 self._send(302, None, {"Location": f"{query['redirect_uri']}?{back}"})
             elif parts.path == "/userinfo":
                 self._send(*provider.userinfo(self.headers.get("Authorization", "")))
+            elif parts.path == "/jwks" and provider.signer is not None:
+                provider.fetched.append(parts.path)
+                self._send(200, provider.key_set())
+            elif parts.path == WELL_KNOWN:
+                provider.fetched.append(parts.path)
+                self._send(200, provider.metadata())
             else:
                 self._send(404, {"error": "not_found"})
 
@@ -207,10 +258,10 @@ def make_client(
     """Clients that know the stand-in provider; closed after the test."""
     made: list[keyturn.Keyturn] = []
 
-    def make(**options: Any) -> keyturn.Keyturn:
+    def make(*, keys: bool = False, **options: Any) -> keyturn.Keyturn:
+        options.setdefault("providers", [provider.spec(keys=keys)])
         client = keyturn.Keyturn(
             {"fakeidp": (CLIENT_ID, CLIENT_SECRET)},
-            providers=[provider.spec()],
             plugin_manager=pm,
             environ={},
             http_client=httpx.Client(trust_env=False),
@@ -342,6 +393,152 @@ def test_a_forged_callback_is_refused_and_nothing_is_written(
 
     with pytest.raises(keyturn.StateMismatchError):
         _record(make_client(), "exchange_code", tmp_path, browser=Browser(forge))
+    assert not any(tmp_path.rglob("*.yaml"))
+
+
+# -- ID tokens of a provider with a key set ----------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_an_exchange_records_the_key_set_and_signs_the_id_token_again(
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path, alg: str
+) -> None:
+    key = rsa_key() if alg == "RS256" else ec_key()
+    provider.signer = ("provider-key-1", key, alg)
+    result = _record(make_client(keys=True), "exchange_code", tmp_path, browser=Browser())
+    assert result.interactions == 2  # the key set, read before the code is sent; the exchange
+    text = _assert_clean(result.path, provider)
+    (live,) = provider.id_tokens
+    for segment in (live.split(".")[0], live.split(".")[2]):
+        assert segment not in text  # neither the provider's header nor its signature
+    keys, exchange = _interactions(result.path)
+    assert (keys["request"]["method"], keys["request"]["uri"]) == ("GET", f"{provider.base}/jwks")
+    published = json.loads(keys["response"]["body"]["string"])["keys"]
+    kept, added = published
+    assert kept == provider.key_set()["keys"][0]  # the provider's set stays
+    assert added["kid"].startswith(CASSETTE_KID_PREFIX) and added["alg"] == alg
+    assert not {"d", "p", "q"} & set(added)  # public only
+
+    body = json.loads(exchange["response"]["body"]["string"])
+    token = body["id_token"]
+    assert token_header(token) == {"alg": alg, "kid": added["kid"], "typ": "JWT"}
+    claims = unverified_claims(token)
+    # The checked claims stay, the person goes, and at_hash binds the placeholder.
+    assert (claims["iss"], claims["aud"], claims["sub"]) == (provider.base, CLIENT_ID, SUB)
+    assert claims["nonce"] == provider.nonce
+    assert claims["name"] == "Example User" and claims["email"] == "user@example.com"
+    assert body["access_token"].startswith("REDACTED-")
+    assert claims["at_hash"] == token_hash(body["access_token"], alg)
+    # The recorded key set verifies it, and nothing else does.
+    verified = verify_signature(token, parse_key_set({"keys": published}), {alg})
+    assert verified.kid == added["kid"]
+    with pytest.raises(keyturn.IdTokenError):
+        verify_signature(token, parse_key_set(provider.key_set()), {alg})
+
+    # Replayed as a sign-in: the signature, at_hash and the claims pass keyturn's checks.
+    code = dict(parse_qsl(exchange["request"]["body"]))["code"]
+    redirect_uri = dict(parse_qsl(exchange["request"]["body"]))["redirect_uri"]
+    replayer = make_client(keys=True, clock=FakeClock(claims["iat"]))
+    request = replayer.authorize_url("fakeidp", redirect_uri, nonce=provider.nonce)
+    query = {"state": request.state.get_secret_value(), "code": code}
+    with make_vcr(tmp_path / "fakeidp").use_cassette(result.path.name) as cassette:
+        token_jwt = replayer.sign_in(request, query, fetch_profile=False)
+    assert cassette.all_played
+    assert token_jwt.tokens.id_token is not None
+    assert token_jwt.tokens.id_token.get_secret_value() == token
+
+
+def test_a_refresh_records_the_key_set_and_signs_its_id_token_again(
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
+) -> None:
+    provider.signer = ("provider-key-1", rsa_key(), "RS256")
+    result = _record(
+        make_client(keys=True), "refresh_ok", tmp_path, refresh_token=provider.refresh_token
+    )
+    _assert_clean(result.path, provider)
+    keys, refresh = _interactions(result.path)
+    assert keys["request"]["uri"] == f"{provider.base}/jwks"
+    token = json.loads(refresh["response"]["body"]["string"])["id_token"]
+    assert is_cassette_signed(token)
+
+    old = keyturn.TokenSet(provider="fakeidp", access_token="old", refresh_token="old-refresh")
+    replayer = make_client(keys=True, clock=FakeClock(unverified_claims(token)["iat"]))
+    with make_vcr(tmp_path / "fakeidp").use_cassette(result.path.name) as cassette:
+        new = replayer.refresh(old)
+    assert cassette.all_played
+    assert new.id_token is not None and new.id_token.get_secret_value() == token
+
+
+def test_a_discovery_spec_records_only_the_scenario_and_the_key_set(
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
+) -> None:
+    provider.signer = ("provider-key-1", rsa_key(), "RS256")
+    spec = keyturn.ProviderSpec(
+        id="fakeidp",
+        name="Fake IdP",
+        discovery_url=provider.base + WELL_KNOWN,
+        default_scopes=("openid", "email"),
+    )
+    result = _record(make_client(providers=[spec]), "exchange_code", tmp_path, browser=Browser())
+    # The document was read before the cassette started: `keyturn record fakeidp discovery`
+    # records it on its own.
+    assert [i["request"]["uri"] for i in _interactions(result.path)] == [
+        f"{provider.base}/jwks",
+        f"{provider.base}/token",
+    ]
+    assert provider.fetched == [WELL_KNOWN, "/jwks"]
+
+
+def test_without_a_key_set_the_id_token_is_scrubbed_as_before(
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
+) -> None:
+    provider.signer = ("provider-key-1", rsa_key(), "RS256")
+    # The provider signs, but the spec names no jwks_uri: nothing is fetched, nothing signed.
+    result = _record(make_client(), "exchange_code", tmp_path, browser=Browser())
+    (exchange,) = _interactions(result.path)
+    token = json.loads(exchange["response"]["body"]["string"])["id_token"]
+    assert token.startswith("REDACTED-") and token.endswith(".REDACTED")
+    assert provider.fetched == []
+
+
+def test_discovery_records_the_document_without_credentials(
+    provider: Provider, pm: KeyturnPluginManager, tmp_path: Path
+) -> None:
+    with keyturn.Keyturn(
+        providers=[provider.spec()],
+        plugin_manager=pm,
+        environ={},
+        http_client=httpx.Client(trust_env=False),
+    ) as client:
+        result = _record(client, "discovery", tmp_path)
+    assert result.outcome == f"document received (issuer {provider.base})"
+    assert result.interactions == 1
+    (interaction,) = _interactions(result.path)
+    assert interaction["request"]["uri"] == provider.base + WELL_KNOWN
+    assert json.loads(interaction["response"]["body"]["string"]) == provider.metadata()
+    assert result.path.read_text("utf-8").startswith("# Recorded against Fake IdP on ")
+
+
+def test_discovery_of_a_spec_with_a_discovery_url_fetches_it_in_the_cassette(
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
+) -> None:
+    provider.signer = ("provider-key-1", rsa_key(), "RS256")
+    spec = keyturn.ProviderSpec(
+        id="fakeidp", name="Fake IdP", discovery_url=provider.base + WELL_KNOWN
+    )
+    client = make_client(providers=[spec])
+    client.discover("fakeidp")  # read already: the cassette still gets its own GET
+    result = _record(client, "discovery", tmp_path)
+    assert result.interactions == 1
+    assert provider.fetched.count(WELL_KNOWN) == 2
+
+
+def test_discovery_needs_an_issuer_or_a_discovery_url(
+    provider: Provider, make_client: Callable[..., keyturn.Keyturn], tmp_path: Path
+) -> None:
+    spec = provider.spec().model_copy(update={"issuer": None})
+    with pytest.raises(RecordingError, match="has no discovery_url and no issuer"):
+        _record(make_client(providers=[spec]), "discovery", tmp_path)
     assert not any(tmp_path.rglob("*.yaml"))
 
 
@@ -482,6 +679,7 @@ def test_scenario_names_choose_what_is_done() -> None:
     assert Scenario.parse("refresh_transient").kind == "refresh"
     assert Scenario.parse("userinfo_emails").kind == "userinfo"
     assert Scenario.parse("revoke_invalid_token").kind == "revoke"
+    assert Scenario.parse("discovery").kind == "discovery"
 
 
 def test_missing_credentials_are_one_clear_error(
@@ -516,8 +714,16 @@ def test_record_help_lists_the_scenarios(capsys: pytest.CaptureFixture[str]) -> 
         cli.main(["record", "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    for text in ("exchange_*", "refresh_*", "--refresh-token -", "--force", "--cassette-dir"):
+    for text in (
+        "exchange_*",
+        "refresh_*",
+        "discovery",
+        "--refresh-token -",
+        "--force",
+        "--cassette-dir",
+    ):
         assert text in out
+    assert "signed again with a key made for the cassette" in " ".join(out.split())
     assert str(DEFAULT_PORT) in out
     # The parser documents the same names as the recorder uses.
     assert (record_cli.DEFAULT_PORT, record_cli.REFRESH_TOKEN_ENV, record_cli.ACCESS_TOKEN_ENV) == (

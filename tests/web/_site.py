@@ -370,12 +370,6 @@ def cookie_header_size(cookies: Mapping[str, str]) -> int:
     return len("; ".join(f"{name}={value}" for name, value in cookies.items()))
 
 
-#: Groups enough for an ID token ten times what a cookie or a logout URL holds (about 53 KB),
-#: yet within the 64 KB keyturn verifies a signature over (``keyturn.idtoken.MAX_ID_TOKEN``):
-#: the emulator's ID tokens are signed, and its specs name their key set.
-MANY_GROUPS = 1_000
-
-
 def groups(count: int, seed: int = 0) -> list[str]:
     """``count`` group ids as Entra ID writes them (GUIDs: random, so they barely compress)."""
     rng = random.Random(seed)

@@ -28,7 +28,8 @@ How long a document is kept, on the client's clock:
 
 Where documents are kept is a :class:`DocumentCache`: :class:`MemoryDocumentCache` (one
 process) by default; a client takes another (``document_cache=``), such as a token store
-shared by processes, so that they fetch once between them.
+shared by processes, so that they fetch once between them. Every built-in token store is one
+(:mod:`keyturn.stores`: a table of its own in SQLite, keys with a time to live in Redis).
 """
 
 from __future__ import annotations

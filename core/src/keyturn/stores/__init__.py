@@ -11,6 +11,12 @@
   parses a row again only when it changed since its last read (:mod:`.cache`).
 
 What holds when a process dies mid-refresh is spelled out in :mod:`keyturn.stores.manager`.
+
+Every built-in store is also a :class:`~keyturn.documents.DocumentCache` (``get``, ``put``):
+discovery documents and key sets, kept apart from the rows (never loaded as tokens, never
+swept), for every process that shares the store. Hand it to the client yourself,
+``TokenManager(Keyturn(document_cache=store), store)``: a client is never changed behind the
+app's back. The web integration does it for the client it makes itself.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -7,6 +7,10 @@
     manager.save(user_id, tokens)                 # after sign-in
     access_token = manager.get_access_token(user_id)
 
+To share discovery documents and key sets between the processes too (fetched once between
+them), give the client the store as its document cache: ``TokenManager(Keyturn(
+document_cache=store), store)``. The manager leaves the client as the app made it.
+
 A row may also keep the app's own data next to the tokens, e.g. for a web session stored in
 the database: ``manager.save(session_id, tokens, data={"user": profile, "claims": claims})``,
 read back as the ``data`` of ``manager.load(session_id)``. It is not secret (stored in

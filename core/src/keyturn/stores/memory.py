@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from keyturn.documents import MemoryDocumentCache
 from keyturn.models import RefreshFailure, TokenSet
 
 from .base import StoredTokens, check_expires_at, dump_data, load_data, new_owner
@@ -21,6 +22,11 @@ class MemoryTokenStore:
     A row's ``data`` is kept as JSON text, as the other stores keep it: every load hands out
     a copy of its own, and what a caller does to that copy never changes the store.
 
+    It is also a :class:`~keyturn.documents.DocumentCache` (:meth:`get`, :meth:`put`):
+    ``Keyturn(document_cache=store)`` keeps discovery documents and key sets next to the
+    rows, apart from them (a :class:`~keyturn.documents.MemoryDocumentCache` of its own),
+    for clients that share the store object.
+
     :param clock: returns epoch seconds; when leases expire, and the moment :meth:`sweep`
         compares row ends with.
     """
@@ -31,6 +37,7 @@ class MemoryTokenStore:
         self._rows: dict[str, tuple[StoredTokens, str | None]] = {}  # the row, its data
         self._last_version = 0
         self._leases: dict[str, tuple[str, float]] = {}
+        self._documents = MemoryDocumentCache()
 
     def __repr__(self) -> str:
         return f"MemoryTokenStore(<{len(self._rows)} rows>)"
@@ -112,3 +119,19 @@ class MemoryTokenStore:
             held = self._leases.get(key)
             if held is not None and held[0] == owner:
                 del self._leases[key]
+
+    # -- the DocumentCache protocol ------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        """The document kept under ``key`` (a URL) and when it expires, or ``None``.
+
+        See :class:`~keyturn.documents.DocumentCache`: documents, never token rows.
+        """
+        return self._documents.get(key)
+
+    def put(self, key: str, text: str, expires_at: float) -> None:
+        """Keep a document under ``key`` until ``expires_at`` (and a day past it, for outages).
+
+        See :class:`~keyturn.documents.DocumentCache`; :meth:`sweep` leaves documents alone.
+        """
+        self._documents.put(key, text, expires_at)

@@ -29,6 +29,14 @@ A row that ends (``expires_at``, as a database web session's row does) is given 
 as its time to live, so Redis drops it by itself; :meth:`RedisTokenStore.sweep` finds any that
 are still there.
 
+The store is also a :class:`~keyturn.documents.DocumentCache`: ``Keyturn(document_cache=
+store)`` keeps each discovery document and key set in a hash ``<prefix>document:<url>``
+(fields ``text`` and ``expires_at``, on the client's clock), so that every host fetches each
+once between them. The key lives as long as the document plus
+:data:`~keyturn.documents.STALE_IF_ERROR` (a day, for outages), on the server's clock; a
+document's own lifetime counts at most :data:`~keyturn.documents.MAX_TTL`. These keys are
+apart from the rows: :meth:`RedisTokenStore.sweep` walks ``<prefix>tokens:*`` only.
+
 Durability is the server's: with ``appendonly yes`` and ``appendfsync always`` a save that
 returned survives a crash of the Redis server; with snapshots only, a crash can bring back
 an older row, and a provider that rotates refresh tokens then answers ``invalid_grant``
@@ -48,6 +56,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised with redis hidden
     raise ImportError("RedisTokenStore needs redis-py: pip install keyturn[redis]") from exc
 
+from keyturn.documents import MAX_TTL, STALE_IF_ERROR
 from keyturn.models import RefreshFailure, TokenSet
 
 from .base import (
@@ -268,6 +277,14 @@ class RedisTokenStore:
         """
         return f"{self.prefix}lease:{key}"
 
+    def document_key(self, key: str) -> str:
+        """The Redis key of the document kept under ``key`` (its URL).
+
+        :param key: the document cache's key.
+        :return: ``<prefix>document:<key>``.
+        """
+        return f"{self.prefix}document:{key}"
+
     def load(self, key: str) -> StoredTokens | None:
         """See :meth:`TokenStore.load`."""
         row = self.load_text(key)
@@ -358,6 +375,40 @@ class RedisTokenStore:
     def release(self, key: str, owner: str) -> None:
         """See :meth:`TokenStore.release`."""
         self._release(keys=[self.lease_key(key)], args=[owner])
+
+    # -- the DocumentCache protocol ------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        """The document kept under ``key`` (a URL) and when it expires, or ``None``; one
+        ``HMGET``.
+
+        See :class:`~keyturn.documents.DocumentCache`: documents, never token rows. An entry
+        that cannot be read (not UTF-8, no finite expiry) counts as absent.
+        """
+        text, expires_at = self.redis.hmget(self.document_key(key), ("text", "expires_at"))
+        if text is None or expires_at is None:
+            return None
+        try:
+            moment = float(_text(expires_at))
+            body = _text(text)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if not math.isfinite(moment):
+            return None
+        return body, moment
+
+    def put(self, key: str, text: str, expires_at: float) -> None:
+        """Keep a document under ``key``: written with its time to live in one transaction.
+
+        The key lives until ``expires_at`` (at most :data:`~keyturn.documents.MAX_TTL` from
+        now, on this store's clock) and :data:`~keyturn.documents.STALE_IF_ERROR` more.
+        """
+        lifetime = min(max(expires_at - self.clock(), 0.0), MAX_TTL) + STALE_IF_ERROR
+        name = self.document_key(key)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(name, mapping={"text": text, "expires_at": repr(float(expires_at))})
+        pipe.pexpire(name, _milliseconds(lifetime))
+        pipe.execute()
 
     def sweep(self, now: float | None = None) -> int:
         """Delete the rows under this prefix that ended (``expires_at`` at or before ``now``).

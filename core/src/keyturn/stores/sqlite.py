@@ -33,12 +33,20 @@ Rows live in ``keyturn_tokens`` (``key``, ``version``, ``tokens``, ``failure``,
 opens it: its rows load with empty data, and its database web sessions get their end from
 their data.
 
+The store is also a :class:`~keyturn.documents.DocumentCache`: ``Keyturn(document_cache=
+store)`` keeps discovery documents and key sets in ``keyturn_documents`` (``key``, the URL;
+``text``; ``expires_at``, on the client's clock), a table of its own that :meth:`sweep` never
+touches, so the processes sharing the file fetch each document once between them. An entry is
+dropped when another is written more than a day (:data:`~keyturn.documents.STALE_IF_ERROR`)
+after it expired; one that cannot be read counts as absent.
+
 Use a local file: SQLite's locking is not reliable on network file systems.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import threading
@@ -47,6 +55,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from keyturn.documents import STALE_IF_ERROR
 from keyturn.errors import LockTimeoutError
 from keyturn.models import RefreshFailure, TokenSet
 
@@ -84,6 +93,12 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS keyturn_leases (
         key TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    # Discovery documents and key sets (the DocumentCache protocol); never token rows.
+    """CREATE TABLE IF NOT EXISTS keyturn_documents (
+        key TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
         expires_at REAL NOT NULL
     )""",
 )
@@ -300,3 +315,43 @@ class SQLiteTokenStore:
         with self._transaction() as db:
             db.execute("DELETE FROM keyturn_leases WHERE expires_at <= ?", (moment,))
         return deleted
+
+    # -- the DocumentCache protocol ------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        """The document kept under ``key`` (a URL) and when it expires, or ``None``.
+
+        See :class:`~keyturn.documents.DocumentCache`: documents, never token rows. An entry
+        that cannot be read (not text, no finite expiry) counts as absent.
+        """
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT text, expires_at FROM keyturn_documents WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        text, expires_at = row
+        if (
+            not isinstance(text, str)
+            or isinstance(expires_at, bool)
+            or not isinstance(expires_at, int | float)
+            or not math.isfinite(expires_at)
+        ):
+            return None
+        return text, float(expires_at)
+
+    def put(self, key: str, text: str, expires_at: float) -> None:
+        """Keep a document under ``key`` until ``expires_at`` (and a day past it, for outages).
+
+        Entries that expired more than :data:`~keyturn.documents.STALE_IF_ERROR` before this
+        one expires are dropped in the same transaction. :meth:`sweep` leaves documents alone.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO keyturn_documents (key, text, expires_at) VALUES (?, ?, ?)",
+                (key, text, float(expires_at)),
+            )
+            db.execute(
+                "DELETE FROM keyturn_documents WHERE expires_at < ?",
+                (float(expires_at) - STALE_IF_ERROR,),
+            )

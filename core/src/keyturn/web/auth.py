@@ -19,7 +19,7 @@ from keyturn.stores.base import TokenStore
 
 from .messages import WebRequest, WebResponse
 from .routes import Routes
-from .settings import WebOptions, WebSettings
+from .settings import WebOptions, WebSettings, own_client_options
 
 __all__ = ["AsyncWebAuth", "BaseWebAuth", "CurrentSession", "WebAuth"]
 
@@ -102,12 +102,17 @@ def checked_client(client: object, kind: type[C], entry: str, other: str) -> C |
 class WebAuth(BaseWebAuth):
     """Sign-in routes and sessions for blocking frameworks (Flask, Django).
 
-    :param client: ``Keyturn()`` when omitted.
+    :param client: ``Keyturn()`` when omitted; with the ``database`` strategy, one that keeps
+        discovery documents and key sets in the sessions' store (``document_cache=store``).
     :param options: the settings, all optional: see :class:`WebOptions`.
     """
 
     def __init__(self, client: Keyturn | None = None, **options: Unpack[WebOptions]) -> None:
-        self.client = checked_client(client, Keyturn, "WebAuth", "AsyncWebAuth") or Keyturn()
+        given = checked_client(client, Keyturn, "WebAuth", "AsyncWebAuth")
+        if given is None:
+            options, client_options = own_client_options(options)
+            given = Keyturn(**client_options)
+        self.client = given
         super().__init__(self.client, options)
 
     def handle(self, request: WebRequest) -> WebResponse:
@@ -122,14 +127,17 @@ class WebAuth(BaseWebAuth):
 class AsyncWebAuth(BaseWebAuth):
     """Sign-in routes and sessions for async frameworks; see :mod:`keyturn.starlette`.
 
-    :param client: ``AsyncKeyturn()`` when omitted.
+    :param client: ``AsyncKeyturn()`` when omitted; with the ``database`` strategy, one that
+        keeps discovery documents and key sets in the sessions' store.
     :param options: the settings, all optional: see :class:`WebOptions`.
     """
 
     def __init__(self, client: AsyncKeyturn | None = None, **options: Unpack[WebOptions]) -> None:
-        self.client = (
-            checked_client(client, AsyncKeyturn, "AsyncWebAuth", "WebAuth") or AsyncKeyturn()
-        )
+        given = checked_client(client, AsyncKeyturn, "AsyncWebAuth", "WebAuth")
+        if given is None:
+            options, client_options = own_client_options(options)
+            given = AsyncKeyturn(**client_options)
+        self.client = given
         super().__init__(self.client, options)
 
     async def handle(self, request: WebRequest) -> WebResponse:

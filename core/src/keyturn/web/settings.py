@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 from urllib.parse import urlsplit
 
 from keyturn.client import BaseKeyturn
@@ -30,6 +30,7 @@ __all__ = [
     "WebOptions",
     "WebSettings",
     "end_session_problem",
+    "own_client_options",
 ]
 
 #: Seconds a session lasts from sign-in unless told otherwise: 30 days, as in Auth.js.
@@ -260,3 +261,26 @@ def _default_store() -> TokenStore:
     from keyturn.stores.sqlite import SQLiteTokenStore
 
     return SQLiteTokenStore(DEFAULT_SESSION_STORE)
+
+
+def own_client_options(options: WebOptions) -> tuple[WebOptions, dict[str, Any]]:
+    """The settings and the client options of an entry point that makes its own client.
+
+    With the ``database`` strategy, the store is settled now (the default SQLite file when
+    the app names none) and handed to the new client as its document cache when it is one
+    (every built-in store is: :class:`~keyturn.documents.DocumentCache`): the processes
+    that share the sessions then share discovery documents and key sets too, and fetch
+    each once between them. A client the app passes is never changed; give it
+    ``document_cache=store`` itself.
+
+    :param options: the settings the app passed.
+    :return: the settings (with ``store`` settled), and keyword arguments for the client.
+    """
+    if options.get("strategy", "jwt") != "database":
+        return options, {}
+    from keyturn.documents import DocumentCache
+
+    given = options.get("store")
+    store = _default_store() if given is None else given
+    settled = cast(WebOptions, {**options, "store": store})
+    return settled, ({"document_cache": store} if isinstance(store, DocumentCache) else {})

@@ -300,10 +300,12 @@ class Emulator:
 
         Give the copy to ``Keyturn(providers=[...])``: a spec whose id is installed keeps its
         plugin's hooks, so the shipped plugin runs unchanged against the emulator. Nothing
-        is left pointing at the real provider: ``jwks_uri``, ``discovery_url`` and
-        ``end_session_endpoint`` are the profile's, or ``None`` where it has none. For
-        profiles that issue ID tokens, ``id_token_signing_algs`` becomes the algorithms the
-        profile advertises, so a pointed spec verifies ID tokens against the emulator's keys.
+        is left pointing at the real provider: ``jwks_uri`` is the profile's (or ``None``),
+        and ``discovery_url`` and ``end_session_endpoint`` are the profile's where the spec
+        has one and ``None`` otherwise (a spec that types its endpoints keeps doing so, and
+        a provider that has no logout endpoint does not gain one). For profiles that issue ID
+        tokens, ``id_token_signing_algs`` becomes the algorithms the profile advertises, so a
+        pointed spec verifies ID tokens against the emulator's keys.
 
         :param spec: usually an installed plugin's spec, ``kt.provider("google")``.
         :param profile: the profile to answer as; the one named like ``spec.id`` by default.
@@ -313,6 +315,9 @@ class Emulator:
         behaviour = self._behaviour(name)
         update: dict[str, Any] = dict.fromkeys(_OPTIONAL_ENDPOINTS)
         update.update(self.endpoints(name))
+        for field in ("discovery_url", "end_session_endpoint"):
+            if getattr(spec, field) is None:
+                update[field] = None
         update["issuer"] = self.issuer(name)
         update["issuer_aliases"] = frozenset()
         if behaviour.id_tokens:

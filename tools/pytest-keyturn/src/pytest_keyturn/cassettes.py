@@ -22,7 +22,10 @@ placeholder, and tests may send any token.
 
 An ID token keeps its claims segment (``REDACTED-<8 hex>.<claims>.REDACTED``): keyturn checks
 its nonce, audience and issuer on exchange, and vcrpy runs the response filter again when it
-loads a cassette.
+loads a cassette. An ID token signed with a key made for cassettes (its ``kid`` starts with
+``keyturn-cassette-``, see :mod:`pytest_keyturn.signing`) is left whole: it verifies only
+against the key set of its own cassette, so it is a credential nowhere, and keyturn verifies
+its signature on replay as it does at every sign-in.
 
 Personal data (names, emails, logins, avatars: :data:`PERSONAL_FIELDS`) is replaced when a
 cassette is *saved* (vcrpy's ``before_save_interaction``), in JSON response bodies at any depth
@@ -44,6 +47,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from .signing import is_cassette_signed
 
 __all__ = [
     "EMAIL_FIELDS",
@@ -107,6 +112,8 @@ def redact(name: str, value: Any) -> Any:
         return value
     if name == "client_secret":
         return REDACTED
+    if name == "id_token" and is_cassette_signed(value):
+        return value  # signed with a key made for the cassette: a credential nowhere
     digest = f"{REDACTED}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
     parts = value.split(".")
     if name == "id_token" and len(parts) == 3:
@@ -187,8 +194,14 @@ def scrub_request(request: Any) -> Any:
     return request
 
 
-def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    """vcrpy ``before_record_response``: redact tokens in the body, drop stale lengths."""
+def scrub_response(
+    response: dict[str, Any], fields: Iterable[str] = RESPONSE_SECRET_FIELDS
+) -> dict[str, Any]:
+    """vcrpy ``before_record_response``: redact tokens in the body, drop stale lengths.
+
+    :param fields: the body fields to redact; ``keyturn record`` leaves ``id_token`` to the
+        signer of :mod:`pytest_keyturn.signing`, which runs when the cassette is saved.
+    """
     headers = response.get("headers", {})
     for name in list(headers):
         if name.lower() in _DROPPED_RESPONSE_HEADERS:
@@ -196,7 +209,7 @@ def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     content_type = _header(headers, "content-type")
     body = response.get("body", {})
     if isinstance(body, dict) and body.get("string") is not None:
-        scrubbed = scrub_body(body["string"], content_type, RESPONSE_SECRET_FIELDS)
+        scrubbed = scrub_body(body["string"], content_type, fields)
         body["string"] = scrubbed
     return response
 

@@ -20,6 +20,21 @@ the answers against what the cassette itself says. Values the request carried (c
 redirect URI, the refresh token sent) are read from the cassette, so nothing is repeated in
 the test. A missing standard cassette fails, with the command that records it.
 
+Two more cassettes serve OpenID Connect providers, replayed alongside each scenario's:
+
+* ``discovery.yaml``: a GET of the provider's ``/.well-known/openid-configuration``. A spec
+  with a ``discovery_url`` needs it (its endpoints come from it); for any spec with an
+  ``issuer``, the suite compares the spec with it (:meth:`ProviderConformance.
+  test_spec_agrees_with_its_discovery_document`).
+* ``jwks.yaml``: a GET of the spec's ``jwks_uri``, for the scenarios whose own cassette does
+  not hold one. keyturn reads the key set before it sends a code or a refresh token, so
+  with a ``jwks_uri`` every exchange and refresh needs it from one of the two.
+
+The sign-in replay (:meth:`ProviderConformance.test_sign_in_checks_the_id_token`) runs the
+ID-token checks of a real sign-in on ``exchange_code.yaml``: the signature against the key
+set, ``iss`` against the spec's issuer, ``aud`` against the client id, the nonce, and the
+times on the clock of the recording.
+
 Each failure says what to change: the spec, a hook, or the cassette. The suite needs the
 fixtures of :mod:`pytest_keyturn.plugin`, which pytest loads wherever pytest-keyturn is
 installed (pass ``-p pytest_keyturn.plugin`` if plugin autoloading is off).
@@ -28,6 +43,7 @@ installed (pass ``-p pytest_keyturn.plugin`` if plugin autoloading is off).
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import json
 import math
@@ -42,13 +58,29 @@ import pytest
 
 from keyturn import pkce
 from keyturn.client import AsyncKeyturn, Keyturn
-from keyturn.errors import ProviderError
+from keyturn.discovery import (
+    WELL_KNOWN,
+    ProviderMetadata,
+    check_issuer,
+    parse_metadata,
+    resolve_spec,
+)
+from keyturn.documents import DocumentProblem
+from keyturn.effects import arun, run
+from keyturn.errors import (
+    ConfigurationError,
+    KeyturnError,
+    ProviderError,
+    RefreshIdTokenError,
+)
 from keyturn.flows import parse_expires_in
 from keyturn.http import HttpResponse
 from keyturn.idtoken import IdTokenError, unverified_claims
+from keyturn.jwks import SIGNING_ALGORITHMS
 from keyturn.models import (
     JWT,
     REFRESH_ACCESS_TOKEN_ERROR,
+    AuthorizationRequest,
     ClientCredentials,
     ProviderSpec,
     TokenSet,
@@ -65,7 +97,22 @@ from .clock import FakeClock
 from .plugin import VcrFactory
 from .scenarios import STANDARD_SCENARIOS
 
-__all__ = ["STANDARD_SCENARIOS", "ProviderConformance", "RecordedInteraction", "record_command"]
+__all__ = [
+    "DISCOVERY_SCENARIO",
+    "JWKS_SCENARIO",
+    "STANDARD_SCENARIOS",
+    "ProviderConformance",
+    "RecordedInteraction",
+    "record_command",
+]
+
+#: The cassette holding the provider's discovery document (a GET of its
+#: ``/.well-known/openid-configuration``), replayed alongside every scenario of a spec with a
+#: ``discovery_url`` and compared with any spec that names an issuer.
+DISCOVERY_SCENARIO = "discovery"
+#: The cassette holding the provider's key set (a GET of the spec's ``jwks_uri``), replayed
+#: alongside every scenario whose own cassette holds none.
+JWKS_SCENARIO = "jwks"
 
 #: Placeholder values the suite sends where the cassette only checks that a field is present.
 FAKE_CLIENT_SECRET = "fake-client-secret"
@@ -118,9 +165,30 @@ def _body_fields(body: str, content_type: str) -> dict[str, str]:
     return dict(parse_qsl(body, keep_blank_values=True))
 
 
+def _read_interactions(path: Path) -> list[Any]:
+    """The interactions of a vcrpy cassette, as its YAML holds them.
+
+    :raises pytest.fail.Exception: the file is not YAML or holds no interactions.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        _fail(f"{path.name} is not valid YAML: {exc}")
+    interactions = data.get("interactions") if isinstance(data, dict) else None
+    if not isinstance(interactions, list) or not interactions:
+        _fail(f"{path.name} holds no interactions; it is not a vcrpy cassette")
+    return interactions
+
+
 @dataclass(frozen=True)
 class RecordedInteraction:
-    """The first interaction of one cassette, as the file states it.
+    """One interaction of a cassette, as the file states it: by default the main one.
+
+    The main interaction is the first that is not a GET (the token request of an exchange
+    or a refresh), else the first: a cassette may also hold the GET of the key set (or of
+    the discovery document) that keyturn sends before the token request.
 
     :ivar path: the cassette file.
     :ivar method: the request's HTTP method.
@@ -128,6 +196,7 @@ class RecordedInteraction:
     :ivar fields: the request body's fields (form or JSON), placeholders included.
     :ivar response: the recorded response.
     :ivar count: how many interactions the cassette holds.
+    :ivar requests: the method and URI of every interaction, in the file's order.
     """
 
     path: Path
@@ -136,25 +205,42 @@ class RecordedInteraction:
     fields: dict[str, str]
     response: HttpResponse
     count: int
+    requests: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def load(cls, path: Path) -> RecordedInteraction:
+    def load(
+        cls, path: Path, *, method: str | None = None, uri: str | None = None
+    ) -> RecordedInteraction:
         """Read ``path`` (vcrpy's YAML format).
 
-        :raises pytest.fail.Exception: the file is not a cassette with interactions.
+        :param method: pick the first interaction with this method (and ``uri``, if given)
+            instead of the main one.
+        :param uri: pick the first interaction with this request URI.
+        :raises pytest.fail.Exception: the file is not a cassette with interactions, or
+            holds no interaction with that method and URI.
         """
-        import yaml
-
+        interactions = _read_interactions(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            _fail(f"{path.name} is not valid YAML: {exc}")
-        interactions = data.get("interactions") if isinstance(data, dict) else None
-        if not isinstance(interactions, list) or not interactions:
-            _fail(f"{path.name} holds no interactions; it is not a vcrpy cassette")
+            requests = tuple(
+                (str(item["request"]["method"]).upper(), str(item["request"]["uri"]))
+                for item in interactions
+            )
+        except (KeyError, TypeError) as exc:
+            _fail(f"{path.name}: an interaction is incomplete ({type(exc).__name__}: {exc})")
+        if method is None and uri is None:
+            index = next((i for i, (verb, _) in enumerate(requests) if verb != "GET"), 0)
+        else:
+            found = [
+                i
+                for i, (verb, target) in enumerate(requests)
+                if (method is None or verb == method.upper()) and (uri is None or target == uri)
+            ]
+            if not found:
+                _fail(f"{path.name} holds no {method or 'request'} of {uri or 'any URI'}")
+            index = found[0]
         try:
-            request = interactions[0]["request"]
-            response = interactions[0]["response"]
+            request = interactions[index]["request"]
+            response = interactions[index]["response"]
             headers = request.get("headers") or {}
             response_headers = {
                 str(k).lower(): _first({k: v}, str(k).lower())
@@ -172,9 +258,14 @@ class RecordedInteraction:
                 fields=_body_fields(_as_text(request.get("body")), _first(headers, "content-type")),
                 response=recorded,
                 count=len(interactions),
+                requests=requests,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            _fail(f"{path.name}: the first interaction is incomplete ({type(exc).__name__}: {exc})")
+            _fail(f"{path.name}: interaction {index} is incomplete ({type(exc).__name__}: {exc})")
+
+    def holds(self, method: str, uri: str) -> bool:
+        """Whether the cassette holds a request with this method and URI."""
+        return (method.upper(), uri) in self.requests
 
     def response_data(self) -> dict[str, Any]:
         """The recorded response body as a mapping.
@@ -249,6 +340,130 @@ def _drive(
             return await action(AsyncKeyturn(dict(credentials), http_client=http, **options))
 
     return asyncio.run(main())
+
+
+class _WithSupport:
+    """A vcrpy persister: a scenario's cassette, then the cassettes that support it.
+
+    The scenario's interactions come first, so vcrpy plays them before an equal request of a
+    supporting cassette (a key set both hold), and their indices tell whether each played.
+    Replay only: nothing is ever saved.
+    """
+
+    def __init__(self, extras: list[Path]) -> None:
+        self.extras = extras
+
+    def load_cassette(self, cassette_path: Any, serializer: Any) -> tuple[list[Any], list[Any]]:
+        from vcr.persisters.filesystem import FilesystemPersister
+
+        requests, responses = FilesystemPersister.load_cassette(cassette_path, serializer)
+        requests, responses = list(requests), list(responses)
+        for extra in self.extras:
+            more, answers = FilesystemPersister.load_cassette(extra, serializer)
+            requests.extend(more)
+            responses.extend(answers)
+        return requests, responses
+
+    @staticmethod
+    def save_cassette(cassette_path: Any, cassette_dict: Any, serializer: Any) -> None:
+        raise RuntimeError("the conformance suite replays cassettes; it never writes them")
+
+
+def _segment_json(segment: str) -> dict[str, Any] | None:
+    """A base64url JSON object segment of a compact JWS, or ``None``."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _unverified_header(id_token: str) -> dict[str, Any]:
+    """The JOSE header of an ID token, unverified; empty when it cannot be read."""
+    return _segment_json(id_token.split(".", 1)[0]) or {}
+
+
+def _signature_scrubbed(id_token: str) -> bool:
+    """Whether the scrubber took the token's header and signature away (``REDACTED``)."""
+    parts = id_token.split(".")
+    return len(parts) == 3 and (parts[0].startswith("REDACTED") or parts[2] == "REDACTED")
+
+
+def _sign_in_hint(
+    error: KeyturnError,
+    spec: ProviderSpec,
+    claims: Mapping[str, Any],
+    header: Mapping[str, Any],
+    client_id: str,
+    client_id_source: str,
+    scenario: str,
+) -> str:
+    """What to change after the sign-in replay refused the recorded ID token.
+
+    Every value shown is public: issuers, the client id, key ids and algorithms.
+    """
+    text = str(error)
+    folder_hint = (
+        f"put the provider's key set in {scenario} (or jwks.yaml): the GET of the spec's "
+        "jwks_uri, holding the public key that signed the ID token"
+    )
+    if "(iss)" in text:
+        aliases = ", ".join(sorted(spec.issuer_aliases)) or "none"
+        return (
+            f"The ID token's iss is {claims.get('iss')!r}, but the spec's issuer is "
+            f"{spec.issuer!r} (issuer_aliases: {aliases}). Set the spec's issuer to the "
+            "issuer the provider's ID tokens carry (its discovery document's issuer); list "
+            "another spelling the provider uses in issuer_aliases; declare a multi-tenant "
+            "issuer as a template with issuer_claims. With this spec, every real sign-in fails"
+        )
+    if "(aud)" in text or "(azp)" in text:
+        return (
+            f"The ID token's aud is {claims.get('aud')!r} (azp {claims.get('azp')!r}); the "
+            f"suite signed in with the client id {client_id!r} ({client_id_source}). If the "
+            "recorded request does not carry the client id (client_secret_basic sends it in "
+            "the scrubbed Authorization header), set the class attribute client_id to the one "
+            "the cassette was recorded with; an audience of the app's own belongs in the "
+            "spec's trusted_audiences"
+        )
+    if "(kid)" in text:
+        return (
+            f"The ID token's header names kid {header.get('kid')!r} (alg "
+            f"{header.get('alg')!r}), and the key set the cassette holds has no key that "
+            f"fits it: {folder_hint}"
+        )
+    if "signature does not verify" in text:
+        return (
+            "The key set the cassette holds has a key with the token's kid, but the signature "
+            f"does not verify with it: the token was signed with another key. {folder_hint}"
+        )
+    if "(alg" in text:
+        allowed = ", ".join(sorted(spec.id_token_signing_algs))
+        return (
+            f"The ID token is signed with {header.get('alg')!r}; the spec allows {allowed} "
+            "(id_token_signing_algs). Set id_token_signing_algs to the algorithms of the "
+            "provider's id_token_signing_alg_values_supported; none and HMAC algorithms are "
+            "never accepted with a key set"
+        )
+    if "nonce" in text:
+        return (
+            "The suite sent the nonce the recorded ID token carries; a token without one "
+            "fails, as keyturn sends a nonce with every sign-in that asks for openid and the "
+            "provider must return it (OpenID Connect Core 3.1.3.7). Record the exchange again "
+            "from an authorize URL keyturn made"
+        )
+    if "(exp)" in text or "(iat)" in text:
+        return (
+            f"The suite's clock stood at the ID token's iat ({claims.get('iat')!r}), as a "
+            "provider's token is fresh when sent; its exp is "
+            f"{claims.get('exp')!r}. Fix the cassette's iat and exp"
+        )
+    if "at_hash" in text or "c_hash" in text:
+        return (
+            "at_hash and c_hash must be the hashes of the access token and the code as the "
+            "cassette holds them (their placeholders): keyturn record computes them so when "
+            "it signs the ID token again; compute them so in a hand-written cassette"
+        )
+    return "Fix the cassette's ID token or the spec"
 
 
 class ProviderConformance:
@@ -340,6 +555,106 @@ class ProviderConformance:
             )
         return RecordedInteraction.load(path)
 
+    def _optional(self, scenario: str) -> Path | None:
+        """``<scenario>.yaml`` of the folder, or ``None`` when there is none."""
+        path = self._folder() / f"{scenario}.yaml"
+        return path if path.is_file() else None
+
+    # -- discovery and keys ---------------------------------------------------------------------
+
+    @staticmethod
+    def _discovery_url(spec: ProviderSpec) -> str | None:
+        """Where the spec's discovery document is: its ``discovery_url``, else its issuer's
+        ``/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 section 4); none
+        for a spec without issuer, or with a multi-tenant template and no ``discovery_url``."""
+        if spec.discovery_url is not None:
+            return spec.discovery_url
+        if spec.issuer is not None and not spec.issuer_claims:
+            return spec.issuer.rstrip("/") + WELL_KNOWN
+        return None
+
+    def _discovery(self, spec: ProviderSpec) -> tuple[RecordedInteraction, ProviderMetadata] | None:
+        """The discovery cassette's document, read and checked as keyturn reads it.
+
+        :return: ``None`` when the folder has no ``discovery.yaml`` and the spec can do
+            without it (no ``discovery_url``).
+        :raises pytest.fail.Exception: a spec with a ``discovery_url`` and no cassette; a
+            cassette without the GET of the document; a document keyturn refuses.
+        """
+        path = self._optional(DISCOVERY_SCENARIO)
+        url = self._discovery_url(spec)
+        if path is None:
+            if spec.discovery_url is not None:
+                self._cassette(
+                    DISCOVERY_SCENARIO,
+                    f" (the spec reads its endpoints from {spec.discovery_url}, so every "
+                    "scenario replays its document)",
+                )
+            return None
+        recorded = RecordedInteraction.load(path, method="GET", uri=url)
+        name = path.name
+        if not recorded.response.ok:
+            _fail(f"{name}: the recorded answer is HTTP {recorded.response.status}, not a document")
+        try:
+            data = json.loads(recorded.response.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            _fail(f"{name}: the recorded answer is not JSON")
+        try:
+            metadata = parse_metadata(data)
+        except DocumentProblem as problem:
+            _fail(
+                f"{name}: keyturn refuses the discovery document: it {problem.reason}. Record "
+                "it again, or fix the hand-written copy"
+            )
+        return recorded, metadata
+
+    def _resolved_spec(self, spec: ProviderSpec) -> ProviderSpec:
+        """``spec`` completed from its discovery cassette as the clients complete it; the
+        spec itself when it has no ``discovery_url``."""
+        if spec.discovery_url is None:
+            return spec
+        found = self._discovery(spec)
+        assert found is not None, "a spec with a discovery_url fails without its cassette"
+        try:
+            check_issuer(spec, found[1])
+        except ConfigurationError as exc:
+            _fail(f"{found[0].path.name}: {exc}")
+        return resolve_spec(spec, found[1])
+
+    def _support(
+        self, spec: ProviderSpec, resolved: ProviderSpec, recorded: RecordedInteraction
+    ) -> list[Path]:
+        """The cassettes replayed alongside ``recorded``: the discovery document of a spec
+        with a ``discovery_url``, and ``jwks.yaml`` when ``recorded`` lacks the key set.
+
+        :raises pytest.fail.Exception: the resolved spec has a ``jwks_uri`` and no cassette
+            holds its GET (keyturn reads the key set before each exchange and refresh).
+        """
+        extras: list[Path] = []
+        sources = [recorded]
+        if spec.discovery_url is not None:
+            found = self._discovery(spec)
+            assert found is not None
+            extras.append(found[0].path)
+            sources.append(RecordedInteraction.load(found[0].path))
+        uri = resolved.jwks_uri
+        if uri is None or any(source.holds("GET", uri) for source in sources):
+            return extras
+        keys = self._optional(JWKS_SCENARIO)
+        if keys is not None and RecordedInteraction.load(keys).holds("GET", uri):
+            return [*extras, keys]
+        scenario = recorded.path.stem
+        sent = "the code" if scenario.startswith("exchange") else "the refresh token"
+        _fail(
+            f"{recorded.path.name}: the spec's jwks_uri is {uri}, and keyturn reads that key "
+            f"set before it sends {sent} (to verify the ID token that comes back); neither "
+            f"{recorded.path.name} nor {JWKS_SCENARIO}.yaml holds a GET of it. Record the "
+            f"scenario again with {record_command(self.provider, scenario, self._folder())} "
+            "(the key set's GET is recorded with it), or add "
+            f"{JWKS_SCENARIO}.yaml: a GET of {uri} answered with the key set that verifies "
+            "the cassettes' ID tokens"
+        )
+
     def _credentials(
         self, spec: ProviderSpec, recorded: RecordedInteraction
     ) -> dict[str, ClientCredentials]:
@@ -359,32 +674,49 @@ class ProviderConformance:
         mode: str,
         recorded: RecordedInteraction,
         action: Callable[[Any], Any],
-    ) -> tuple[Any, ProviderError | None]:
-        """Replay one cassette around ``action``; every interaction must play."""
+        catch: type[KeyturnError] = ProviderError,
+    ) -> tuple[Any, KeyturnError | None]:
+        """Replay one cassette around ``action``; every interaction must play.
+
+        The supporting cassettes (:meth:`_support`) are replayed with it; their
+        interactions may play or not.
+
+        :param catch: the errors returned rather than raised.
+        """
         from vcr.errors import CannotOverwriteExistingCassetteException
 
         pm, registered = self._registered()
-        credentials = self._credentials(registered.spec, recorded)
+        resolved = self._resolved_spec(registered.spec)
+        extras = self._support(registered.spec, resolved, recorded)
+        credentials = self._credentials(resolved, recorded)
         name = recorded.path.name
+        shown = " with ".join([name, *(extra.name for extra in extras)])
         result: Any = None
-        error: ProviderError | None = None
+        error: KeyturnError | None = None
         try:
-            with vcr_factory(recorded.path.parent).use_cassette(name) as cassette:
+            with vcr_factory(recorded.path.parent).use_cassette(
+                name, persister=_WithSupport(extras)
+            ) as cassette:
                 try:
                     result = _drive(mode, credentials, pm, clock, action)
-                except ProviderError as exc:
+                except catch as exc:
                     error = exc
         except CannotOverwriteExistingCassetteException as exc:
             _fail(
-                f"{name}: keyturn ({mode}) sent a request the cassette does not hold: the "
+                f"{shown}: keyturn ({mode}) sent a request the cassette does not hold: the "
                 "method, the URI or a body field differs from the recording. Fix the spec's "
                 f"endpoints or your hook, or re-record the cassette. vcrpy says: {exc}"
             )
+        unplayed = [
+            " ".join(recorded.requests[index])
+            for index in range(recorded.count)
+            if not cassette.play_counts[index]
+        ]
         _require(
-            cassette.all_played,
-            f"{name}: keyturn ({mode}) played {cassette.play_count} of the "
-            f"{len(cassette.data)} recorded interactions; it must send every request the "
-            "cassette holds",
+            not unplayed,
+            f"{name}: keyturn ({mode}) played {recorded.count - len(unplayed)} of the "
+            f"{recorded.count} recorded interactions; it must send every request the cassette "
+            f"holds, and did not send {', '.join(unplayed)}",
         )
         return result, error
 
@@ -396,14 +728,39 @@ class ProviderConformance:
         recorded: RecordedInteraction,
         action: Callable[[Any], Any],
     ) -> Any:
-        result, error = self._play(vcr_factory, clock, mode, recorded, action)
+        result, error = self._play(vcr_factory, clock, mode, recorded, action, catch=KeyturnError)
         if error is not None:
+            hint = self._id_token_hint(error, recorded) or (
+                "Check the response parsing of your hook, or the cassette's response"
+            )
             _fail(
                 f"{recorded.path.name}: the recorded answer is a success, but keyturn ({mode}) "
-                f"raised {type(error).__name__}: {error}. Check the response parsing of your "
-                "hook, or the cassette's response"
+                f"raised {type(error).__name__}: {error}. {hint}"
             )
         return result
+
+    def _id_token_hint(self, error: KeyturnError, recorded: RecordedInteraction) -> str | None:
+        """What to change when keyturn refused the ID token of ``recorded``'s answer; ``None``
+        for any other error."""
+        if not isinstance(error, IdTokenError | RefreshIdTokenError):
+            return None
+        id_token = (recorded.response.data() or {}).get("id_token")
+        if not isinstance(id_token, str):
+            return None
+        try:
+            claims = unverified_claims(id_token)
+        except IdTokenError:
+            claims = {}
+        client_id = recorded.fields.get("client_id")
+        return _sign_in_hint(
+            error,
+            self._resolved_spec(self._spec()),
+            claims,
+            _unverified_header(id_token),
+            client_id or self.client_id,
+            "from the recorded request" if client_id else "the class attribute client_id",
+            recorded.path.name,
+        )
 
     def _check_tokens(
         self,
@@ -499,6 +856,7 @@ class ProviderConformance:
         )
         if error is None:
             _fail(f"{recorded.path.name}: the refresh succeeded; this cassette must hold {answer}")
+        assert isinstance(error, ProviderError)  # what _play catches by default
         return recorded, old, error
 
     def _jwt_after_failure(
@@ -530,7 +888,11 @@ class ProviderConformance:
             )
 
     def test_spec_endpoints_are_absolute_https_urls(self) -> None:
-        """Every endpoint the spec declares is an absolute https URL without a fragment."""
+        """Every URL the spec declares is an absolute https URL without a fragment.
+
+        A spec with a ``discovery_url`` may leave its authorization and token endpoints
+        empty: they come from the document.
+        """
         spec = self._spec()
         problems: list[str] = []
         for name in (
@@ -538,14 +900,130 @@ class ProviderConformance:
             "token_endpoint",
             "userinfo_endpoint",
             "revocation_endpoint",
+            "end_session_endpoint",
+            "discovery_url",
+            "jwks_uri",
         ):
             value = getattr(spec, name)
-            if value is None:
+            if value is None or (value == "" and spec.discovery_url is not None):
                 continue
             parts = urlsplit(value)
             if parts.scheme != "https" or not parts.hostname or parts.fragment:
                 problems.append(f"{name} = {value!r}")
         _report(problems, f"{spec.id}: endpoints must be absolute https URLs without a fragment:")
+
+    def test_spec_agrees_with_its_discovery_document(self) -> None:
+        """The spec's issuer, keys and endpoints are those of the provider's discovery document.
+
+        Read from ``discovery.yaml`` (a GET of the spec's ``discovery_url``, or of its
+        issuer's ``/.well-known/openid-configuration``). Must agree with the document:
+
+        * ``issuer``: the document's issuer is the spec's, one of its ``issuer_aliases``, or
+          its multi-tenant template as written (a spec with only a ``discovery_url``: the
+          URL without ``/.well-known/openid-configuration``);
+        * ``jwks_uri``: the document's. A spec with endpoints of its own but no
+          ``jwks_uri`` fails too: keyturn would not verify ID-token signatures;
+        * ``authorization_endpoint`` and ``token_endpoint``, where the spec sets them: the
+          document's, exactly (Google's typed endpoints are its document's);
+        * ``id_token_signing_algs``, where the spec sets it: algorithms the document lists
+          in ``id_token_signing_alg_values_supported``;
+        * ``client_auth``: among ``token_endpoint_auth_methods_supported`` when the document
+          lists them;
+        * ``authorization_response_iss``: only with the document's
+          ``authorization_response_iss_parameter_supported``.
+
+        Allowed to differ: ``userinfo_endpoint``, ``revocation_endpoint``,
+        ``end_session_endpoint``, scopes and PKCE (a spec may choose among what the provider
+        offers), and whatever the spec leaves out (it comes from the document).
+
+        Skipped, with the command that records the document, for a spec with an issuer and
+        no ``discovery.yaml``; skipped for a spec with neither issuer nor ``discovery_url``
+        (not an OpenID Provider).
+        """
+        spec = self._spec()
+        found = self._discovery(spec)
+        if found is None:
+            if self._discovery_url(spec) is None:
+                pytest.skip(
+                    f"{spec.id}: the spec names no issuer and no discovery_url, so there is no "
+                    "discovery document to compare it with"
+                )
+            folder = self._folder()
+            pytest.skip(
+                f"{spec.id}: no {DISCOVERY_SCENARIO}.yaml to compare the spec's issuer and keys "
+                f"with; record the provider's document at {self._discovery_url(spec)} with "
+                f"{record_command(self.provider, DISCOVERY_SCENARIO, folder)}"
+            )
+        recorded, metadata = found
+        explicit = spec.model_fields_set
+        problems: list[str] = []
+        if spec.issuer is not None:
+            allowed = {spec.issuer, *spec.issuer_aliases}
+            if metadata.issuer not in allowed:
+                problems.append(
+                    f"issuer: the document's is {metadata.issuer!r}, the spec's "
+                    f"{spec.issuer!r} (issuer_aliases: "
+                    f"{', '.join(sorted(spec.issuer_aliases)) or 'none'}): set the spec's "
+                    "issuer to the document's; its ID tokens carry it"
+                )
+        elif spec.discovery_url is not None:
+            try:
+                check_issuer(spec, metadata)
+            except ConfigurationError as exc:
+                problems.append(f"issuer: {exc}")
+        else:
+            problems.append(
+                f"issuer: the spec names none; set it to the document's, {metadata.issuer!r}"
+            )
+        if spec.jwks_uri is not None:
+            if spec.jwks_uri != metadata.jwks_uri:
+                problems.append(
+                    f"jwks_uri: the document's is {metadata.jwks_uri!r}, the spec's "
+                    f"{spec.jwks_uri!r}"
+                )
+        elif spec.discovery_url is None:
+            problems.append(
+                f"jwks_uri: the spec has none, so keyturn does not verify the signature of its "
+                f"ID tokens; set it to the document's, {metadata.jwks_uri!r}"
+            )
+        for field in ("authorization_endpoint", "token_endpoint"):
+            mine, theirs = getattr(spec, field), getattr(metadata, field)
+            if mine and mine != theirs:
+                problems.append(f"{field}: the document's is {theirs!r}, the spec's {mine!r}")
+        offered = frozenset(metadata.id_token_signing_alg_values_supported) & SIGNING_ALGORITHMS
+        if spec.discovery_url is None or "id_token_signing_algs" in explicit:
+            extra = sorted(spec.id_token_signing_algs - offered)
+            if extra:
+                problems.append(
+                    f"id_token_signing_algs: the spec allows {', '.join(extra)}, which the "
+                    "document does not list (id_token_signing_alg_values_supported: "
+                    f"{', '.join(metadata.id_token_signing_alg_values_supported)}); allow only "
+                    f"what the provider signs with: {', '.join(sorted(offered))}"
+                )
+        methods = metadata.token_endpoint_auth_methods_supported
+        if (
+            methods is not None
+            and (spec.discovery_url is None or "client_auth" in explicit)
+            and spec.client_auth not in methods
+        ):
+            problems.append(
+                f"client_auth: {spec.client_auth!r} is not among the document's "
+                f"token_endpoint_auth_methods_supported ({', '.join(methods)})"
+            )
+        if (
+            spec.authorization_response_iss
+            and not metadata.authorization_response_iss_parameter_supported
+        ):
+            problems.append(
+                "authorization_response_iss: the spec refuses a redirect back without iss, "
+                "but the document does not set authorization_response_iss_parameter_supported, "
+                "so the provider may not send it (RFC 9207)"
+            )
+        _report(
+            problems,
+            f"{spec.id}: the spec disagrees with the discovery document in "
+            f"{recorded.path.name} ({recorded.uri}):",
+        )
 
     def test_spec_scopes_params_and_pkce_are_well_formed(self) -> None:
         """Default scopes and authorize parameters are strings; PKCE is S256, plain or None."""
@@ -587,14 +1065,31 @@ class ProviderConformance:
 
     # -- the authorize URL ----------------------------------------------------------------------
 
-    def test_authorize_url(self) -> None:
-        """The URL carries what RFC 6749, RFC 7636 and the spec ask for, with a fresh state."""
+    def test_authorize_url(self, keyturn_vcr: VcrFactory) -> None:
+        """The URL carries what RFC 6749, RFC 7636 and the spec ask for, with a fresh state.
+
+        A spec with a ``discovery_url`` is resolved first, replaying ``discovery.yaml`` as the
+        blocking client fetches it, and the URL is compared with the document's endpoint.
+        """
         pm, registered = self._registered()
-        spec = registered.spec
+        spec = self._resolved_spec(registered.spec)
         credentials = {spec.id: ClientCredentials(client_id=self.client_id)}
-        with Keyturn(credentials, plugin_manager=pm, environ={}, clock=FakeClock()) as kt:
-            first = kt.authorize_url(spec.id, self.redirect_uri)
-            second = kt.authorize_url(spec.id, self.redirect_uri)
+        options: dict[str, Any] = {"plugin_manager": pm, "environ": {}, "clock": FakeClock()}
+        if registered.spec.discovery_url is None:
+            with Keyturn(credentials, **options) as kt:
+                first = kt.authorize_url(spec.id, self.redirect_uri)
+                second = kt.authorize_url(spec.id, self.redirect_uri)
+        else:
+            found = self._discovery(registered.spec)
+            assert found is not None
+            path = found[0].path
+            with (
+                keyturn_vcr(path.parent).use_cassette(path.name),
+                httpx.Client(trust_env=False) as http,
+                Keyturn(credentials, http_client=http, **options) as kt,
+            ):
+                first = kt.authorize_url(spec.id, self.redirect_uri)
+                second = kt.authorize_url(spec.id, self.redirect_uri)
         query = parse_qs(urlsplit(first.url).query, keep_blank_values=True)
         problems: list[str] = []
 
@@ -670,16 +1165,124 @@ class ProviderConformance:
             "always sends the redirect URI of the authorize URL (RFC 6749 §4.1.3)",
         )
         verifier = FAKE_CODE_VERIFIER if "code_verifier" in fields else None
+        # The code as the cassette holds it: an ID token's c_hash is computed over it.
+        code = fields.get("code") or FAKE_CODE
+        issued = _recorded_iat(recorded)
+        if issued is not None:
+            keyturn_clock.set(issued)
         tokens = self._succeed(
             keyturn_vcr,
             keyturn_clock,
             mode,
             recorded,
             lambda client: client.exchange_code(
-                spec.id, FAKE_CODE, redirect_uri=redirect_uri, code_verifier=verifier
+                spec.id, code, redirect_uri=redirect_uri, code_verifier=verifier
             ),
         )
         self._check_tokens(tokens, recorded, keyturn_clock, spec, mode)
+
+    @pytest.mark.parametrize("mode", _MODES)
+    def test_sign_in_checks_the_id_token(
+        self, mode: str, keyturn_vcr: VcrFactory, keyturn_clock: FakeClock
+    ) -> None:
+        """A sign-in replayed over exchange_code.yaml passes keyturn's ID-token checks.
+
+        The authorization request is the recorded one: its redirect URI and code, the nonce
+        the ID token carries, PKCE when the request sent a verifier, a state of its own. The
+        clock stands at the ID token's ``iat`` (a provider's token is fresh when sent).
+        ``Keyturn.sign_in`` (``AsyncKeyturn.sign_in``) then checks the token as in every real
+        sign-in: the signature against the key set when the spec has a ``jwks_uri`` (the
+        cassette, or ``jwks.yaml``, must hold its GET), ``iss`` against the spec's issuer,
+        ``aud`` and ``azp`` against the client id, the nonce, ``exp`` and ``iat``, and
+        ``at_hash``/``c_hash``. A provider whose token response carries no ID token, for a
+        spec that does not ask for ``openid``, is skipped with the reason.
+        """
+        spec = self._resolved_spec(self._spec())
+        recorded = self._cassette("exchange_code")
+        name = recorded.path.name
+        id_token = recorded.response_data().get("id_token")
+        if not isinstance(id_token, str) or not id_token:
+            _require(
+                "openid" not in spec.default_scopes,
+                f"{name}: the spec's default scopes ask for openid, so the provider answers "
+                "with an ID token, but the recorded answer carries no id_token. Record the "
+                "exchange again with the default scopes",
+            )
+            pytest.skip(
+                f"{spec.id}: {name}'s answer carries no id_token and the spec does not ask for "
+                "openid, so there is no ID token to check: not an OpenID Connect sign-in"
+            )
+        try:
+            claims = unverified_claims(id_token)
+        except IdTokenError as exc:
+            _fail(f"{name}: the recorded id_token cannot be read: {exc}")
+        _require(
+            spec.issuer is not None,
+            f"{spec.id}: the spec names no issuer, so keyturn cannot check the iss of its ID "
+            f"tokens ({claims.get('iss')!r} in {name}) nor the iss of the redirect back (RFC "
+            "9207). Set the spec's issuer to the provider's issuer",
+        )
+        if spec.jwks_uri is not None:
+            _require(
+                not _signature_scrubbed(id_token),
+                f"{name}: the ID token's header and signature were scrubbed away (REDACTED), "
+                f"so it cannot be verified with the key set of the spec's jwks_uri "
+                f"({spec.jwks_uri}). Record the cassette again with "
+                f"{record_command(self.provider, 'exchange_code', self._folder())}: it signs "
+                "the ID token again with a key made for the cassette and keeps that key in "
+                "the recorded key set. In a hand-written cassette, sign the claims with a key "
+                "of your own and put its public JWK in the key set's GET",
+            )
+        issued = claims.get("iat")
+        if isinstance(issued, int | float) and not isinstance(issued, bool):
+            keyturn_clock.set(issued)
+        redirect_uri = recorded.fields.get("redirect_uri")
+        _require(
+            redirect_uri,
+            f"{name}: the recorded exchange has no redirect_uri field; keyturn always sends "
+            "the redirect URI of the authorize URL (RFC 6749 §4.1.3)",
+        )
+        assert redirect_uri is not None
+        code = recorded.fields.get("code") or FAKE_CODE
+        nonce = claims.get("nonce") if isinstance(claims.get("nonce"), str) else None
+        pkce = "code_verifier" in recorded.fields
+
+        def callback(request: AuthorizationRequest) -> dict[str, str]:
+            query = {"state": request.state.get_secret_value(), "code": code}
+            if request.issuer_required and request.issuer is not None:
+                query["iss"] = request.issuer  # RFC 9207: as the provider's redirect names it
+            return query
+
+        def sign_in(client: Any) -> Any:
+            authorize = client.authorize_url_op(spec.id, redirect_uri, nonce=nonce, pkce=pkce)
+            if isinstance(client, AsyncKeyturn):
+
+                async def signed_in() -> JWT:
+                    request = await arun(authorize, client.http_client)
+                    return await client.sign_in(request, callback(request), fetch_profile=False)
+
+                return signed_in()
+            request = run(authorize, client.http_client)
+            return client.sign_in(request, callback(request), fetch_profile=False)
+
+        token, error = self._play(
+            keyturn_vcr, keyturn_clock, mode, recorded, sign_in, catch=KeyturnError
+        )
+        if error is not None:
+            hint = self._id_token_hint(error, recorded) or "Fix the cassette or the spec"
+            _fail(
+                f"{name}: a sign-in replayed through keyturn ({mode}) was refused with "
+                f"{type(error).__name__}: {error}. {hint}"
+            )
+        _require(
+            isinstance(token, JWT) and token.error is None,
+            f"{name}: keyturn ({mode}) signed in, but the jwt callback returned {token!r}",
+        )
+        kept = token.tokens.id_token
+        _require(
+            kept is not None and kept.get_secret_value() == id_token,
+            f"{name}: the signed-in TokenSet does not keep the ID token the provider sent",
+        )
 
     # -- refresh ------------------------------------------------------------------------------
 

@@ -12,6 +12,18 @@ name says what is done:
 * ``refresh_*``: a refresh with the given refresh token.
 * ``userinfo*``: a profile request with the given access token.
 * ``revoke*``: a revocation of the given access token (and refresh token, if given).
+* ``discovery``: a GET of the provider's discovery document: its ``discovery_url``, else
+  its issuer's ``/.well-known/openid-configuration``. No credentials are needed. The
+  conformance suite compares the spec with it, and replays it for a spec that reads its
+  endpoints from it.
+
+For a spec with a ``discovery_url``, the document is read before the scenario starts, so a
+scenario's cassette holds only the scenario's requests (``keyturn record <id> discovery``
+records the document itself). For a spec (or a document) with a ``jwks_uri``, keyturn reads
+the key set before it sends a code or a refresh token, and that GET is recorded with the
+scenario; an ID token that comes back is signed again with a key made for the cassette,
+whose public key joins the recorded key set (see :mod:`pytest_keyturn.signing`), so that
+replay verifies its signature as a live sign-in does.
 
 An error answer from the provider is recorded like any other (``refresh_invalid_grant`` is
 recorded with a dead refresh token); only a request that got no answer fails the recording.
@@ -25,6 +37,7 @@ Only the standard library and vcrpy are needed.
 from __future__ import annotations
 
 import datetime
+import inspect
 import json
 import os
 import re
@@ -42,6 +55,8 @@ from keyturn.errors import ConfigurationError, KeyturnError, ProviderError, Tran
 from keyturn.idtoken import IdTokenError, unverified_claims
 from keyturn.models import REVEAL, Profile, ProviderSpec, TokenSet
 
+from .signing import CassetteSigner
+
 __all__ = [
     "ACCESS_TOKEN_ENV",
     "CALLBACK_PATH",
@@ -52,6 +67,7 @@ __all__ = [
     "RecordingError",
     "Scenario",
     "cassette_path",
+    "discovery_url",
     "record",
     "save_tokens",
 ]
@@ -65,7 +81,7 @@ CALLBACK_PATH = "/callback"
 REFRESH_TOKEN_ENV = "KEYTURN_RECORD_REFRESH_TOKEN"
 ACCESS_TOKEN_ENV = "KEYTURN_RECORD_ACCESS_TOKEN"
 
-ScenarioKind = Literal["exchange", "refresh", "userinfo", "revoke"]
+ScenarioKind = Literal["exchange", "refresh", "userinfo", "revoke", "discovery"]
 _SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Stands in for an access token a refresh does not send (TokenSet needs one).
 _UNUSED = "unused-access-token"
@@ -93,7 +109,8 @@ class Scenario:
         """Read a scenario name.
 
         :raises RecordingError: the name is not lowercase letters, digits and ``_``, or does
-            not start with ``exchange_``, ``refresh_``, ``userinfo`` or ``revoke``.
+            not start with ``exchange_``, ``refresh_``, ``userinfo``, ``revoke`` or
+            ``discovery``.
         """
         if not _SCENARIO_NAME.fullmatch(name):
             raise RecordingError(
@@ -107,8 +124,10 @@ class Scenario:
             return cls(name, "userinfo")
         if name.startswith("revoke"):
             return cls(name, "revoke")
+        if name.startswith("discovery"):
+            return cls(name, "discovery")
         raise RecordingError(
-            f"scenario {name!r} must start with exchange_, refresh_, userinfo or revoke"
+            f"scenario {name!r} must start with exchange_, refresh_, userinfo, revoke or discovery"
         )
 
 
@@ -276,7 +295,9 @@ def _run(
 ) -> None:
     """Send the scenario's requests; a provider's error answer is an outcome, not a failure."""
     try:
-        if exchange is not None:
+        if scenario.kind == "discovery":
+            results.outcome = _fetch_discovery(client, spec)
+        elif exchange is not None:
             results.tokens = exchange()
             results.outcome = "tokens received"
             if scenario.fetch_profile:
@@ -304,6 +325,80 @@ def _run(
         raise
     except ProviderError as exc:
         results.outcome = _describe(exc)
+
+
+def discovery_url(spec: ProviderSpec) -> str:
+    """Where the spec's discovery document is: its ``discovery_url``, else its issuer's
+    ``/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 section 4).
+
+    :raises RecordingError: the spec names neither, or only a multi-tenant issuer template.
+    """
+    from keyturn.discovery import WELL_KNOWN
+
+    if spec.discovery_url is not None:
+        return spec.discovery_url
+    if spec.issuer is None or spec.issuer_claims:
+        raise RecordingError(
+            f"{spec.id} has no discovery_url and no issuer to find its discovery document at"
+        )
+    return spec.issuer.rstrip("/") + WELL_KNOWN
+
+
+def _fetch_discovery(client: Keyturn, spec: ProviderSpec) -> str:
+    """GET the discovery document as the clients do; what it names, in a few words.
+
+    A readable document is recorded whatever it says: the conformance suite then tells
+    where it disagrees with the spec.
+    """
+    from keyturn.discovery import DISCOVERY, parse_metadata
+    from keyturn.effects import run
+
+    url = discovery_url(spec)
+    try:
+        document = run(
+            client.documents.get_op(url, DISCOVERY, spec.id, parse_metadata, refetch=True),
+            client.http_client,
+        )
+    except ConfigurationError as exc:
+        return f"a document keyturn refuses ({exc})"
+    return f"document received (issuer {document.value.issuer})"
+
+
+def _resolved(client: Keyturn, spec: ProviderSpec) -> ProviderSpec:
+    """``spec`` completed from its discovery document (read now, before any cassette)."""
+    if spec.discovery_url is None:
+        return spec
+    from keyturn.effects import run
+
+    return run(client.resolve_op(spec.id), client.http_client)
+
+
+def _recorder(folder: Path, signer: CassetteSigner | None) -> Any:
+    """The vcrpy recorder: keyturn's scrubbing, and ``signer``'s signing when given."""
+    import vcr
+
+    from .cassettes import (
+        RESPONSE_SECRET_FIELDS,
+        body_matcher,
+        make_vcr,
+        scrub_response,
+        vcr_config,
+    )
+
+    if signer is None or "before_save_interaction" not in inspect.signature(vcr.VCR).parameters:
+        return make_vcr(folder, record_mode="all")
+    # The ID token waits for the signer, which runs as the cassette is saved.
+    fields = tuple(name for name in RESPONSE_SECRET_FIELDS if name != "id_token")
+
+    def scrub_tokens(response: dict[str, Any]) -> dict[str, Any]:
+        return scrub_response(response, fields)
+
+    config = vcr_config(folder, record_mode="all")
+    config["before_record_response"] = scrub_tokens
+    config["before_save_interaction"] = signer.before_save_interaction
+    recorder = vcr.VCR(**config)
+    recorder.register_matcher("keyturn_body", body_matcher)
+    return recorder
 
 
 def _personal_values(results: _Results) -> dict[str, str]:
@@ -338,6 +433,12 @@ def _leaked(text: str, values: Mapping[str, str]) -> list[str]:
             if re.search(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", text):
                 kinds.add(kind)
     return sorted(kinds)
+
+
+def _prepare(signer: CassetteSigner | None, results: _Results) -> None:
+    """Make the key that signs the scenario's ID token again, before the cassette is saved."""
+    if signer is not None and results.tokens is not None and results.tokens.id_token is not None:
+        signer.prepare(results.tokens.id_token.get_secret_value())
 
 
 @contextmanager
@@ -395,11 +496,14 @@ def record(
     :raises KeyturnError: the callback failed its checks, or the provider could not be
         reached.
     """
-    from .cassettes import find_secrets, make_vcr
+    from .cassettes import find_secrets
 
     plan = Scenario.parse(scenario)
     spec = client.provider(provider)
-    _check_credentials(client, spec)
+    if plan.kind == "discovery":
+        discovery_url(spec)  # a spec without one fails before anything is written
+    else:
+        _check_credentials(client, spec)
     _check_tokens(plan, access_token, refresh_token)
     target = cassette_path(cassette_dir, spec.id, plan.name, flat=flat)
     if target.exists() and not force:
@@ -407,8 +511,13 @@ def record(
     target.parent.mkdir(parents=True, exist_ok=True)
 
     results = _Results()
+    signer: CassetteSigner | None = None
+    if plan.kind in ("exchange", "refresh"):
+        resolved = _resolved(client, spec)
+        if resolved.jwks_uri is not None:
+            signer = CassetteSigner(resolved.jwks_uri)
     with _scratch(target) as scratch:
-        recorder = make_vcr(target.parent, record_mode="all")
+        recorder = _recorder(target.parent, signer)
         if plan.kind == "exchange":
             with CallbackServer(port) as server:
                 extras: dict[str, Any] = dict(params or {})
@@ -428,9 +537,11 @@ def record(
 
             with recorder.use_cassette(scratch.name) as cassette:
                 _run(client, spec, plan, results, exchange, None, None)
+                _prepare(signer, results)
         else:
             with recorder.use_cassette(scratch.name) as cassette:
                 _run(client, spec, plan, results, None, access_token, refresh_token)
+                _prepare(signer, results)
         count = len(cassette.data)
         if not scratch.exists() or count == 0:
             raise RecordingError(f"nothing was recorded for {spec.id}/{plan.name}")

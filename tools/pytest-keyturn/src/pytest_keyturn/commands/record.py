@@ -30,6 +30,10 @@ scenarios (the name decides what is done):
   refresh_*      refresh a token (--refresh-token -)
   userinfo*      fetch the profile (--access-token -)
   revoke*        revoke a token (--access-token -, optionally --refresh-token -)
+  discovery      fetch the OpenID Connect discovery document (no credentials needed)
+
+With a jwks_uri, the key set is recorded with each exchange and refresh, and an ID token
+that comes back is signed again with a key made for the cassette (added to the key set).
 
 Credentials come from KEYTURN_<PROVIDER>_CLIENT_ID and KEYTURN_<PROVIDER>_CLIENT_SECRET.
 Example:
