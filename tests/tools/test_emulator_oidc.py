@@ -27,6 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OctKey, OKPKey, RSAKey
 
 import keyturn
+import keyturn_oidc
 from keyturn.pkce import code_challenge, new_code_verifier
 from keyturn_emulator import PROFILES, Emulator
 from keyturn_emulator.routes.clients import ASSERTION_TYPE
@@ -1204,11 +1205,13 @@ def test_a_pointed_spec_verifies_sign_in_against_the_emulator(emu: Emulator) -> 
     assert claims["iss"] == spec.issuer
 
 
-def test_the_readme_rotation_example_runs() -> None:
+@pytest.mark.parametrize("needle", ["rotate_keys", "keyturn_oidc"])
+def test_the_readme_openid_connect_examples_run(needle: str) -> None:
     readme = (ROOT / "tools" / "keyturn-emulator" / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
-    (example,) = [block for block in blocks if "rotate_keys" in block]
-    exec(compile(example, "README.md", "exec"), {"Emulator": Emulator})
+    (example,) = [block for block in blocks if needle in block]
+    namespace = {"Emulator": Emulator, "Keyturn": keyturn.Keyturn}
+    exec(compile(example, "README.md", "exec"), namespace)
 
 
 # == bad input never breaks the emulator ========================================================
@@ -1313,3 +1316,54 @@ def test_signed_assertions_with_any_claims_are_answered_never_a_crash(
         (401, "invalid_client"),
         (400, "invalid_grant"),
     )
+
+
+# == keyturn against the emulator: discovery and verified signatures end to end ===============
+
+
+def test_keyturn_oidc_signs_in_refreshes_and_revokes_from_the_issuer_alone(emu: Emulator) -> None:
+    issuer = emu.issuer("oidc")
+    assert issuer is not None
+    corp = keyturn_oidc.provider("corp", issuer)
+    with keyturn.Keyturn({"corp": emu.credentials}, providers=[corp], environ={}) as kt:
+        request = kt.authorize_url("corp", REDIRECT)
+        token = kt.sign_in(request, emu.authorize(request.url))
+        refreshed = kt.refresh(token.tokens)
+        kt.revoke(refreshed)
+    assert token.user is not None and token.user.email == "ada@example.com"
+    counters = emu.counters("oidc")
+    assert (counters["discovery"], counters["jwks"]) == (1, 1)  # each fetched once
+    assert (counters["authorization_code"], counters["refresh_token"], counters["revoke"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_keyturn_fetches_the_key_set_again_once_after_a_rotation() -> None:
+    clock = FakeClock()
+    with Emulator(clock=clock) as emu:
+        spec = emu.spec("oidc")
+        with keyturn.Keyturn(
+            {"oidc": emu.credentials}, providers=[spec], environ={}, clock=clock
+        ) as kt:
+
+            def sign_in_once() -> keyturn.JWT:
+                request = kt.authorize_url("oidc", REDIRECT)
+                return kt.sign_in(request, emu.authorize(request.url))
+
+            sign_in_once()
+            assert emu.counters("oidc")["jwks"] == 1
+            emu.rotate_keys()
+            sign_in_once()  # an unknown kid: the set is fetched again, once
+            sign_in_once()
+            assert emu.counters("oidc")["jwks"] == 2
+            emu.rotate_keys(keep_previous=False)
+            with pytest.raises(keyturn.IdTokenError, match="does not hold"):
+                sign_in_once()  # within the client's cooldown the set is not fetched again
+            assert emu.counters("oidc")["jwks"] == 2
+            clock.advance(61)
+            sign_in_once()
+            assert emu.counters("oidc")["jwks"] == 3
+            emu.configure(id_token_alg="ES256")
+            assert header_of(sign_in_once().tokens.id_token.get_secret_value())["alg"] == "ES256"  # type: ignore[union-attr]
