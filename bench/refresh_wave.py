@@ -26,8 +26,8 @@ and presenting one already rotated away revokes the whole token family (reuse de
   cache drop every outcome. The emulator's clock stands still as well, from its start, so the
   ID tokens it signs never look issued in the future to the client. The bound: after the
   window, the heap may have grown by the connection pool's buffers (:data:`POOL_ALLOWANCE`)
-  and :data:`SLACK_PER_TOKEN` bytes per token, nothing more; with the cache full, by what the cache is documented to cost per
-  entry (:data:`CACHE_ENTRY`) on top of that. The resident size is printed, not bounded: the
+  and :data:`SLACK_PER_TOKEN` bytes per token, nothing more; with the cache full, by what
+  the cache is documented to cost per entry (:data:`CACHE_ENTRY`) on top of that. The resident size is printed, not bounded: the
   allocator keeps freed memory for reuse rather than handing it back at once (on glibc it is
   printed once more after ``malloc_trim(0)``, which hands it back).
 
