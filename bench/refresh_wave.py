@@ -16,20 +16,20 @@ and presenting one already rotated away revokes the whole token family (reuse de
   one POST per token with a fresh refresh token, the same form, the same concurrency, the
   same connection pool, the same emulator. Also this process's CPU time per refresh, which a
   busy machine disturbs less than the wall time.
-* **Memory.** The wave is run a second time on fresh tokens with :mod:`tracemalloc` on (it
-  slows every allocation about fourfold, so the timed wave runs without it). Tracing starts
-  after a warm-up, so what it counts is what the wave allocated and left behind, measured
-  with the process's resident size three times: before the wave, after it with the reuse
-  cache full, and after the window has passed. The client's clock stands still during the
-  wave (as a test's ``FakeClock`` does), so every late caller is within the default 30 s
-  window however long this machine takes; it is then moved past the window, which lets the
-  cache drop every outcome. The emulator's clock stands still as well, from its start, so the
-  ID tokens it signs never look issued in the future to the client. The bound: after the
-  window, the heap may have grown by the connection pool's buffers (:data:`POOL_ALLOWANCE`)
-  and :data:`SLACK_PER_TOKEN` bytes per token, nothing more; with the cache full, by what
-  the cache is documented to cost per entry (:data:`CACHE_ENTRY`) on top of that. The resident size is printed, not bounded: the
-  allocator keeps freed memory for reuse rather than handing it back at once (on glibc it is
-  printed once more after ``malloc_trim(0)``, which hands it back).
+* **Memory.** The wave is run a second time on fresh tokens with :mod:`tracemalloc` on (it slows
+  every allocation about fourfold, so the timed wave runs without it). Tracing starts after a
+  warm-up, so what it counts is what the wave allocated and left behind, measured with the
+  process's resident size three times: before the wave, after it with the reuse cache full, and
+  after the window has passed. The client's clock stands still during the wave (as a test's
+  ``FakeClock`` does), so every late caller is within the default 30 s window however long this
+  machine takes; it is then moved past the window, which lets the cache drop every outcome. The
+  emulator's clock stands still as well, from its start, so the ID tokens it signs never look
+  issued in the future to the client. The bound: after the window, the heap may have grown by
+  the connection pool's buffers (:data:`POOL_ALLOWANCE`) and :data:`SLACK_PER_TOKEN` bytes per
+  token, nothing more; with the cache full, by what the cache is documented to cost per entry
+  (:data:`CACHE_ENTRY`) on top of that. The resident size is printed, not bounded: the allocator
+  keeps freed memory for reuse rather than handing it back at once (on glibc it is printed once
+  more after ``malloc_trim(0)``, which hands it back).
 
 The emulator runs in a child process: its state (the 100,000 token families it must keep to
 detect reuse) is not keyturn's memory, and would otherwise be counted as the client's. Its
