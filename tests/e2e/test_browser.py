@@ -9,6 +9,13 @@ provider sending the page back to sign-in by itself, and sign-out. Every test ru
 session strategies (``jwt``: the session sealed in the cookie; ``database``: a SQLite token
 store in ``tmp_path``).
 
+A generic OpenID Connect provider (keyturn-oidc's ``corp``, from the issuer of the emulator's
+``oidc`` profile) gets its own small Starlette app that logs out at the provider: sign-in
+through the emulator's pages, a refresh after the provider rotated its keys (the ID token
+verified after one more fetch of the key set), and ``keyturn.signOut`` through the emulator's
+end-session page and back, which ends the user's session at the provider too. That app and
+the emulator share a fake clock, moved on by the test.
+
 Time is real: access tokens live :data:`LIFETIME` seconds and the app refreshes them
 :data:`LEEWAY` second early, so the tests wait on the page (Playwright's ``expect`` and
 ``wait_for_function``) rather than sleeping. At every step on the app's pages
@@ -30,19 +37,28 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
 
+import keyturn_oidc
+from keyturn import AsyncKeyturn
+from keyturn.starlette import KeyturnAuth
 from keyturn.stores.sqlite import SQLiteTokenStore
 from keyturn.web.settings import StrategyName
 from keyturn_emulator import Emulator
-from tests.conftest import ROOT
+from tests.conftest import ROOT, FakeClock
 
 sys.path.insert(0, str(ROOT / "examples" / "webapp"))
 
@@ -468,3 +484,191 @@ def test_sign_in_from_a_page_with_a_long_address(page: Page, site: Site) -> None
     page.wait_for_url(site.url + "/")  # the page, without its too long query
     expect_signed_in(page)
     shot(page, site, "18-signed-in-from-a-long-address")
+
+
+# -- a generic OpenID Connect provider (keyturn-oidc) at the emulator's oidc profile ---------
+
+#: Seconds the oidc profile's access tokens live here. The app and the emulator share a fake
+#: clock, so the test moves time on instead of waiting for an expiry.
+OIDC_LIFETIME = 300
+
+#: The test app's one page: the session as the server reads it (refreshed first when due),
+#: and buttons that call client.js.
+OIDC_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>corp</title></head>
+<body data-state="{state}">
+<p>Signed in as <span id="user-name">{name}</span> (<span id="user-id">{user_id}</span>)</p>
+<p>Access token expires at <span id="token-expires-at" data-epoch="{expires}">{expires}</span></p>
+<button id="sign-in" onclick="keyturn.signIn('corp')">Sign in with corp</button>
+<button id="sign-out" onclick="keyturn.signOut({{callbackUrl: '/bye'}})">Sign out</button>
+<script src="/auth/client.js"></script>
+</body></html>
+"""
+
+
+def oidc_app(
+    client: AsyncKeyturn, strategy: StrategyName, store: SQLiteTokenStore | None
+) -> Starlette:
+    """A Starlette app with keyturn's routes at ``/auth`` that logs out at ``corp``.
+
+    ``/`` and ``/bye`` render :data:`OIDC_PAGE` from ``KeyturnAuth.current``, which refreshes
+    a due access token and hands back the refreshed session's cookies.
+    """
+    auth = KeyturnAuth(
+        client,
+        secret=SECRET,
+        strategy=strategy,
+        store=store,
+        secure_cookies=False,  # plain HTTP on loopback
+        logout_at_provider=["corp"],
+    )
+
+    async def page(request: Request) -> Response:
+        current = await auth.current(request)
+        session = current.session
+        user = session.user if session is not None else None
+        state = "signed-out" if session is None else ("error" if session.error else "signed-in")
+        body = OIDC_PAGE.format(
+            state=state,
+            name=escape(user.name or "") if user else "",
+            user_id=escape(user.id) if user else "",
+            expires=(session.expires_at or 0) if session is not None else 0,
+        )
+        return auth.apply(current, HTMLResponse(body, headers={"cache-control": "no-store"}))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    return Starlette(
+        routes=[Route("/", page), Route("/bye", page), Mount("/auth", app=auth)],
+        lifespan=lifespan,
+    )
+
+
+@dataclass
+class OidcSite:
+    """The test app, the emulator behind its ``corp`` provider, and their shared clock."""
+
+    url: str
+    emu: Emulator
+    clock: FakeClock
+    shots: Path
+
+    def count(self, counter: str) -> int:
+        """One of the emulator's counters for the oidc profile."""
+        return self.emu.counters("oidc")[counter]
+
+
+@pytest.fixture(params=STRATEGIES)
+def oidc_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OidcSite]:
+    strategy: StrategyName = request.param
+    clock = FakeClock(time.time())  # now: the browser's cookies live in real time
+    with Emulator(access_token_lifetime=OIDC_LIFETIME, consent="page", clock=clock) as emu:
+        issuer = emu.issuer("oidc")
+        assert issuer is not None
+        client = AsyncKeyturn(
+            {"corp": emu.credentials},
+            providers=[keyturn_oidc.provider("corp", issuer, name="Corp")],
+            clock=clock,
+            leeway=5,
+            environ={},
+        )
+        store = SQLiteTokenStore(tmp_path / "sessions.sqlite3") if strategy == "database" else None
+        try:
+            server = AppServer(oidc_app(client, strategy, store))
+            emu.register_post_logout_redirect_uris(server.url + "/auth/signout/callback")
+            server.start()
+            try:
+                shots = SHOTS / "oidc" / strategy
+                shots.mkdir(parents=True, exist_ok=True)
+                yield OidcSite(server.url, emu, clock, shots)
+            finally:
+                server.stop()
+        finally:
+            if store is not None:
+                store.close()
+
+
+def oidc_shot(page: Page, site: OidcSite, name: str) -> None:
+    """Like :func:`shot`, for the oidc app."""
+    assert SCRIPT_ERRORS.get(page, []) == []
+    if page.url.startswith(site.url):
+        assert page.evaluate("document.cookie") == ""
+    page.screenshot(path=site.shots / f"{name}.png", full_page=True)
+
+
+def test_a_generic_oidc_provider_signs_in_refreshes_and_logs_out_at_the_provider(
+    browser: Browser, oidc_site: OidcSite
+) -> None:
+    site = oidc_site
+    emu = site.emu
+    context = browser.new_context(viewport={"width": 900, "height": 720})
+    context.set_default_timeout(UI_MS)
+    try:
+        page = watched(context.new_page())
+        authorize = re.compile(re.escape(emu.base_url) + "/oidc/authorize")
+
+        # Sign-in through the emulator's pages: the discovery document and the key set are
+        # read once, and the ID token from the code exchange is verified with that set.
+        page.goto(site.url + "/")
+        expect(page.locator("body")).to_have_attribute("data-state", "signed-out")
+        assert site.count("discovery") == 0  # nothing is read before the first sign-in
+        page.click("#sign-in")
+        page.wait_for_url(authorize)
+        expect(page.locator("#allow")).to_be_visible()
+        expect(page.locator("body")).to_contain_text("Signing in as")  # no session there yet
+        oidc_shot(page, site, "01-consent")
+        page.click("#allow")
+        page.wait_for_url(site.url + "/")
+        expect(page.locator("body")).to_have_attribute("data-state", "signed-in")
+        expect(page.locator("#user-name")).to_have_text("Ada Example")
+        oidc_shot(page, site, "02-signed-in")
+        assert emu.signed_in("oidc")
+        assert session_cookies(context)
+        assert (site.count("authorization_code"), site.count("userinfo")) == (1, 1)
+        assert (site.count("discovery"), site.count("jwks")) == (1, 1)
+        first = expiry(page)
+
+        # The provider rotates its keys; then the access token falls due. Reading the session
+        # refreshes it: the new ID token names a kid the cached set lacks, so the set is
+        # fetched once more and the token verifies. The refresh token rotated too.
+        emu.rotate_keys()
+        site.clock.advance(OIDC_LIFETIME)
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-state", "signed-in")
+        expect(page.locator("#user-name")).to_have_text("Ada Example")
+        assert expiry(page) > first
+        assert site.count("refresh_token") == 1
+        assert (site.count("discovery"), site.count("jwks")) == (1, 2)
+        page.reload()  # the refreshed session was kept: no second refresh
+        expect(page.locator("body")).to_have_attribute("data-state", "signed-in")
+        assert site.count("refresh_token") == 1
+        oidc_shot(page, site, "03-refreshed")
+
+        # Sign-out with client.js: the emulator's end-session page logs the user out there and
+        # sends the browser back to /auth/signout/callback, which goes on to the callbackUrl.
+        with page.expect_request(re.compile(re.escape(emu.base_url) + "/oidc/.*logout.*")):
+            page.click("#sign-out")
+        page.wait_for_url(site.url + "/bye")
+        expect(page.locator("body")).to_have_attribute("data-state", "signed-out")
+        oidc_shot(page, site, "04-signed-out")
+        assert session_cookies(context) == []
+        assert emu.logouts("oidc") == 1
+        assert not emu.signed_in("oidc")
+        assert site.count("revoke") == 1  # the grant was revoked before the browser left
+
+        # The next sign-in finds no session at the provider: its page asks to sign in again.
+        page.click("#sign-in")
+        page.wait_for_url(authorize)
+        expect(page.locator("body")).to_contain_text("Signing in as")
+        oidc_shot(page, site, "05-signing-in-again")
+        page.click("#allow")
+        page.wait_for_url(site.url + "/bye")  # client.js signs in back to the page it is on
+        expect(page.locator("body")).to_have_attribute("data-state", "signed-in")
+        assert emu.signed_in("oidc")
+        assert site.count("authorization_code") == 2
+        assert (site.count("discovery"), site.count("jwks")) == (1, 2)
+    finally:
+        context.close()

@@ -134,11 +134,12 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict"]
-    assert list(document["summary"]) == ["google", "github", "strict"]
+    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc"]
+    assert list(document["summary"]) == ["google", "github", "strict", "oidc"]
     check_tour(document, "google", rotates=False)
     check_tour(document, "github", rotates=True)
     check_tour(document, "strict", rotates=True)
+    check_tour(document, "oidc", rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -211,6 +212,82 @@ def test_plain_display_when_stdout_is_not_a_terminal(
     assert lines[-1].startswith("every check passed in ")
     for value in issued:
         assert value not in out
+
+
+def test_oidc_tours_a_provider_declared_by_its_issuer_with_verified_id_tokens(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "oidc"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["oidc"]
+    check_tour(document, "oidc", rotates=True)
+    summary = document["summary"]["oidc"]
+    assert summary["origin"].startswith("keyturn-oidc ")
+    assert summary["signing_key_rotated"] is True
+    # Sign-in: the discovery document is read for the authorize URL, the key set for the ID
+    # token, which is verified with the active key.
+    authorize = events(document, "oidc", "authorize")
+    assert [event["requests"].get("discovery") for event in authorize] == [1, None]
+    sign_in = one(document, "oidc", "sign_in")
+    assert sign_in["requests"]["jwks"] == 1 and "discovery" not in sign_in["requests"]
+    assert sign_in["facts"]["id_token"] is True
+    # The provider rotates its key; the refreshed ID token names the new one, which the
+    # client verifies after one more read of the key set (and no second read of the document).
+    keys = one(document, "oidc", "keys")
+    assert keys["requests"] == {}
+    assert keys["facts"]["kid_before"] == sign_in["facts"]["id_token_kid"]
+    assert keys["facts"]["kid_after"] != keys["facts"]["kid_before"]
+    refresh = one(document, "oidc", "refresh")
+    assert refresh["facts"]["id_token_kid"] == keys["facts"]["kid_after"]
+    assert refresh["requests"] == {"token": 1, "jwks": 1}
+    assert "verified with the new key" in refresh["text"]
+    again = one(document, "oidc", "sign_in_again")
+    assert again["facts"]["id_token_kid"] == keys["facts"]["kid_after"]
+    assert "jwks" not in again["requests"]
+    # The old refresh token was really sent (no reuse detection at oidc), and refused.
+    check = one(document, "oidc", "rotation_check")
+    assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+class EmptyKeySetAfterRotation(Observer):
+    """Serves an empty key set once the provider has rotated its keys."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+
+    def event(self, event: Event) -> None:
+        if event.step == "keys":
+            self.emu.configure(jwks_fault="empty")
+
+
+def test_oidc_fails_when_the_new_key_cannot_be_read() -> None:
+    # The refreshed ID token names a key the client cannot find: the refresh is refused, so
+    # the demo stops there, which shows the ID token is really verified.
+    with Emulator() as emu:
+        settings = DemoSettings.choose(["oidc"], fast=True)
+        with pytest.raises(DemoFailure) as failure:
+            run_demo(settings, EmptyKeySetAfterRotation(emu), emulator=emu)
+    message = str(failure.value)
+    assert message.startswith("oidc, refresh: the refresh failed:")
+    assert "\n" not in message
+    report = failure.value.report
+    assert report is not None
+    assert [event.step for event in report.events] == ["authorize", "sign_in", "keys"]
+
+
+def test_oidc_without_keyturn_oidc_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "keyturn_oidc", None)  # import keyturn_oidc fails
+    status = cli.main(["demo", "--fast", "--provider", "oidc"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err == "keyturn: error: oidc: keyturn-oidc is not installed (pip install keyturn-oidc)\n"
 
 
 def test_a_failing_refresh_exits_1_with_one_line(
@@ -361,7 +438,8 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
-    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict")
+    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict", "oidc")
+    assert chosen_providers(["oidc"]) == ("oidc",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])
     assert usage.value.code == 2
@@ -378,3 +456,4 @@ def test_settings_keep_leeway_under_the_lifetime() -> None:
         DemoSettings(access_token_lifetime=3, leeway=60)
     with pytest.raises(ValueError, match="providers"):
         DemoSettings(providers=("gitlab",))
+    assert DemoSettings(providers=("oidc",)).providers == ("oidc",)

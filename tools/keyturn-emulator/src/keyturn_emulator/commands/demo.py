@@ -18,7 +18,10 @@ from keyturn.cli.options import whole_number_from
 
 ORDER = 5
 
-_CHOICES = ("google", "github", "strict", "all")
+#: The providers, in the order ``all`` runs them (keyturn_emulator.demo.settings.PROVIDERS,
+#: repeated here so that building the parser imports nothing of the demo).
+_PROVIDERS = ("google", "github", "strict", "oidc")
+_CHOICES = (*_PROVIDERS, "all")
 #: The most concurrent callers the demo sends (each is a task holding a connection).
 MAX_CALLERS = 10_000
 
@@ -37,8 +40,9 @@ def add_parser(commands: Any) -> None:
         "--provider",
         action="append",
         choices=_CHOICES,
-        metavar="{google,github,strict,all}",
-        help="provider to tour (repeatable; default: google then github; all: the three)",
+        metavar="{google,github,strict,oidc,all}",
+        help="provider to tour (repeatable; default: google then github; oidc: any OpenID "
+        "Provider through keyturn-oidc, from its issuer alone; all: the four)",
     )
     parser.add_argument(
         "--fast",
@@ -66,7 +70,7 @@ def chosen_providers(values: list[str] | None) -> tuple[str, ...]:
         return ("google", "github")
     ordered: list[str] = []
     for value in values:
-        for name in ("google", "github", "strict") if value == "all" else (value,):
+        for name in _PROVIDERS if value == "all" else (value,):
             if name not in ordered:
                 ordered.append(name)
     return tuple(ordered)

@@ -23,6 +23,7 @@ __all__ = ["Display"]
 _LABELS: dict[str, tuple[str, str]] = {
     "authorize": ("authorize", "cyan"),
     "sign_in": ("sign-in", "green"),
+    "keys": ("keys", "yellow"),
     "refresh": ("refresh", "green"),
     "rotation_check": ("old token", "yellow"),
     "concurrent": ("concurrent", "magenta"),

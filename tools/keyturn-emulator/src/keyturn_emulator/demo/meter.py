@@ -17,6 +17,8 @@ _ENDPOINTS: dict[str, tuple[str, ...]] = {
     "token": ("token_requests",),
     "userinfo": ("userinfo",),
     "revoke": ("revoke",),
+    "discovery": ("discovery",),
+    "jwks": ("jwks",),
 }
 
 
@@ -24,7 +26,7 @@ class RequestMeter:
     """Differences of one emulator profile's counters between readings.
 
     :param emulator: the running emulator.
-    :param profile: the profile to watch (``google``, ``github``, ``strict``).
+    :param profile: the profile to watch (``google``, ``github``, ``strict``, ``oidc``).
     """
 
     def __init__(self, emulator: Emulator, profile: str) -> None:
@@ -54,7 +56,8 @@ class RequestMeter:
         """HTTP requests by endpoint in a counter change, zeros left out.
 
         :param delta: from :meth:`take` or :meth:`total`.
-        :return: e.g. ``{"authorize": 1, "token": 1, "userinfo": 2}``.
+        :return: e.g. ``{"authorize": 1, "token": 1, "userinfo": 2}``; ``discovery`` and
+            ``jwks`` count reads of the discovery document and of the key set.
         """
         counts = {
             endpoint: sum(delta.get(name, 0) for name in names)

@@ -34,13 +34,14 @@ class Event:
     """One step of the timeline.
 
     :ivar provider: the provider id the step belongs to.
-    :ivar step: what kind of step: ``authorize``, ``sign_in``, ``refresh``,
+    :ivar step: what kind of step: ``authorize``, ``sign_in``, ``keys``, ``refresh``,
         ``rotation_check``, ``concurrent``, ``revoke``, ``refresh_refused``, ``no_retry``,
         ``sign_in_again``.
     :ivar at: seconds since the demo started.
     :ivar text: one line saying what happened, for people.
     :ivar requests: HTTP requests the step cost, by endpoint (``authorize``, ``token``,
-        ``userinfo``, ``revoke``), as the emulator counted them; zeros left out.
+        ``userinfo``, ``revoke``, ``discovery``, ``jwks``), as the emulator counted them;
+        zeros left out.
     :ivar facts: the same in machine-readable form (fingerprints, error codes, counts).
     """
 
@@ -77,6 +78,8 @@ class ProviderSummary:
     :ivar re_sign_in: signing in again (a new grant) worked.
     :ivar requests: HTTP requests the provider's tour cost in all.
     :ivar elapsed: seconds the provider's tour took.
+    :ivar signing_key_rotated: the provider rotated its signing key before the refresh, and
+        the refreshed ID token verified with the new key.
     """
 
     provider: str
@@ -96,6 +99,7 @@ class ProviderSummary:
     re_sign_in: bool
     requests: int
     elapsed: float
+    signing_key_rotated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready mapping."""

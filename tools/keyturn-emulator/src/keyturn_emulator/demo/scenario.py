@@ -1,12 +1,16 @@
 """The tour ``keyturn demo`` takes, provider by provider, checking every claim it shows.
 
 For each provider, against keyturn's emulator on 127.0.0.1 and with the installed plugin's
-own hooks (``Keyturn(providers=[emu.point(spec)])``):
+own hooks (``Keyturn(providers=[emu.point(spec)])``); ``oidc`` is declared as an app declares
+any OpenID Provider, ``keyturn_oidc.provider("oidc", issuer)``, and everything else comes from
+the emulator's discovery document. Wherever the provider publishes keys, every ID token is
+verified with them, and the event says with which key:
 
 1. sign in: the real authorize URL, the browser played by :meth:`Emulator.authorize`, then
    ``sign_in()`` (state check, code exchange with PKCE, profile, ``jwt`` on ``signIn``);
 2. let the access token fall due and ``jwt()`` refreshes it: a rotating provider returns a
-   new refresh token and refuses the old one, Google's is kept;
+   new refresh token and refuses the old one, Google's is kept. For ``oidc`` the provider
+   rotates its signing keys first, and the new ID token must verify with the new key;
 3. let it fall due again and send many concurrent callers at it (``AsyncKeyturn`` tasks):
    the emulator must count one refresh request, and every caller must get the same tokens;
 4. revoke the grant at the provider (the user removes the app in their account settings),
@@ -25,6 +29,7 @@ from here too.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import time
 
 from keyturn.client import Keyturn
@@ -37,6 +42,7 @@ from .observer import Observer
 from .report import DemoReport, ProviderSummary, fingerprint
 from .settings import DEFAULT_PROVIDERS, PROVIDERS, DemoSettings
 from .steps.concurrent import stampede
+from .steps.keys import ROTATING_KEYS, rotate_signing_keys, verified_kid
 from .steps.refresh import refresh
 from .steps.revocation import revoke
 from .steps.sign_in import REDIRECT_URI, sign_in
@@ -57,7 +63,10 @@ def _tour_provider(tour: Tour, name: str, origin: str) -> ProviderSummary:
     """Run the steps in order for one provider and sum them up."""
     began = time.monotonic()
     first = sign_in(tour)
-    refreshed = refresh(tour, first)
+    new_kid = None
+    if tour.provider in ROTATING_KEYS:
+        new_kid = rotate_signing_keys(tour, verified_kid(tour, first.tokens))
+    refreshed = refresh(tour, first, new_kid=new_kid)
     shared, overlapped, refresh_requests = stampede(tour, refreshed)
     refused = revoke(tour, shared)
     again = sign_in(tour, again=True)
@@ -83,6 +92,7 @@ def _tour_provider(tour: Tour, name: str, origin: str) -> ProviderSummary:
         re_sign_in=True,
         requests=sum(RequestMeter.requests(total).values()),
         elapsed=round(time.monotonic() - began, 3),
+        signing_key_rotated=new_kid is not None,
     )
 
 
@@ -91,6 +101,8 @@ def _provider_spec(emu: Emulator, provider: str) -> tuple[ProviderSpec, str, str
     if provider == "strict":
         spec = emu.spec("strict")
         return spec, "Strict RFC 6749 provider", "keyturn's RFC 6749 defaults, no plugin"
+    if provider == "oidc":
+        return _oidc_spec(emu)
     with Keyturn(environ={}) as probe:
         registered = probe.registered_providers.get(provider)
     if registered is None:
@@ -104,6 +116,25 @@ def _provider_spec(emu: Emulator, provider: str) -> tuple[ProviderSpec, str, str
         else registered.plugin
     )
     return emu.point(registered.spec), registered.spec.name, origin
+
+
+def _oidc_spec(emu: Emulator) -> tuple[ProviderSpec, str, str]:
+    """The emulator's ``oidc`` profile declared by its issuer alone, through keyturn-oidc."""
+    try:
+        import keyturn_oidc
+    except ImportError:
+        raise DemoFailure(
+            "oidc: keyturn-oidc is not installed (pip install keyturn-oidc)"
+        ) from None
+    issuer = emu.issuer("oidc")
+    assert issuer is not None  # the oidc profile has an issuer
+    name = "OpenID Provider"
+    spec = keyturn_oidc.provider("oidc", issuer, name=name)
+    try:
+        version = importlib.metadata.version("keyturn-oidc")
+    except importlib.metadata.PackageNotFoundError:
+        version = "(not installed as a distribution)"
+    return spec, name, f"keyturn-oidc {version}, from the issuer's discovery document"
 
 
 def run_demo(

@@ -1,7 +1,9 @@
 """Step 2: the access token falls due, ``jwt()`` refreshes it; rotation or keeping is checked.
 
 A rotating provider must return a new refresh token and refuse the old one from then on; a
-provider that does not rotate (Google) must leave the refresh token as it was.
+provider that does not rotate (Google) must leave the refresh token as it was. When the
+provider rotated its signing keys since the sign-in (the ``oidc`` tour), the new ID token
+must verify with the new key, after one more read of the key set.
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from keyturn.errors import ProviderError
 from keyturn.models import JWT
 from keyturn_emulator import PROFILES
 from keyturn_emulator.demo.report import fingerprint
+from keyturn_emulator.demo.steps.keys import verified_kid
 from keyturn_emulator.demo.tour import Tour
 
 __all__ = ["refresh"]
 
 
-def refresh(tour: Tour, token: JWT) -> JWT:
+def refresh(tour: Tour, token: JWT, *, new_kid: str | None = None) -> JWT:
     """Let the token fall due, refresh through ``jwt()``, check rotation or keeping.
 
     :param tour: the provider's tour.
     :param token: the signed-in token.
+    :param new_kid: the key the provider rotated to since the sign-in, if it did: the new ID
+        token must be signed with it, and the client must read the key set once more.
     :return: the refreshed token.
     :raises DemoFailure: the refresh failed, returned the old access token, rotated when it
-        should not (or the reverse), cost other than one token request, or the rotated-away
-        refresh token still works.
+        should not (or the reverse), cost other than one token request, the new ID token is
+        not signed with ``new_kid`` or was verified without reading the keys again, or the
+        rotated-away refresh token still works.
     """
     tour.wait_until_due(token)
     before = token.tokens
@@ -46,13 +52,22 @@ def refresh(tour: Tour, token: JWT) -> JWT:
     if new_access == old_access:
         raise tour.fail("refresh", "jwt() returned the old access token")
     rotated = new_refresh != old_refresh
-    if rotated != tour.spec.rotates_refresh_tokens:
-        expected = "rotated" if tour.spec.rotates_refresh_tokens else "kept"
+    if rotated != _rotates(tour):
+        expected = "rotated" if _rotates(tour) else "kept"
         raise tour.fail("refresh", f"the refresh token should have been {expected}")
     if rotated:
         what = f"refresh token rotated {old_refresh} -> {new_refresh}"
     else:
         what = f"refresh token {old_refresh} kept ({tour.spec.name} does not rotate)"
+    kid = verified_kid(tour, after.tokens)
+    if new_kid is not None:
+        if kid != new_kid:
+            raise tour.fail(
+                "refresh", f"the new ID token should be signed with the new key {new_kid}: {kid}"
+            )
+        what += f"; ID token verified with the new key {kid} after reading the key set again"
+    elif kid is not None:
+        what += f"; ID token verified with key {kid}"
     requests = tour.record(
         "refresh",
         f"access token due; jwt() refreshed it: access {old_access} -> {new_access}; {what}",
@@ -61,12 +76,30 @@ def refresh(tour: Tour, token: JWT) -> JWT:
         refresh_before=old_refresh,
         refresh_after=new_refresh,
         rotated=rotated,
+        id_token_kid=kid,
     )
     if requests.get("token") != 1:
         raise tour.fail("refresh", f"expected 1 token request, the emulator saw {requests}")
+    if new_kid is not None and requests.get("jwks") != 1:
+        raise tour.fail(
+            "refresh", f"expected the key set to be read once more, the emulator saw {requests}"
+        )
     if rotated:
         _check_old_refresh_token(tour, token, old_refresh)
     return after
+
+
+def _rotates(tour: Tour) -> bool:
+    """Whether the refresh token must change on refresh.
+
+    What the spec declares; a spec that leaves its provider to the discovery document and
+    declares nothing (keyturn-oidc's: no document says whether refresh tokens rotate) is held
+    to what the emulator's profile does.
+    """
+    spec = tour.spec
+    if spec.discovery_url is None or "rotates_refresh_tokens" in spec.model_fields_set:
+        return spec.rotates_refresh_tokens
+    return PROFILES[tour.provider].rotation != "none"
 
 
 def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from keyturn.models import JWT
 from keyturn_emulator.demo.report import fingerprint
+from keyturn_emulator.demo.steps.keys import verified_kid
 from keyturn_emulator.demo.tour import Tour
 
 __all__ = ["REDIRECT_URI", "sign_in"]
@@ -71,14 +72,17 @@ def sign_in(tour: Tour, *, again: bool = False) -> JWT:
     refresh = fingerprint(tokens.refresh_token)
     expires_in = tour.expires_in(token)
     lead = "signed in again with a new grant" if again else "signed in"
+    kid = verified_kid(tour, tokens)
+    verified = f", ID token verified with key {kid}" if kid is not None else ""
     tour.record(
         step,
-        f"{who} {lead}: state checked, code exchanged with PKCE, profile fetched; "
+        f"{who} {lead}: state checked, code exchanged with PKCE{verified}, profile fetched; "
         f"session: access token {access}, expires in {expires_in} s; refresh token {refresh}",
         user={"id": user.id, "name": user.name, "email": user.email},
         access_token=access,
         refresh_token=refresh,
         id_token=tokens.id_token is not None,
+        id_token_kid=kid,
         expires_at=session.expires_at,
         expires_in=expires_in,
         error=session.error,
