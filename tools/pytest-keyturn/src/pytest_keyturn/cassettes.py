@@ -22,7 +22,10 @@ placeholder, and tests may send any token.
 
 An ID token keeps its claims segment (``REDACTED-<8 hex>.<claims>.REDACTED``): keyturn checks
 its nonce, audience and issuer on exchange, and vcrpy runs the response filter again when it
-loads a cassette.
+loads a cassette. An ID token whose header names a key made for cassettes (a ``kid`` starting
+with :data:`CASSETTE_KID_PREFIX`) is left whole: it was signed for the cassette, not by the
+provider, so it is no secret, and a spec with a ``jwks_uri`` needs its signature to verify
+against the key set the same cassette serves (see cassettes/README.md).
 
 Personal data (names, emails, logins, avatars: :data:`PERSONAL_FIELDS`) is replaced when a
 cassette is *saved* (vcrpy's ``before_save_interaction``), in JSON response bodies at any depth
@@ -46,6 +49,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = [
+    "CASSETTE_KID_PREFIX",
     "EMAIL_FIELDS",
     "PERSONAL_FIELDS",
     "REDACTED",
@@ -66,6 +70,9 @@ __all__ = [
 ]
 
 REDACTED = "REDACTED"
+#: How the ``kid`` of a key made to sign a cassette's ID tokens begins; such tokens are not
+#: redacted (see the module docs).
+CASSETTE_KID_PREFIX = "keyturn-cassette-"
 REQUEST_SECRET_FIELDS = (
     "client_secret",
     "client_assertion",
@@ -110,10 +117,22 @@ def redact(name: str, value: Any) -> Any:
     digest = f"{REDACTED}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
     parts = value.split(".")
     if name == "id_token" and len(parts) == 3:
+        if _signed_for_cassettes(parts[0]):
+            return value
         # Keep the claims readable (nonce, aud, iss are checked on exchange); drop the
         # header and the signature, which are what make the token usable elsewhere.
         return f"{digest}.{parts[1]}.{REDACTED}"
     return digest
+
+
+def _signed_for_cassettes(header: str) -> bool:
+    """Whether a JWS header segment names a key made for cassettes (:data:`CASSETTE_KID_PREFIX`)."""
+    try:
+        decoded = json.loads(_b64decode(header))
+    except (ValueError, TypeError):
+        return False
+    kid = decoded.get("kid") if isinstance(decoded, dict) else None
+    return isinstance(kid, str) and kid.startswith(CASSETTE_KID_PREFIX)
 
 
 def _scrub_form(body: str, fields: Iterable[str]) -> str:
