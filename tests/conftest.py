@@ -4,10 +4,17 @@ The fake clock, a fresh plugin manager and test credentials; two stand-ins for a
 token endpoint: ``http`` (a recorder answering queued responses) and ``provider`` (a strict fake
 that rotates refresh tokens and detects reuse); and the clients over the recorder: ``kt``,
 ``akt``, and ``client`` for both in turn.
+
+Google's spec has a ``jwks_uri``, so keyturn verifies every Google ID token with the keys
+found there. Tests sign their Google ID tokens with :func:`google_test_key`
+(:func:`sign_google_id_token`), and both stand-ins answer a ``GET`` of
+:data:`GOOGLE_JWKS_URI` with that key's public half, whatever they have queued.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import inspect
 import json
 import threading
@@ -18,6 +25,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
 
 import keyturn
 from keyturn.plugins import KeyturnPluginManager
@@ -33,6 +42,46 @@ CLIENT_ID = "test-client-id.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret-not-real"
 #: The credentials of a client that knows Google only.
 CREDENTIALS = {"google": (CLIENT_ID, CLIENT_SECRET)}
+
+#: Where Google publishes its ID-token keys (the spec's ``jwks_uri``).
+GOOGLE_JWKS_URI = "https://www.googleapis.com/oauth2/v3/certs"
+#: The ``kid`` of the key the tests sign Google ID tokens with.
+GOOGLE_TEST_KID = "google-test-key-1"
+
+
+@functools.cache
+def google_test_key() -> RSAKey:
+    """The RSA key (private) that signs the tests' Google ID tokens; made once per run."""
+    return RSAKey.generate_key(2048, parameters={"kid": GOOGLE_TEST_KID}, private=True)
+
+
+def google_test_jwks() -> dict[str, Any]:
+    """The JWK Set served at :data:`GOOGLE_JWKS_URI` in tests: the test key's public half."""
+    return {"keys": [{**google_test_key().as_dict(private=False), "use": "sig", "alg": "RS256"}]}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_google_id_token(
+    claims: dict[str, Any], *, key: RSAKey | None = None, kid: str = GOOGLE_TEST_KID
+) -> str:
+    """A Google-style ID token of ``claims``: RS256 with ``kid``, signed with ``key`` (the
+    test key by default; pass another key to make a token Google's set does not verify)."""
+    header = {"alg": "RS256", "kid": kid, "typ": "JWT"}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signer = key if key is not None else google_test_key()
+    signature = JWSRegistry.algorithms["RS256"].sign(signing_input.encode(), signer)
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def google_key_set_response(request: httpx.Request) -> httpx.Response | None:
+    """The test key set when ``request`` is a ``GET`` of Google's ``jwks_uri``, else ``None``."""
+    if request.method == "GET" and str(request.url) == GOOGLE_JWKS_URI:
+        return httpx.Response(200, json=google_test_jwks())
+    return None
+
 
 #: Fixtures that need a program besides Python, and the marker a test using them must carry:
 #: the Redis server of tests/stores/_redis_server.py and the Chromium of tests/e2e/test_browser.py.
@@ -96,11 +145,17 @@ def client(request: pytest.FixtureRequest, kt: keyturn.Keyturn, akt: keyturn.Asy
 
 
 class Recorder:
-    """An httpx MockTransport that answers with queued responses and remembers requests."""
+    """An httpx MockTransport that answers with queued responses and remembers requests.
+
+    A ``GET`` of Google's ``jwks_uri`` is answered with :func:`google_test_jwks` without
+    taking a queued response, and kept in :attr:`key_set_requests` rather than
+    :attr:`requests`, so a test about token requests sees those alone.
+    """
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.responses: list[httpx.Response | Exception] = []
+        self.key_set_requests: list[httpx.Request] = []
 
     def queue(
         self,
@@ -119,6 +174,10 @@ class Recorder:
         self.responses.append(exc)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        key_set = google_key_set_response(request)
+        if key_set is not None:
+            self.key_set_requests.append(request)
+            return key_set
         self.requests.append(request)
         if not self.responses:
             raise AssertionError(f"unexpected request {request.method} {request.url}")
@@ -188,6 +247,9 @@ class StrictFake:
         """A sync transport; ``hold`` runs before each answer (to make callers overlap)."""
 
         def handle(request: httpx.Request) -> httpx.Response:
+            key_set = google_key_set_response(request)
+            if key_set is not None:
+                return key_set
             hold()
             status, body = self.answer(self.form(request))
             return httpx.Response(status, json=body)
@@ -200,6 +262,9 @@ class StrictFake:
         """An async transport; ``hold`` is awaited before each answer."""
 
         async def handle(request: httpx.Request) -> httpx.Response:
+            key_set = google_key_set_response(request)
+            if key_set is not None:
+                return key_set
             if hold is not None:
                 await hold()
             status, body = self.answer(self.form(request))

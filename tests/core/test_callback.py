@@ -22,7 +22,7 @@ from keyturn.idtoken import IdTokenError, check_id_token
 from keyturn.models import AuthorizationRequest
 from keyturn.plugins import KeyturnPluginManager
 from keyturn_google import GOOGLE
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, START, Both, Recorder
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, START, Both, Recorder, sign_google_id_token
 
 REDIRECT = "https://app.example/auth/callback/google"
 ISSUER = "https://accounts.google.com"
@@ -57,7 +57,7 @@ def id_token(**claims: Any) -> str:
         "iat": START,
         "exp": START + 3600,
     }
-    return f"{b64({'alg': 'RS256', 'typ': 'JWT'})}.{b64({**base, **claims})}.c2lnbmF0dXJl"
+    return sign_google_id_token({**base, **claims})
 
 
 def s256(verifier: str) -> str:

@@ -22,7 +22,7 @@ from keyturn import REFRESH_ACCESS_TOKEN_ERROR, RefreshIdTokenError
 from keyturn.idtoken import IdTokenError, check_id_token, unverified_claims
 from keyturn.models import AuthorizationRequest, IdTokenIdentity, TokenSet
 from keyturn_google import GOOGLE
-from tests.conftest import CLIENT_ID, START, Both, FakeClock, Recorder
+from tests.conftest import CLIENT_ID, START, Both, FakeClock, Recorder, sign_google_id_token
 
 REDIRECT = "https://app.example/auth/callback/google"
 ISSUER = "https://accounts.google.com"
@@ -43,7 +43,7 @@ def make_id_token(*, drop: tuple[str, ...] = (), **claims: Any) -> str:
         "exp": START + 3600,
     }
     payload = {k: v for k, v in {**base, **claims}.items() if k not in drop}
-    return f"{b64({'alg': 'RS256', 'typ': 'JWT'})}.{b64(payload)}.c2lnbmF0dXJl"
+    return sign_google_id_token(payload)
 
 
 def check(token: str, **options: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ Sign in, read while valid, refresh when due (with leeway), survive a transient f
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,16 +16,13 @@ import pytest
 import keyturn
 from keyturn import REFRESH_ACCESS_TOKEN_ERROR, REVEAL, hookimpl
 from keyturn.plugins import get_plugin_manager
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, Both, FakeClock, Recorder
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, Both, FakeClock, Recorder, sign_google_id_token
 
 REDIRECT = "https://app.example/auth/callback/google"
 ISSUER = "https://accounts.google.com"
 
 
 def id_token(nonce: str, now: float, aud: str = CLIENT_ID) -> str:
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
     claims = {
         "iss": "https://accounts.google.com",
         "aud": aud,
@@ -35,7 +31,7 @@ def id_token(nonce: str, now: float, aud: str = CLIENT_ID) -> str:
         "iat": int(now),
         "exp": int(now) + 3600,
     }
-    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+    return sign_google_id_token(claims)
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -29,7 +29,15 @@ from keyturn.models import (
     Session,
     TokenSet,
 )
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, START, Both, FakeClock, Recorder
+from tests.conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    START,
+    Both,
+    FakeClock,
+    Recorder,
+    sign_google_id_token,
+)
 
 REDIRECT = "https://app.example/auth/callback/google"
 ISSUER = "https://accounts.google.com"
@@ -60,10 +68,12 @@ def make_id_token(nonce: str, aud: str = CLIENT_ID) -> str:
         "iat": START,
         "exp": START + 3600,
     }
-    return f"{b64({'alg': 'RS256'})}.{b64(claims)}.IDTOKEN-SECRET-SIGNATURE"
+    return sign_google_id_token(claims)
 
 
 ID_TOKEN = make_id_token(NONCE)
+#: The ID token's signature alone: no rendering may show it either.
+ID_TOKEN_SIGNATURE = ID_TOKEN.rsplit(".", 1)[1]
 
 
 def renderings(obj: object) -> dict[str, str]:
@@ -124,14 +134,14 @@ def sample_jwt() -> JWT:
 
 def test_token_set_hides_its_tokens() -> None:
     tokens = sample_tokens()
-    assert_hidden(tokens, ACCESS, REFRESH, ID_TOKEN, "IDTOKEN-SECRET", NESTED, "not-shown")
+    assert_hidden(tokens, ACCESS, REFRESH, ID_TOKEN, ID_TOKEN_SIGNATURE, NESTED, "not-shown")
     assert "x_custom" in repr(tokens)  # extra is named, not shown
     assert_revealed_round_trip(tokens, ACCESS, REFRESH, ID_TOKEN, NESTED, "not-shown")
 
 
 def test_jwt_hides_its_tokens() -> None:
     token = sample_jwt()
-    assert_hidden(token, ACCESS, REFRESH, ID_TOKEN, "IDTOKEN-SECRET", NESTED, "not-shown")
+    assert_hidden(token, ACCESS, REFRESH, ID_TOKEN, ID_TOKEN_SIGNATURE, NESTED, "not-shown")
     assert_revealed_round_trip(token, ACCESS, REFRESH, ID_TOKEN, NESTED, "not-shown")
 
 
@@ -177,7 +187,7 @@ def test_session_hides_the_access_token_and_never_holds_the_refresh_token(
     assert_revealed_round_trip(session, ACCESS)
     revealed = json.dumps(session.model_dump(mode="json", context=REVEAL))
     assert REFRESH not in revealed
-    assert "IDTOKEN-SECRET" not in revealed
+    assert ID_TOKEN_SIGNATURE not in revealed
 
 
 def test_client_credentials_hide_the_secret() -> None:
@@ -279,7 +289,7 @@ async def test_no_secret_in_any_log_line_through_a_whole_session(
         STATE,
         NONCE,
         ID_TOKEN,
-        "IDTOKEN-SECRET",
+        ID_TOKEN_SIGNATURE,
     ]
     keyturn_lines = [r for r in caplog.records if r.name == "keyturn"]
     assert len([r for r in keyturn_lines if r.levelno == logging.DEBUG]) >= len(http.requests)
@@ -444,7 +454,7 @@ def test_callback_and_id_token_errors_never_show_state_nonce_or_token(kt: keytur
             NONCE,
             "NONCE-OTHER-1234",
             other_nonce,
-            "IDTOKEN-SECRET",
+            ID_TOKEN_SIGNATURE,
         ):
             assert value not in text
 

@@ -478,6 +478,93 @@ def test_an_id_token_keeps_only_its_claims_when_scrubbed() -> None:
     assert redact("id_token", scrubbed) == scrubbed
 
 
+def _jws_header(header: dict[str, Any]) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ({"alg": "RS256", "kid": "keyturn-cassette-fake-1"}, True),
+        ({"alg": "RS256", "kid": "keyturn-cassette-"}, True),
+        ({"alg": "RS256", "kid": "73e25f9789119c7875d58087a78ac23f5ef2eda3"}, False),
+        ({"alg": "RS256", "kid": "a-keyturn-cassette-key"}, False),
+        ({"alg": "RS256", "kid": 1}, False),
+        ({"alg": "RS256"}, False),
+        (["keyturn-cassette-fake-1"], False),
+    ],
+)
+def test_an_id_token_signed_for_cassettes_is_kept_whole(header: Any, kept: bool) -> None:
+    """Only a header naming a cassette key (``kid`` starting ``keyturn-cassette-``) keeps the
+    token as it is; any other, a provider's, loses its header and signature."""
+    from pytest_keyturn.cassettes import CASSETTE_KID_PREFIX
+
+    assert CASSETTE_KID_PREFIX == "keyturn-cassette-"
+    token = f"{_jws_header(header)}.eyJub25jZSI6Im4tMSJ9.c2lnbmF0dXJlLXZhbHVl"
+    scrubbed = redact("id_token", token)
+    assert (scrubbed == token) is kept
+    if not kept:
+        assert scrubbed.startswith("REDACTED-") and scrubbed.endswith(".REDACTED")
+    assert redact("id_token", scrubbed) == scrubbed
+    # Other fields are redacted whatever the value looks like.
+    assert redact("access_token", token).startswith("REDACTED-")
+    body = json.dumps({"id_token": token, "access_token": "at-live-value-123"})
+    response = {"headers": {"content-type": ["application/json"]}, "body": {"string": body}}
+    written = json.loads(scrub_response(response)["body"]["string"])
+    assert (written["id_token"] == token) is kept
+    assert written["access_token"].startswith("REDACTED-")
+
+
+def test_a_header_that_is_not_json_is_redacted() -> None:
+    for header in ("bm90IGpzb24", "!!!", "", "e30"):  # not JSON, not base64, empty, {}
+        token = f"{header}.eyJub25jZSI6Im4tMSJ9.c2ln"
+        assert redact("id_token", token).endswith(".REDACTED")
+
+
+GOOGLE_KEY_SET = "https://www.googleapis.com/oauth2/v3/certs"
+GOOGLE_TOKEN_CASSETTES = sorted(
+    path
+    for path in (CASSETTES / "google").glob("*.yaml")
+    if path.stem.startswith(("exchange_", "refresh_"))
+)
+
+
+@pytest.mark.parametrize("path", GOOGLE_TOKEN_CASSETTES, ids=_ids(GOOGLE_TOKEN_CASSETTES))
+def test_google_token_cassettes_serve_a_cassette_key_set_that_verifies_their_id_tokens(
+    path: Path,
+) -> None:
+    """keyturn reads Google's key set before each code exchange and refresh: each such
+    cassette holds it last, public parts of a cassette key only, and every ID token it
+    answers verifies against it (RS256, as Google's spec allows)."""
+    from joserfc import jws
+    from joserfc.jwk import KeySet
+
+    interactions = yaml.safe_load(path.read_text("utf-8"))["interactions"]
+    assert interactions[0]["request"]["method"] == "POST"  # the token request stays first
+    key_sets = [i for i in interactions if i["request"]["uri"] == GOOGLE_KEY_SET]
+    assert len(key_sets) == 1 and interactions[-1] is key_sets[0]
+    assert key_sets[0]["request"]["method"] == "GET"
+    jwks = json.loads(key_sets[0]["response"]["body"]["string"])
+    assert [key["kid"] for key in jwks["keys"]] == ["keyturn-cassette-fake-1"]
+    for key in jwks["keys"]:
+        assert key["kty"] == "RSA" and key["alg"] == "RS256"
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key), "a private key member"
+    keys = KeySet.import_key_set(jwks)
+    tokens = [
+        json.loads(i["response"]["body"]["string"]).get("id_token")
+        for i in interactions
+        if i["request"]["method"] == "POST"
+        and "json" in i["response"]["headers"]["content-type"][0]
+    ]
+    for token in filter(None, tokens):
+        verified = jws.deserialize_compact(token, keys, algorithms=["RS256"])
+        assert verified.headers()["kid"] == "keyturn-cassette-fake-1"
+    if path.stem == "exchange_code":
+        assert any(tokens), "exchange_code answers an ID token"
+
+
 #: A client assertion as RFC 7523 sends one: a signed JWT (this one is made up).
 ASSERTION = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJhY21lIn0.c2lnbmF0dXJlLW5vdC1yZWFs"
 

@@ -1367,3 +1367,40 @@ def test_keyturn_fetches_the_key_set_again_once_after_a_rotation() -> None:
             assert emu.counters("oidc")["jwks"] == 3
             emu.configure(id_token_alg="ES256")
             assert header_of(sign_in_once().tokens.id_token.get_secret_value())["alg"] == "ES256"  # type: ignore[union-attr]
+
+
+# -- sign_id_token: claims signed as a profile signs its ID tokens ---------------------------
+
+
+def published(emu: Emulator, profile: str) -> KeySet:
+    jwks: Any = emu.jwks(profile)
+    return KeySet.import_key_set(jwks)
+
+
+@pytest.mark.parametrize("profile", ["google", "strict", "oidc"])
+def test_sign_id_token_signs_with_the_profiles_algorithm_and_active_key(
+    emu: Emulator, profile: str
+) -> None:
+    from joserfc import jws
+
+    claims = {"iss": "x", "sub": "42", "groups": ["a", "b"]}
+    token = emu.sign_id_token(claims, profile)
+    keys = published(emu, profile)
+    alg = emu.id_token_alg(profile)
+    decoded = jwt.decode(token, keys, algorithms=[alg])
+    assert dict(decoded.claims) == claims  # signed as given: nothing added
+    assert decoded.header["kid"] == emu.signing_kid(profile)
+    assert decoded.header["alg"] == alg
+    raw = b'{"sub":"42","deep":[[[]]]}'
+    assert jws.deserialize_compact(emu.sign_id_token(raw, profile), keys).payload == raw
+    emu.rotate_keys()
+    rotated = emu.sign_id_token(claims, profile)
+    assert jwt.decode(rotated, published(emu, profile)).header["kid"] == (emu.signing_kid(profile))
+    assert jwt.decode(rotated, published(emu, profile)).header["kid"] != (decoded.header["kid"])
+
+
+def test_sign_id_token_refuses_a_profile_without_id_tokens(emu: Emulator) -> None:
+    with pytest.raises(keyturn.ConfigurationError, match="no ID tokens"):
+        emu.sign_id_token({"sub": "1"}, "github")
+    with pytest.raises(keyturn.ConfigurationError):
+        emu.sign_id_token({"sub": "1"}, "no-such-profile")

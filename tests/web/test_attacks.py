@@ -24,6 +24,7 @@ from keyturn import Flow, Profile, TokenSet, hookimpl
 from keyturn.starlette import MAX_BODY
 from keyturn.web import Keyring
 from keyturn.web.sealing import Sealer
+from keyturn_emulator import Emulator
 
 from ._site import (
     BASE,
@@ -37,6 +38,7 @@ from ._site import (
     BigClaims,
     MakeSite,
     Site,
+    World,
     b64decode,
     b64encode,
     counters,
@@ -279,7 +281,12 @@ async def test_a_deeply_nested_signout_body_is_bad_input_not_a_crash(
 
 
 class DeepIdToken:
-    """A provider whose ID token's payload nests deeper than any parser follows."""
+    """A provider whose ID token's payload nests deeper than any parser follows, signed with
+    the emulator's active key, so that the depth is what the callback meets, not a signature
+    its key set does not verify."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
 
     @hookimpl(wrapper=True)
     def keyturn_exchange_code(self) -> Any:
@@ -289,15 +296,17 @@ class DeepIdToken:
     def _deepen(self, flow: Flow[TokenSet]) -> Flow[TokenSet]:
         tokens = yield from flow
         assert tokens.id_token is not None
-        header, payload, signature = tokens.id_token.get_secret_value().split(".")
+        payload = tokens.id_token.get_secret_value().split(".")[1]
         claims = json.loads(b64decode(payload))
         text = json.dumps(claims)[:-1] + ',"deep":' + "[" * DEPTH + "]" * DEPTH + "}"
-        deep = ".".join([header, b64encode(text.encode()), signature])
+        deep = self.emu.sign_id_token(text.encode(), "google")
         return tokens.model_copy(update={"id_token": SecretStr(deep)})
 
 
-async def test_a_deeply_nested_id_token_is_refused_at_the_callback(make_site: MakeSite) -> None:
-    site = await make_site(plugins=[DeepIdToken()])
+async def test_a_deeply_nested_id_token_is_refused_at_the_callback(
+    make_site: MakeSite, world: World
+) -> None:
+    site = await make_site(plugins=[DeepIdToken(world.emu)])
     browser = await site.browser()
     _, query = await site.start(browser, "google")
     answer = await browser.get("/auth/callback/google", params=query)

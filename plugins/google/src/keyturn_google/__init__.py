@@ -4,6 +4,14 @@ What the spec and the revoke hook encode, each fact with its source in brackets 
 are listed with their URLs at the end; ``docs/providers/google.md`` gathers the same facts
 with the cassettes that show them):
 
+* ID tokens are verified with Google's keys: the key set at
+  ``www.googleapis.com/oauth2/v3/certs`` (``jwks_uri``), RS256 only
+  (``id_token_signing_alg_values_supported``) [discovery; validating]. keyturn checks the
+  signature of every ID token Google returns, at sign-in and on every refresh that brings
+  one, and fetches the set again when a token names a ``kid`` it does not hold (Google
+  changes its keys from time to time [validating]). The spec types its endpoints rather
+  than reading the discovery document: they are documented and stable, and a sign-in then
+  needs no request for the document.
 * Every redirect back names the issuer (``iss``, RFC 9207) [discovery], so a callback that
   leaves it out is refused.
 * Authorize at ``accounts.google.com/o/oauth2/v2/auth`` with ``access_type=offline`` and
@@ -40,6 +48,8 @@ Sources:
 * discovery: Google's OpenID Connect reference and discovery document,
   https://developers.google.com/identity/openid-connect/reference and
   https://accounts.google.com/.well-known/openid-configuration
+* validating: Google Identity, "OpenID Connect", validating an ID token,
+  https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken
 * gcsfs recording: a real refresh response (2021) without ``refresh_token``,
   https://github.com/fsspec/gcsfs/blob/2f2b270624c490eeabf9fc44c606e69fdb5f3843/gcsfs/tests/recordings/test_many_connect_new.yaml
 * google-auth: Google's Python client library, ``google/oauth2/_client.py``,
@@ -67,6 +77,13 @@ GOOGLE = ProviderSpec(
     # also returned for legacy implementations" (Google's OpenID Connect reference,
     # https://developers.google.com/identity/openid-connect/reference).
     issuer_aliases=frozenset({"accounts.google.com"}),
+    # Google's discovery document (https://accounts.google.com/.well-known/openid-configuration)
+    # lists "jwks_uri": "https://www.googleapis.com/oauth2/v3/certs" and
+    # "id_token_signing_alg_values_supported": ["RS256"]; Google says to verify the ID token's
+    # signature with those keys ("Validating an ID token",
+    # https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken).
+    jwks_uri="https://www.googleapis.com/oauth2/v3/certs",
+    id_token_signing_algs=frozenset({"RS256"}),
     # RFC 9207: Google's discovery document has authorization_response_iss_parameter_supported
     # ("A boolean value that indicates whether RFC 9207 is supported", in the list of the
     # document's fields: https://developers.google.com/identity/openid-connect/reference),

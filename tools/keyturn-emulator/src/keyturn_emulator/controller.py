@@ -393,6 +393,20 @@ class Emulator:
         """
         return self.keys.active_kid(self.id_token_alg(profile))
 
+    def sign_id_token(self, claims: Mapping[str, Any] | bytes, profile: str = "google") -> str:
+        """``claims`` signed as the profile signs its ID tokens now: its algorithm (see
+        :meth:`id_token_alg`) and that algorithm's active key, whose ``kid`` the header names.
+
+        For tests that change an ID token the emulator issued (a claim added, a claim
+        changed) and need it to verify against the profile's JWKS as before. Nothing is
+        added: no ``at_hash``, no times; the claims are signed as given.
+
+        :param claims: the claims, or the payload's bytes as they are to be signed.
+        :param profile: the profile whose signing the token is to match.
+        :raises ConfigurationError: no such profile, or one that issues no ID token.
+        """
+        return self.keys.sign(claims, self.id_token_alg(profile))
+
     def jwks(self, profile: str) -> dict[str, Any]:
         """The JWK Set the profile serves (without a fault), read without a request and
         without counting one: public parts only.

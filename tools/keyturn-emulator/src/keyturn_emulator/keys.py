@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
@@ -162,16 +162,19 @@ class KeyRing:
 
     # -- signing and recognising ------------------------------------------------------------
 
-    def sign(self, claims: Mapping[str, Any], alg: Algorithm) -> str:
+    def sign(self, claims: Mapping[str, Any] | bytes, alg: Algorithm) -> str:
         """A compact JWS of ``claims``, signed with the active ``alg`` key, ``kid`` in its
         header.
 
-        :param claims: the JWT claims.
+        :param claims: the JWT claims, or the payload's bytes as they are to be signed (for
+            a payload no JSON encoder would write: nested past any parser's depth, say).
         :param alg: RS256 or ES256.
         """
         with self._lock:
             key = self._ensure(alg)
         header = {"alg": alg, "kid": str(key.kid), "typ": "JWT"}
+        if isinstance(claims, bytes):
+            return jws.serialize_compact(header, claims, key, algorithms=[alg])
         return jwt.encode(header, dict(claims), key, algorithms=[alg])
 
     def issued_here(self, token: str) -> dict[str, Any] | None:

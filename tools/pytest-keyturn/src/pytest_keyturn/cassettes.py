@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .signing import is_cassette_signed
+from .signing import CASSETTE_KID_PREFIX, is_cassette_signed
 
 __all__ = [
+    "CASSETTE_KID_PREFIX",
     "EMAIL_FIELDS",
     "PERSONAL_FIELDS",
     "REDACTED",
