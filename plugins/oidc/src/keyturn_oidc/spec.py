@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from keyturn import ConfigurationError, ProviderSpec
+from keyturn.discovery import LOOPBACK_HOSTS, url_problem
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -61,8 +62,6 @@ __all__ = [
 
 #: The path OpenID Connect Discovery 1.0 section 4 appends to an issuer.
 WELL_KNOWN = "/.well-known/openid-configuration"
-#: Hosts an issuer may name over plain http: they never leave the machine.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: The scopes a sign-in asks for unless told otherwise.
 DEFAULT_SCOPES = ("openid", "email", "profile")
 #: The optional authorization request parameters of OpenID Connect Core 1.0 §3.1.2.1 that a
@@ -75,35 +74,6 @@ OIDC_AUTHORIZE_PARAMS = frozenset(
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: What a caller of :func:`provider` calls the spec fields it names differently.
 _ARGUMENTS = {"default_scopes": "scopes"}
-
-
-def url_problem(value: str, *, query: bool = True) -> str | None:
-    """What keeps ``value`` from being a provider's URL, or ``None``.
-
-    The rule keyturn applies to discovery documents: https, or http on a loopback host; a
-    host; no fragment; and, for an issuer, no query.
-
-    :param value: the URL.
-    :param query: whether a query is allowed.
-    :return: a phrase such as ``"is not an https URL"``.
-    """
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme == "http":
-        if host not in LOOPBACK_HOSTS:
-            return "is not https (http only on 127.0.0.1, localhost or ::1)"
-    elif parts.scheme != "https":
-        return "is not an https URL"
-    if not host:
-        return "has no host"
-    if "#" in value:
-        return "has a fragment"
-    if not query and parts.query:
-        return "has a query"
-    return None
 
 
 def discovery_url_for(issuer: str) -> str:
