@@ -32,12 +32,12 @@ configured issuer, as section 4.3 intends. Fields keyturn does not read are igno
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .documents import DISCOVERY_TTL, DocumentKind, DocumentProblem
 from .errors import ConfigurationError
+from .flows import LOOPBACK_HOSTS, url_problem
 from .jwks import SIGNING_ALGORITHMS
 from .models import DEFER_BUILD, ProviderSpec
 
@@ -56,8 +56,6 @@ __all__ = [
 
 #: The path OpenID Connect Discovery 1.0 section 4 appends to an issuer.
 WELL_KNOWN = "/.well-known/openid-configuration"
-#: Hosts whose endpoints may use plain http: they never leave the machine.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: The URL fields of the metadata, each checked by :func:`url_problem`.
 _URL_FIELDS = (
@@ -93,32 +91,6 @@ class ProviderMetadata(BaseModel):
     code_challenge_methods_supported: tuple[str, ...] | None = None
     scopes_supported: tuple[str, ...] | None = None
     authorization_response_iss_parameter_supported: bool = Field(default=False, strict=True)
-
-
-def url_problem(value: str, *, query: bool = True) -> str | None:
-    """What is wrong with ``value`` as a provider's URL, or ``None``.
-
-    :param value: the URL.
-    :param query: whether a query is allowed (not for an issuer).
-    :return: a phrase such as ``"is not https"``, or ``None`` for a usable URL.
-    """
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme == "http":
-        if host not in LOOPBACK_HOSTS:
-            return "is not https (http only on 127.0.0.1, localhost or ::1)"
-    elif parts.scheme != "https":
-        return "is not an https URL"
-    if not host:
-        return "has no host"
-    if "#" in value:
-        return "has a fragment"
-    if not query and parts.query:
-        return "has a query"
-    return None
 
 
 def check_url(provider: str, field: str, value: str) -> None:

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from .client_auth import JWT_BEARER, JWT_METHODS
 from .errors import ConfigurationError, InvalidResponseError, OAuthError, ProviderError
@@ -19,6 +19,7 @@ from .http import Flow, HttpRequest, HttpResponse
 from .models import ClientCredentials, Profile, ProviderSpec, TokenSet, storable_extra
 
 __all__ = [
+    "LOOPBACK_HOSTS",
     "MAX_LIFETIME",
     "PERMANENT_ERRORS",
     "TRANSIENT_ERRORS",
@@ -40,10 +41,14 @@ __all__ = [
     "text",
     "token_request",
     "unusable_response",
+    "url_problem",
     "userinfo_flow",
 ]
 
 log = logging.getLogger("keyturn")
+
+#: The hosts where a provider URL may be plain http: a provider running on this machine.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: OAuth error codes after which retrying cannot help (RFC 6749 §5.2 and §4.1.2.1).
 PERMANENT_ERRORS = frozenset(
@@ -555,3 +560,29 @@ def check_revoke_response(provider: ProviderSpec, response: HttpResponse) -> Non
 
 def _unsupported(provider: ProviderSpec, operation: str) -> ConfigurationError:
     return ConfigurationError(f"{provider.id} declares no {operation} endpoint")
+
+
+def url_problem(value: str, *, query: bool = True) -> str | None:
+    """What is wrong with ``value`` as a provider's URL, or ``None``.
+
+    :param value: the URL.
+    :param query: whether a query is allowed (not for an issuer).
+    :return: a phrase such as ``"is not https"``, or ``None`` for a usable URL.
+    """
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme == "http":
+        if host not in LOOPBACK_HOSTS:
+            return "is not https (http only on 127.0.0.1, localhost or ::1)"
+    elif parts.scheme != "https":
+        return "is not an https URL"
+    if not host:
+        return "has no host"
+    if "#" in value:
+        return "has a fragment"
+    if not query and parts.query:
+        return "has a query"
+    return None

@@ -46,18 +46,16 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from keyturn import ConfigurationError, ProviderSpec
-from keyturn.discovery import LOOPBACK_HOSTS, url_problem
+from keyturn.flows import url_problem
 
 __all__ = [
     "DEFAULT_SCOPES",
-    "LOOPBACK_HOSTS",
     "OIDC_AUTHORIZE_PARAMS",
     "WELL_KNOWN",
     "Names",
     "build",
     "discovery_url_for",
     "provider",
-    "url_problem",
 ]
 
 #: The path OpenID Connect Discovery 1.0 section 4 appends to an issuer.
