@@ -24,7 +24,7 @@ END = "<!-- end of the hook reference -->"
 
 #: Where each hook is listed, in the order the page lists them.
 SECTIONS = {
-    "Providers": ("keyturn_register_providers",),
+    "Providers": ("keyturn_register_providers", "keyturn_deploy"),
     "Provider operations": (
         "keyturn_authorize_url",
         "keyturn_exchange_code",

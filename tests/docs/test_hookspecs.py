@@ -33,6 +33,7 @@ def signature(func: Callable[..., Any]) -> str:
 def test_the_expected_hooks_exist() -> None:
     assert set(HOOKS) == {
         "keyturn_register_providers",
+        "keyturn_deploy",
         "keyturn_authorize_url",
         "keyturn_exchange_code",
         "keyturn_refresh",

@@ -130,6 +130,10 @@ class ClientOptions(TypedDict, total=False):
         0 turns the reuse off, though concurrent callers still share one request. Every
         refresh of the window is kept, whatever their number: memory grows with the
         refreshes a window sees (about 2.7 KB each) and is given back when it ends.
+    :param settings: the app's deployment at providers that serve each customer apart
+        (tenant, domain, realm, team), by provider id:
+        ``{"auth0": {"domain": "acme.eu.auth0.com"}}``. Missing values are read from
+        ``KEYTURN_<ID>_<NAME>`` in ``environ``; see :mod:`keyturn.deployment`.
     :param document_cache: where discovery documents and key sets are kept (a
         :class:`~keyturn.documents.DocumentCache`); one per client in memory by default.
         Pass one shared by processes to fetch each document once between them.
@@ -141,6 +145,7 @@ class ClientOptions(TypedDict, total=False):
     environ: Mapping[str, str] | None
     providers: Sequence[ProviderSpec]
     refresh_reuse_window: float
+    settings: Mapping[str, Mapping[str, Any]]
     document_cache: DocumentCache | None
 
 
@@ -203,6 +208,23 @@ def _coerce_credentials(provider: str, value: CredentialsArg) -> ClientCredentia
         f"credentials for {provider!r} must be ClientCredentials, (client_id, client_secret) "
         "or a mapping"
     )
+
+
+def _check_settings(
+    settings: Mapping[str, Mapping[str, Any]], registered: Mapping[str, RegisteredProvider]
+) -> dict[str, dict[str, Any]]:
+    """The ``settings=`` option, refused early when it names what cannot take settings."""
+    checked: dict[str, dict[str, Any]] = {}
+    for provider, values in settings.items():
+        found = registered.get(provider)
+        if found is None:
+            raise UnknownProviderError(provider, list(registered))
+        if not isinstance(values, Mapping):
+            raise ConfigurationError(f"settings[{provider!r}] must be a mapping of name to value")
+        if not found.spec.settings and values:
+            raise ConfigurationError(f"{provider!r} has no deployment settings")
+        checked[provider] = dict(values)
+    return checked
 
 
 def _local_providers(
@@ -285,6 +307,9 @@ class BaseKeyturn(Generic[H]):
         self._registered = collect_providers(self.plugin_manager)
         self._registered.update(_local_providers(options.get("providers", ()), self._registered))
         self._environ = os.environ if environ is None else environ
+        self._settings = _check_settings(options.get("settings") or {}, self._registered)
+        #: provider id -> (the registered spec, the spec made for this deployment from it)
+        self._deployed: dict[str, tuple[ProviderSpec, ProviderSpec]] = {}
         self._credentials = {
             name: _coerce_credentials(name, value) for name, value in (credentials or {}).items()
         }
@@ -384,11 +409,33 @@ class BaseKeyturn(Generic[H]):
         :raises UnknownProviderError: no plugin registers that id.
         """
         if isinstance(provider, ProviderSpec):
-            return provider
+            return self._deploy(provider) if provider.settings else provider
         registered = self._registered.get(provider)
         if registered is None:
             raise UnknownProviderError(provider, list(self._registered))
-        return registered.spec
+        spec = registered.spec
+        if not spec.settings:
+            return spec
+        memo = self._deployed.get(spec.id)
+        if memo is not None and memo[0] is spec:
+            return memo[1]
+        deployed = self._deploy(spec)
+        self._deployed[spec.id] = (spec, deployed)
+        return deployed
+
+    def _deploy(self, spec: ProviderSpec) -> ProviderSpec:
+        """``spec`` for this app's deployment (see :mod:`keyturn.deployment`)."""
+        from .deployment import setting_values
+
+        values = setting_values(spec, self._settings.get(spec.id), self._environ)
+        deployed = self._hook("keyturn_deploy")(provider=spec, settings=values)
+        if not isinstance(deployed, ProviderSpec) or deployed.id != spec.id:
+            raise PluginError(
+                f"keyturn_deploy for {spec.id!r} must return a ProviderSpec with the same id"
+            )
+        if deployed.needs_deployment:
+            raise PluginError(f"keyturn_deploy for {spec.id!r} left a {{setting}} in a URL")
+        return deployed
 
     def credentials(self, provider: str | ProviderSpec) -> ClientCredentials:
         """The app's credentials at ``provider``: given to the constructor, or from the env.

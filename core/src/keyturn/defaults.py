@@ -6,7 +6,7 @@ it returns something, and these serve every provider that needs nothing special.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import flows
 from .hookspecs import hookimpl
@@ -53,6 +53,11 @@ def keyturn_revoke(
     provider: ProviderSpec, credentials: ClientCredentials, tokens: TokenSet
 ) -> Flow[None]:
     return flows.revoke_flow(provider, credentials, tokens)
+
+
+@hookimpl
+def keyturn_deploy(provider: ProviderSpec, settings: Mapping[str, str]) -> ProviderSpec:
+    return flows.deploy(provider, settings)
 
 
 @hookimpl

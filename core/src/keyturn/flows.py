@@ -16,7 +16,15 @@ from urllib.parse import quote, urlencode, urlsplit
 from .client_auth import JWT_BEARER, JWT_METHODS
 from .errors import ConfigurationError, InvalidResponseError, OAuthError, ProviderError
 from .http import Flow, HttpRequest, HttpResponse
-from .models import ClientCredentials, Profile, ProviderSpec, TokenSet, storable_extra
+from .models import (
+    _PLACEHOLDER,
+    DEPLOYMENT_URL_FIELDS,
+    ClientCredentials,
+    Profile,
+    ProviderSpec,
+    TokenSet,
+    storable_extra,
+)
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -28,6 +36,7 @@ __all__ = [
     "basic_auth",
     "bearer_request",
     "check_revoke_response",
+    "deploy",
     "error_from_response",
     "exchange_code_flow",
     "http_error",
@@ -586,3 +595,37 @@ def url_problem(value: str, *, query: bool = True) -> str | None:
     if not query and parts.query:
         return "has a query"
     return None
+
+
+def deploy(spec: ProviderSpec, values: Mapping[str, str]) -> ProviderSpec:
+    """keyturn's default of the ``keyturn_deploy`` hook: ``spec`` with ``values`` filled in.
+
+    Each ``{name}`` of a URL field is replaced by its value; a ``rotation`` value sets
+    ``rotation`` (and ``rotates_refresh_tokens``), a ``refresh_reuse_grace`` value sets the
+    grace (kept only with ``detect_reuse``); ``deployment`` records the values. Placeholders
+    of ``issuer_claims`` are left for each ID token to fill.
+    """
+    update: dict[str, Any] = {"deployment": dict(values)}
+    for field in DEPLOYMENT_URL_FIELDS:
+        value = getattr(spec, field)
+        if value:
+            update[field] = _PLACEHOLDER.sub(
+                lambda match: values.get(match.group(1), match.group(0)), value
+            )
+    if "rotation" in values:
+        update["rotation"] = values["rotation"]
+        update["rotates_refresh_tokens"] = values["rotation"] != "none"
+    rotation = update.get("rotation", spec.rotation)
+    if "refresh_reuse_grace" in values:
+        update["refresh_reuse_grace"] = float(values["refresh_reuse_grace"])
+    if rotation != "detect_reuse":
+        update["refresh_reuse_grace"] = 0.0
+    # Only the fields the plugin gave, so that what it left to discovery stays unset.
+    data = {name: getattr(spec, name) for name in spec.model_fields_set}
+    data.update(update)
+    try:
+        return ProviderSpec.model_validate(data)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"the settings of {spec.id!r} do not make a usable spec: {exc}"
+        ) from None

@@ -23,7 +23,7 @@ Rules that hold for every hook:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 import pluggy
@@ -59,6 +59,38 @@ def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None
 
     :param register: the function that records one provider spec.
     :return: nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def keyturn_deploy(provider: ProviderSpec, settings: Mapping[str, str]) -> ProviderSpec | None:
+    """The provider's spec for the app's deployment: its tenant, domain, realm or team.
+    First result wins.
+
+    Called once per client, the first time a provider whose spec lists ``settings`` is
+    used, with the values the app gave (in code or as ``KEYTURN_<ID>_<NAME>``), each already
+    checked for its kind (see :mod:`keyturn.deployment`). keyturn's default fills the
+    ``{name}`` placeholders of the URL fields and applies ``rotation`` and
+    ``refresh_reuse_grace``. Implement it only when the values change the spec in a way
+    placeholders cannot say; start from the default's result and adjust it::
+
+        from keyturn.flows import deploy
+
+        @keyturn.hookimpl
+        @keyturn.for_provider("microsoft")
+        def keyturn_deploy(provider, settings):
+            spec = deploy(provider, settings)
+            if settings["tenant"] in {"common", "organizations", "consumers"}:
+                return spec  # the issuer stays a template filled from each token's tid
+            # one tenant: only its own users' tokens are accepted
+            return ProviderSpec.model_validate(
+                {**spec.model_dump(), "issuer_claim_values": {"tenantid": [settings["tenant"]]}}
+            )
+
+    :param provider: the spec the plugin registered (or the app's replacement of it).
+    :param settings: each setting's value, by name.
+    :return: the spec to use, with no placeholder left but those of ``issuer_claims``;
+        ``None`` for the next implementation.
     """
 
 

@@ -53,10 +53,12 @@ __all__ = [
     "REVEAL",
     "AuthorizationRequest",
     "ClientCredentials",
+    "DeploymentSetting",
     "IdTokenIdentity",
     "Profile",
     "ProviderSpec",
     "RefreshFailure",
+    "RefreshRotation",
     "Session",
     "TokenSet",
     "storable_extra",
@@ -344,6 +346,61 @@ ClientAuthMethod = Literal[
 #: A placeholder of a templated issuer: ``{tenantid}``.
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+#: What a provider does with a refresh token once it has been used for a refresh:
+#:
+#: * ``none``: nothing; the same refresh token serves every refresh (Google, Apple).
+#: * ``rotate``: each refresh returns a new refresh token and the old one dies at once
+#:   (GitLab; Slack with token rotation; Keycloak with "Revoke Refresh Token").
+#: * ``keep_old``: each refresh returns a new refresh token, and the old one stays valid
+#:   until it expires or is revoked (the Microsoft identity platform).
+#: * ``detect_reuse``: each refresh returns a new refresh token; the old one is still
+#:   accepted for ``refresh_reuse_grace`` seconds, and presented after that it is taken as
+#:   theft: the provider revokes the whole grant (Okta, Auth0).
+RefreshRotation = Literal["none", "rotate", "keep_old", "detect_reuse"]
+_ROTATIONS: tuple[str, ...] = ("none", "rotate", "keep_old", "detect_reuse")
+
+#: The URL fields of a spec that may hold ``{setting}`` placeholders.
+DEPLOYMENT_URL_FIELDS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "revocation_endpoint",
+    "issuer",
+    "discovery_url",
+    "jwks_uri",
+    "end_session_endpoint",
+)
+
+
+class DeploymentSetting(_Model):
+    """One setting of the app's own deployment at a provider: its tenant, domain, realm, team.
+
+    A spec lists its settings in ``ProviderSpec.settings`` and writes ``{name}`` where a
+    value goes in its URLs (``https://{domain}/oauth/token``). The app gives the values to
+    the client (``settings={"auth0": {"domain": "acme.eu.auth0.com"}}``) or in the
+    environment (``KEYTURN_AUTH0_DOMAIN``); see :mod:`keyturn.deployment`. Two names are
+    read by keyturn itself rather than put into URLs: ``rotation`` (a
+    :data:`RefreshRotation`) and ``refresh_reuse_grace`` (seconds), for providers where the
+    tenant chooses how refresh tokens rotate.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="The placeholder: 'domain'.")
+    description: str = Field(
+        min_length=1, description="What the value is and where the app finds it."
+    )
+    kind: Literal["host", "segment", "url", "rotation", "seconds", "text"] = Field(
+        default="segment",
+        description=(
+            "What a value may be: `host` a host name with an optional port; `segment` one "
+            "path segment; `url` an https URL without query or fragment (its trailing `/` "
+            "dropped); `rotation` one of RefreshRotation; `seconds` a number from 0 to 3600; "
+            "`text` any single line, for values no URL holds (Apple's team id)."
+        ),
+    )
+    default: str | None = Field(
+        default=None, description="The value when the app gives none; `None`: required."
+    )
+
 
 class ProviderSpec(_Model):
     """What a provider plugin tells keyturn about one OAuth 2.0 provider.
@@ -456,7 +513,43 @@ class ProviderSpec(_Model):
         default="S256", description="PKCE method to use, or None if the provider has no PKCE."
     )
     rotates_refresh_tokens: bool = Field(
-        default=False, description="Whether each refresh returns a new refresh token."
+        default=False,
+        description=(
+            "Whether each refresh returns a new refresh token: `rotation` other than `none`. "
+            "Give either; the other follows."
+        ),
+    )
+    rotation: RefreshRotation = Field(
+        default="none",
+        description=(
+            "What the provider does with a used refresh token (see RefreshRotation). Where "
+            "the app's tenant chooses it, list a `rotation` setting so that each deployment "
+            "can state its own."
+        ),
+    )
+    refresh_reuse_grace: float = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description=(
+            "With `detect_reuse`: seconds during which the provider still accepts a refresh "
+            "token it has rotated (Okta's grace period, Auth0's overlap period); 0 when "
+            "there is none or it is not known."
+        ),
+    )
+    settings: tuple[DeploymentSetting, ...] = Field(
+        default=(),
+        description=(
+            "The deployment settings the app gives for this provider (tenant, domain, "
+            "realm...), filled into the `{name}` placeholders of the URL fields."
+        ),
+    )
+    deployment: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "The settings' values this spec was made with; set by keyturn when it fills the "
+            "placeholders, so hooks can read them (`provider.deployment['team_id']`)."
+        ),
     )
     scope_separator: str = Field(default=" ", description="How `scope` is joined in responses.")
     token_request_headers: dict[str, str] = Field(
@@ -470,6 +563,51 @@ class ProviderSpec(_Model):
         default_factory=frozenset,
         description="Provider error codes worth retrying, beyond RFC 6749's.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rotation_both_ways(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        has_flag = data.get("rotates_refresh_tokens") is not None
+        has_kind = data.get("rotation") is not None
+        if has_kind and not has_flag and data["rotation"] in _ROTATIONS:
+            return {**data, "rotates_refresh_tokens": data["rotation"] != "none"}
+        if has_flag and not has_kind and isinstance(data["rotates_refresh_tokens"], bool):
+            return {**data, "rotation": "rotate" if data["rotates_refresh_tokens"] else "none"}
+        return data
+
+    @model_validator(mode="after")
+    def _rotation_agrees(self) -> ProviderSpec:
+        if self.rotates_refresh_tokens != (self.rotation != "none"):
+            raise ValueError(
+                f"rotates_refresh_tokens={self.rotates_refresh_tokens} contradicts "
+                f"rotation={self.rotation!r}"
+            )
+        if self.refresh_reuse_grace and self.rotation != "detect_reuse":
+            raise ValueError("refresh_reuse_grace applies only to rotation='detect_reuse'")
+        return self
+
+    @model_validator(mode="after")
+    def _settings_unique(self) -> ProviderSpec:
+        # A placeholder no setting declares is the plugin's own (GitHub's {client_id} in
+        # its revocation URL, filled by its hook): only declared names are filled here.
+        names = [setting.name for setting in self.settings]
+        if len(names) != len(set(names)):
+            raise ValueError("settings lists a name twice")
+        return self
+
+    @property
+    def needs_deployment(self) -> bool:
+        """Whether a URL still holds a ``{setting}`` placeholder: the spec is a template
+        until the app's settings fill it (see :mod:`keyturn.deployment`)."""
+        if not self.settings:
+            return False
+        names = {setting.name for setting in self.settings}
+        return any(
+            names & set(_PLACEHOLDER.findall(getattr(self, field) or ""))
+            for field in DEPLOYMENT_URL_FIELDS
+        )
 
     @model_validator(mode="after")
     def _iss_needs_issuer(self) -> ProviderSpec:
@@ -491,7 +629,9 @@ class ProviderSpec(_Model):
 
     @model_validator(mode="after")
     def _issuer_template(self) -> ProviderSpec:
-        used = set(_PLACEHOLDER.findall(self.issuer or ""))
+        used = set(_PLACEHOLDER.findall(self.issuer or "")) - {
+            setting.name for setting in self.settings
+        }
         declared = set(self.issuer_claims)
         if used != declared:
             raise ValueError(
