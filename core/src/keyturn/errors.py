@@ -159,6 +159,8 @@ class ProviderError(KeyturnError):
     :ivar permanent: ``True`` when retrying cannot help and the user must sign in again.
     :ivar details: other short text fields of the error body (``error_uri``, Google's
         ``error_subtype`` such as ``rapt_required``); never part of the message.
+    :ivar retry_after: seconds the provider asked to wait before the next request (its
+        ``Retry-After`` header on a rate limit or an outage, at most an hour), or ``None``.
     """
 
     def __init__(
@@ -171,8 +173,10 @@ class ProviderError(KeyturnError):
         status: int | None = None,
         description: str | None = None,
         details: dict[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.provider = provider
+        self.retry_after = retry_after
         self.operation = operation
         self.error = error
         self.permanent = permanent

@@ -10,6 +10,7 @@ import base64
 import logging
 import math
 from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -29,6 +30,7 @@ from .models import (
 __all__ = [
     "LOOPBACK_HOSTS",
     "MAX_LIFETIME",
+    "MAX_RETRY_AFTER",
     "PERMANENT_ERRORS",
     "TRANSIENT_ERRORS",
     "TRANSIENT_STATUSES",
@@ -46,6 +48,7 @@ __all__ = [
     "profile_from_oidc",
     "read_json",
     "refresh_flow",
+    "retry_after",
     "revoke_flow",
     "text",
     "token_request",
@@ -189,6 +192,7 @@ def http_error(
         description=description,
         permanent=is_permanent(provider, response.status, None) if permanent is None else permanent,
         details=dict(details or {}),
+        retry_after=retry_after(response),
     )
 
 
@@ -213,6 +217,7 @@ def error_from_response(
             description=text(data.get("error_description")),
             permanent=is_permanent(provider, response.status, code),
             details=_error_details(data),
+            retry_after=retry_after(response),
         )
     if not response.ok:
         kind = response.content_type or "typeless"
@@ -223,6 +228,35 @@ def error_from_response(
             f"HTTP {response.status} with a {kind} body and no OAuth error",
         )
     return None
+
+
+#: The longest wait read from a ``Retry-After`` header; longer ones are capped.
+MAX_RETRY_AFTER = 3600.0
+
+
+def retry_after(response: HttpResponse) -> float | None:
+    """The seconds a response's ``Retry-After`` header asks to wait (RFC 9110 §10.2.3).
+
+    Both forms are read: a number of seconds, and an HTTP date, measured from the response's
+    own ``Date`` header (a flow has no clock; without ``Date`` a date gives ``None``). The
+    result is capped at :data:`MAX_RETRY_AFTER`; an unreadable header gives ``None``.
+
+    :param response: any response; most often a 429 or a 503.
+    :return: the seconds to wait, or ``None``.
+    """
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+        now = parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None or now.tzinfo is None:
+        return None
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER)
 
 
 _SECRET_FIELDS = frozenset(
