@@ -283,3 +283,34 @@ class TestRotationKind:
             TEMPLATE.model_copy().model_validate(
                 {**TEMPLATE.model_dump(), "settings": [DOMAIN.model_dump(), DOMAIN.model_dump()]}
             )
+
+
+def test_a_spec_pointed_elsewhere_needs_no_host_but_still_its_other_settings() -> None:
+    team = DeploymentSetting(name="team_id", kind="text", description="the team")
+    pointed = TEMPLATE.model_copy(
+        update={
+            "authorization_endpoint": "http://127.0.0.1:9/authorize",
+            "token_endpoint": "http://127.0.0.1:9/token",
+            "revocation_endpoint": None,
+            "issuer": "http://127.0.0.1:9",
+            "settings": (*TEMPLATE.settings, team),
+        }
+    )
+    with pytest.raises(ConfigurationError, match="team_id"):
+        client({}, spec=pointed).provider("tenanted")
+    spec = client({"team_id": "T1"}, spec=pointed).provider("tenanted")
+    assert spec.token_endpoint == "http://127.0.0.1:9/token"
+    assert spec.deployment == {
+        "server": "default",
+        "rotation": "rotate",
+        "refresh_reuse_grace": "0",
+        "team_id": "T1",
+    }
+
+
+def test_the_template_is_there_for_whoever_points_it_elsewhere() -> None:
+    kt = client()
+    assert kt.provider("tenanted", deployed=False) is kt.provider("tenanted", deployed=False)
+    assert kt.provider("tenanted", deployed=False).token_endpoint == TEMPLATE.token_endpoint
+    with pytest.raises(ConfigurationError):
+        kt.provider("tenanted")

@@ -403,25 +403,32 @@ class BaseKeyturn(Generic[H]):
         """The installed providers by id, with the plugin and distribution of each."""
         return dict(self._registered)
 
-    def provider(self, provider: str | ProviderSpec) -> ProviderSpec:
-        """The spec of an installed provider.
+    def provider(self, provider: str | ProviderSpec, *, deployed: bool = True) -> ProviderSpec:
+        """The spec of an installed provider, made for this app's deployment.
 
+        A provider whose spec lists ``settings`` (tenant, domain, realm...) is returned with
+        the app's values filled in (see :mod:`keyturn.deployment`), made once per client.
+
+        :param deployed: ``False`` for the spec as its plugin registered it, placeholders
+            and all (to point it at a test server before any setting is known).
         :raises UnknownProviderError: no plugin registers that id.
+        :raises ConfigurationError: a setting the provider needs has no value, or a value
+            is not usable.
         """
         if isinstance(provider, ProviderSpec):
-            return self._deploy(provider) if provider.settings else provider
+            return self._deploy(provider) if provider.settings and deployed else provider
         registered = self._registered.get(provider)
         if registered is None:
             raise UnknownProviderError(provider, list(self._registered))
         spec = registered.spec
-        if not spec.settings:
+        if not spec.settings or not deployed:
             return spec
         memo = self._deployed.get(spec.id)
         if memo is not None and memo[0] is spec:
             return memo[1]
-        deployed = self._deploy(spec)
-        self._deployed[spec.id] = (spec, deployed)
-        return deployed
+        made = self._deploy(spec)
+        self._deployed[spec.id] = (spec, made)
+        return made
 
     def _deploy(self, spec: ProviderSpec) -> ProviderSpec:
         """``spec`` for this app's deployment (see :mod:`keyturn.deployment`)."""

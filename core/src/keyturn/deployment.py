@@ -42,7 +42,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .flows import deploy, url_problem
-from .models import _ROTATIONS, DeploymentSetting, ProviderSpec
+from .models import _PLACEHOLDER, _ROTATIONS, DEPLOYMENT_URL_FIELDS, DeploymentSetting, ProviderSpec
 
 __all__ = ["check_value", "deploy", "environ_name", "setting_values"]
 
@@ -52,6 +52,8 @@ _HOST = re.compile(
     r"^(?=.{1,253}(?::\d{1,5})?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::\d{1,5})?$"
 )
+#: Kinds whose values only ever go into URLs.
+_URL_KINDS = frozenset({"host", "segment", "url"})
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 
 
@@ -106,7 +108,9 @@ def setting_values(
     spec: ProviderSpec, given: Mapping[str, Any] | None, environ: Mapping[str, str]
 ) -> dict[str, str]:
     """The value of each of ``spec``'s settings: from ``given``, else the environment, else
-    the default.
+    the default. A ``host``, ``segment`` or ``url`` setting that no URL of ``spec`` holds
+    any more (the app replaced the endpoints, as the emulator's ``point`` does) may be left
+    out; settings of the other kinds are read by hooks and keyturn, and never are.
 
     :raises ConfigurationError: a setting has no value, a value is not usable (naming the
         setting and where it came from, never quoting the value), or ``given`` names a
@@ -121,6 +125,11 @@ def setting_values(
             f"settings for {spec.id!r} name {', '.join(unknown)}, which it does not have "
             f"(its settings: {have})"
         )
+    placed = {
+        name
+        for field in DEPLOYMENT_URL_FIELDS
+        for name in _PLACEHOLDER.findall(getattr(spec, field) or "")
+    }
     values: dict[str, str] = {}
     for setting in spec.settings:
         variable = environ_name(spec, setting)
@@ -132,6 +141,9 @@ def setting_values(
         if raw is None:
             raw = setting.default
             source = f"the default of {setting.name}"
+        if raw is None and setting.kind in _URL_KINDS and setting.name not in placed:
+            # The URLs no longer hold it (the app pointed the spec elsewhere): not needed.
+            continue
         if raw is None:
             raise ConfigurationError(
                 f"{spec.name} needs its {setting.name} ({setting.description}): set "

@@ -538,8 +538,17 @@ def _oidc() -> Behaviour:
     )
 
 
+def _providers() -> tuple[Behaviour, ...]:
+    # keyturn_emulator.providers builds on Behaviour and Failure, defined above.
+    from .providers import behaviours
+
+    return behaviours()
+
+
 #: The profiles by name.
-PROFILES: dict[str, Behaviour] = {b.name: b for b in (_google(), _github(), _strict(), _oidc())}
+PROFILES: dict[str, Behaviour] = {
+    b.name: b for b in (_google(), _github(), _strict(), _oidc(), *_providers())
+}
 
 for _behaviour in PROFILES.values():
     _missing = set(SITUATIONS) - set(_behaviour.failures)
