@@ -35,6 +35,8 @@ AUTHORIZE = ISSUER + "/authorize"
 TOKEN = "https://api.op.example/token"
 USERINFO = ISSUER + "/userinfo"
 REDIRECT = "https://app.example/auth/callback/op"
+#: The test provider spreads its endpoints over hosts, as Google does, and says so.
+OP_HOSTS = frozenset({"api.op.example", "keys.op.example"})
 
 #: The spec of the test provider: an id, a name and the discovery URL, nothing else.
 SPEC = keyturn.ProviderSpec(
@@ -42,6 +44,7 @@ SPEC = keyturn.ProviderSpec(
     name="Test OP",
     discovery_url=DISCOVERY_URL,
     default_scopes=("openid", "email"),
+    endpoint_hosts=OP_HOSTS,
 )
 CREDENTIALS = {"op": (CLIENT_ID, CLIENT_SECRET)}
 

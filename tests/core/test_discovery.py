@@ -325,7 +325,12 @@ def test_an_unknown_document_is_a_configuration_error_and_a_server_error_transie
 
 def test_loopback_endpoints_may_use_plain_http(clock: FakeClock) -> None:
     base = "http://127.0.0.1:8765"
-    spec = SPEC.model_copy(update={"discovery_url": base + "/.well-known/openid-configuration"})
+    spec = SPEC.model_copy(
+        update={
+            "discovery_url": base + "/.well-known/openid-configuration",
+            "endpoint_hosts": frozenset({"localhost:8765", "[::1]:8765", "op.example"}),
+        }
+    )
     op = Provider()
     op.raw[spec.discovery_url or ""] = (
         200,
@@ -351,7 +356,13 @@ def test_a_multi_tenant_template_is_compared_as_written(clock: FakeClock) -> Non
     with sync_client(op, clock) as kt, pytest.raises(ConfigurationError) as caught:
         resolve(kt)
     assert "issuer_claims" in str(caught.value)  # the hint
-    spec = SPEC.model_copy(update={"issuer": template, "issuer_claims": {"tenantid": "tid"}})
+    spec = SPEC.model_copy(
+        update={
+            "issuer": template,
+            "issuer_claims": {"tenantid": "tid"},
+            "endpoint_hosts": SPEC.endpoint_hosts | {"op.example"},
+        }
+    )
     with sync_client(op, clock, spec) as kt:
         resolved = resolve(kt)
     assert resolved.issuer == template
@@ -491,3 +502,41 @@ def test_the_sign_in_route_answers_a_page_when_discovery_fails(clock: FakeClock)
     misconfigured = auth.handle(WebRequest("GET", "https://app.example/auth/signin/op"))
     assert misconfigured.status == 500
     assert b"evil" not in misconfigured.body
+
+
+def test_an_endpoint_on_a_host_the_spec_does_not_list_is_refused(clock: FakeClock) -> None:
+    """A document that moves the token endpoint elsewhere would send it every code, refresh
+    token and client secret: refused before any request goes there, naming field and host."""
+    op = Provider()
+    op.discovery["token_endpoint"] = "https://attacker.example/token"
+    kt = sync_client(op, clock)
+    with pytest.raises(ConfigurationError) as caught:
+        resolve(kt)
+    message = str(caught.value)
+    assert "token_endpoint on attacker.example" in message
+    assert "endpoint_hosts" in message
+    assert op.count("https://attacker.example/token") == 0
+
+
+def test_the_issuers_own_host_and_listed_hosts_pass_and_case_does_not_matter(
+    clock: FakeClock,
+) -> None:
+    op = Provider()
+    op.discovery["userinfo_endpoint"] = "https://API.OP.EXAMPLE/userinfo"
+    assert resolve(sync_client(op, clock)).userinfo_endpoint == "https://API.OP.EXAMPLE/userinfo"
+    without = SPEC.model_copy(update={"endpoint_hosts": frozenset({"keys.op.example"})})
+    with pytest.raises(ConfigurationError, match=r"token_endpoint on api\.op\.example"):
+        resolve(sync_client(op, clock, without))
+
+
+def test_an_endpoint_the_spec_sets_itself_is_not_read_from_the_document(clock: FakeClock) -> None:
+    op = Provider()
+    op.discovery["token_endpoint"] = "https://attacker.example/token"
+    spec = SPEC.model_copy(update={"token_endpoint": TOKEN})
+    assert resolve(sync_client(op, clock, spec)).token_endpoint == TOKEN
+
+
+@pytest.mark.parametrize("bad", ["https://x.example", "x.example/path", "", "a b", "x:port"])
+def test_endpoint_hosts_are_host_names(bad: str) -> None:
+    with pytest.raises(ValidationError, match="endpoint_hosts"):
+        ProviderSpec(id="x", name="X", discovery_url=DISCOVERY_URL, endpoint_hosts={bad})

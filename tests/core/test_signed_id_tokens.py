@@ -218,7 +218,13 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
 async def test_a_multi_tenant_sign_in_checks_the_tokens_tenant(clock: FakeClock, mode: str) -> None:
-    spec = SPEC.model_copy(update={"issuer": TEMPLATE, "issuer_claims": {"tenantid": "tid"}})
+    spec = SPEC.model_copy(
+        update={
+            "issuer": TEMPLATE,
+            "issuer_claims": {"tenantid": "tid"},
+            "endpoint_hosts": SPEC.endpoint_hosts | {"op.example"},
+        }
+    )
     op = Provider()
     op.discovery["issuer"] = TEMPLATE
     op.claim_changes = {"iss": f"https://login.example/{TENANT}/v2.0", "tid": TENANT}

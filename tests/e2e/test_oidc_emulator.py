@@ -339,13 +339,11 @@ async def test_client_secret_jwt_with_the_default_short_secret_is_refused_before
 # -- broken documents ----------------------------------------------------------------------
 
 
-# The emulator's foreign_host fault is left out: keyturn accepts endpoints on other hosts than
-# the issuer's (Google's token endpoint is one; see keyturn.discovery), so the client would
-# send the code to a host off this machine.
 @pytest.mark.parametrize(
     ("knob", "fault", "error", "names"),
     [
         ("discovery_fault", "wrong_issuer", ConfigurationError, "issuer"),
+        ("discovery_fault", "foreign_host", ConfigurationError, "token_endpoint on attacker"),
         ("discovery_fault", "missing_jwks_uri", ConfigurationError, "jwks_uri"),
         ("discovery_fault", "html", ConfigurationError, "is HTML or XML, not JSON"),
         ("discovery_fault", "truncated", ConfigurationError, "discovery document"),

@@ -35,6 +35,7 @@ from tests.core._oidc import (
     DISCOVERY_URL,
     ISSUER,
     JWKS_URI,
+    OP_HOSTS,
     TOKEN,
     USERINFO,
     Provider,
@@ -594,7 +595,7 @@ async def test_a_whole_session_comes_from_the_discovery_document(
         end_session_endpoint=LOGOUT,
         token_endpoint_auth_methods_supported=["client_secret_basic"],
     )
-    s = session(keyturn_oidc.provider("op", ISSUER, name="Test OP"))
+    s = session(keyturn_oidc.provider("op", ISSUER, name="Test OP", endpoint_hosts=OP_HOSTS))
     # Sign-in: the URL is built on the document's authorization endpoint.
     request = await s.authorize_url("op")
     assert request.url.startswith(ISSUER + "/authorize?")
@@ -638,7 +639,7 @@ async def test_the_secret_goes_in_the_form_where_the_document_lists_that_first(
     session: Callable[..., Session], op: OP
 ) -> None:
     """The test OP's document lists client_secret_post and client_secret_basic."""
-    s = session(keyturn_oidc.provider("op", ISSUER))
+    s = session(keyturn_oidc.provider("op", ISSUER, endpoint_hosts=OP_HOSTS))
     request = await s.authorize_url("op")
     assert request.nonce is not None
     op.nonces["code-1"] = request.nonce.get_secret_value()
@@ -656,6 +657,7 @@ async def test_a_private_key_declared_in_the_environment_signs_the_client_in(
     declared(
         OIDC_PROVIDERS="op",
         OP_ISSUER=ISSUER,
+        OP_ENDPOINT_HOSTS=" ".join(sorted(OP_HOSTS)),
         OP_CLIENT_AUTH="private_key_jwt",
         OP_CLIENT_ID=CLIENT_ID,
         OP_PRIVATE_KEY=pem,
@@ -683,7 +685,7 @@ async def test_without_a_revocation_endpoint_revoke_sends_nothing(
     session: Callable[..., Session], op: OP
 ) -> None:
     op.discovery = metadata()  # no revocation_endpoint
-    s = session(keyturn_oidc.provider("op", ISSUER))
+    s = session(keyturn_oidc.provider("op", ISSUER, endpoint_hosts=OP_HOSTS))
     tokens = keyturn.TokenSet(provider="op", access_token="fake-at", refresh_token="fake-rt")
     with pytest.raises(ConfigurationError, match="op declares no revoke endpoint"):
         await s.call("revoke", tokens)
@@ -694,7 +696,7 @@ async def test_an_id_token_signed_with_another_key_is_refused(
     session: Callable[..., Session], op: OP
 ) -> None:
     op.signer = ("k1", rsa_key(7), "RS256")  # the set still publishes key 0 as k1
-    s = session(keyturn_oidc.provider("op", ISSUER))
+    s = session(keyturn_oidc.provider("op", ISSUER, endpoint_hosts=OP_HOSTS))
     request = await s.authorize_url("op")
     assert request.nonce is not None
     op.nonces["code-1"] = request.nonce.get_secret_value()
@@ -711,7 +713,12 @@ TEMPLATE = ISSUER + "/{tenantid}/v2.0"
 def tenant_provider(op: OP, **options: Any) -> ProviderSpec:
     op.discovery = metadata(issuer=TEMPLATE)
     return keyturn_oidc.provider(
-        "op", TEMPLATE, discovery_url=DISCOVERY_URL, issuer_claims={"tenantid": "tid"}, **options
+        "op",
+        TEMPLATE,
+        discovery_url=DISCOVERY_URL,
+        issuer_claims={"tenantid": "tid"},
+        endpoint_hosts=OP_HOSTS,
+        **options,
     )
 
 
@@ -763,7 +770,9 @@ def test_the_web_signs_in_then_revokes_and_logs_out_at_the_documents_endpoints(
     from tests.web._site import SECRET
     from tests.web.test_auth import SyncBrowser
 
-    spec = keyturn_oidc.provider("op", ISSUER)  # no end_session_endpoint until it is read
+    spec = keyturn_oidc.provider(
+        "op", ISSUER, endpoint_hosts=OP_HOSTS
+    )  # no end_session_endpoint until it is read
     with (
         op.sync_client() as http,
         keyturn.Keyturn(

@@ -47,6 +47,12 @@ OKTA = "https://subdomain.okta.com"
 AUTH0 = "https://dev-abc123.us.auth0.com"
 KEYCLOAK = "https://aai.egi.eu/auth/realms/egi"
 KEYCLOAK_OIDC = f"{KEYCLOAK}/protocol/openid-connect"
+#: Where Google's document puts endpoints besides accounts.google.com, its issuer's host.
+GOOGLE_HOSTS = frozenset(
+    {"oauth2.googleapis.com", "openidconnect.googleapis.com", "www.googleapis.com"}
+)
+#: Microsoft's userinfo endpoint is on Microsoft Graph.
+MS_HOSTS = frozenset({"graph.microsoft.com"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,9 @@ class Published:
 DOCUMENTS = [
     Published(
         "google",
-        keyturn_oidc.provider("accounts", "https://accounts.google.com"),
+        keyturn_oidc.provider(
+            "accounts", "https://accounts.google.com", endpoint_hosts=GOOGLE_HOSTS
+        ),
         authorization="https://accounts.google.com/o/oauth2/v2/auth",
         token="https://oauth2.googleapis.com/token",
         userinfo="https://openidconnect.googleapis.com/v1/userinfo",
@@ -92,6 +100,7 @@ DOCUMENTS = [
             f"{MS}/{{tenantid}}/v2.0",
             discovery_url=MS_COMMON_DISCOVERY,
             issuer_claims={"tenantid": "tid"},
+            endpoint_hosts=MS_HOSTS,
         ),
         authorization=f"{MS}/common/oauth2/v2.0/authorize",
         token=f"{MS}/common/oauth2/v2.0/token",
@@ -112,7 +121,7 @@ DOCUMENTS = [
     ),
     Published(
         "microsoft_tenant",
-        keyturn_oidc.provider("contoso", f"{MS}/{MS_TENANT}/v2.0"),
+        keyturn_oidc.provider("contoso", f"{MS}/{MS_TENANT}/v2.0", endpoint_hosts=MS_HOSTS),
         authorization=f"{MS}/{MS_TENANT}/oauth2/v2.0/authorize",
         token=f"{MS}/{MS_TENANT}/oauth2/v2.0/token",
         userinfo="https://graph.microsoft.com/oidc/userinfo",
@@ -410,6 +419,7 @@ async def test_microsoft_common_resolves_with_the_tenants_an_app_accepts(
         discovery_url=MS_COMMON_DISCOVERY,
         issuer_claims={"tenantid": "tid"},
         issuer_claim_values={"tenantid": frozenset({MS_CONSUMERS})},
+        endpoint_hosts=MS_HOSTS,
     )
     client = connect(spec)
     with client.play("microsoft_common"):

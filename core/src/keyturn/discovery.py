@@ -32,6 +32,7 @@ configured issuer, as section 4.3 intends. Fields keyturn does not read are igno
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -275,4 +276,44 @@ def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec
         method = _client_auth(spec, metadata)
         if method != spec.client_auth:
             update["client_auth"] = method
+    _check_hosts(spec, metadata.issuer, update)
     return spec.model_copy(update=update) if update else spec
+
+
+def _host(url: str) -> str:
+    """``host`` or ``host:port`` of ``url``, lower-cased (``""`` when it has none)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6, written as in a URL
+        host = f"[{host}]"
+    return f"{host}:{parts.port}" if parts.port is not None else host
+
+
+def _check_hosts(spec: ProviderSpec, issuer: str, taken: dict[str, Any]) -> None:
+    """Refuse an endpoint taken from the document on a host that is neither the issuer's
+    nor listed in ``spec.endpoint_hosts``.
+
+    The document is fetched from the issuer over TLS, so it speaks for the issuer; but a
+    document that moves the token endpoint elsewhere (a compromised or misconfigured
+    server, a proxy rewriting it) would send every code, refresh token and client secret
+    there. Providers that really do spread their endpoints over hosts list them.
+    """
+    allowed = {_host(issuer)} | {host.lower() for host in spec.endpoint_hosts}
+    for field in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
+        "jwks_uri",
+    ):
+        value = taken.get(field)
+        if value is None:
+            continue
+        host = _host(value)
+        if host not in allowed:
+            raise ConfigurationError(
+                f"{spec.id}: the discovery document at {spec.discovery_url} puts "
+                f"{field} on {host}, not on the issuer's host {_host(issuer)}; if the "
+                f"provider really serves it there, add {host!r} to the spec's endpoint_hosts"
+            )

@@ -343,6 +343,12 @@ ClientAuthMethod = Literal[
     "client_secret_post", "client_secret_basic", "none", "private_key_jwt", "client_secret_jwt"
 ]
 
+#: An entry of ``endpoint_hosts``: a host name or ``[IPv6]``, with an optional port.
+_ENDPOINT_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
+)
+
 #: A placeholder of a templated issuer: ``{tenantid}``.
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -480,6 +486,16 @@ class ProviderSpec(_Model):
             "the spec's."
         ),
     )
+    endpoint_hosts: frozenset[str] = Field(
+        default_factory=frozenset,
+        description=(
+            "Hosts besides the issuer's that the discovery document may put endpoints on "
+            "(`host` or `host:port`): Google's token endpoint is on oauth2.googleapis.com, "
+            "Microsoft's userinfo on graph.microsoft.com. An endpoint read from the document "
+            "on any other host is refused, as it would receive codes, tokens or the client's "
+            "credentials."
+        ),
+    )
     jwks_uri: str | None = Field(
         default=None,
         description=(
@@ -587,6 +603,14 @@ class ProviderSpec(_Model):
         if self.refresh_reuse_grace and self.rotation != "detect_reuse":
             raise ValueError("refresh_reuse_grace applies only to rotation='detect_reuse'")
         return self
+
+    @field_validator("endpoint_hosts")
+    @classmethod
+    def _hosts(cls, value: frozenset[str]) -> frozenset[str]:
+        bad = sorted(host for host in value if not _ENDPOINT_HOST.match(host))
+        if bad:
+            raise ValueError(f"endpoint_hosts must be host names (with an optional :port): {bad}")
+        return frozenset(host.lower() for host in value)
 
     @model_validator(mode="after")
     def _settings_unique(self) -> ProviderSpec:

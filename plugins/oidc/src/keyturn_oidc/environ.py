@@ -27,6 +27,8 @@ Each id's variables, all but the issuer optional (an empty value counts as unset
                            (``private_key_jwt``...; the secret method the document lists)
 ``_AUTHORIZE_PARAMS``      authorize parameters sent with every sign-in, as a URL query:
                            ``audience=https%3A%2F%2Fapi.example&prompt=consent``
+``_ENDPOINT_HOSTS``        hosts besides the issuer's that the document may put endpoints
+                           on, separated by spaces or commas (``graph.microsoft.com``)
 =========================  ==================================================================
 
 Everything is checked when a client is built, and a setting that cannot work is a
@@ -63,6 +65,7 @@ SETTINGS = {
     "issuer_claim_values": "ISSUER_CLAIM_VALUES",
     "client_auth": "CLIENT_AUTH",
     "authorize_params": "AUTHORIZE_PARAMS",
+    "endpoint_hosts": "ENDPOINT_HOSTS",
 }
 
 #: A provider id, as ``keyturn.ProviderSpec`` allows them.
@@ -161,6 +164,9 @@ def _read(provider_id: str, environ: Mapping[str, str]) -> ProviderSpec:
                 f"{variable('authorize_params')} must be a URL query (audience=...&prompt=...), "
                 f"not {params!r}"
             ) from None
+    hosts = get("endpoint_hosts")
+    if hosts is not None:
+        fields["endpoint_hosts"] = frozenset(part for part in re.split(r"[\s,]+", hosts) if part)
     return build(
         provider_id,
         issuer,

@@ -221,8 +221,9 @@ def provider(
         openid-configuration`` by default, required for an issuer template.
     :param spec_fields: any other :class:`keyturn.ProviderSpec` field: ``issuer_claims``,
         ``issuer_claim_values``, ``client_auth`` (``private_key_jwt``...; by default the
-        secret method the document lists), ``authorize_params``, ``trusted_audiences``, an
-        endpoint to use instead of the document's...
+        secret method the document lists), ``authorize_params``, ``trusted_audiences``,
+        ``endpoint_hosts`` (hosts besides the issuer's that the document may name: Google's
+        ``oauth2.googleapis.com``...), an endpoint to use instead of the document's...
     :raises ConfigurationError: a setting that cannot work, named.
     """
     if "default_scopes" in spec_fields:
