@@ -29,6 +29,16 @@ ISSUER = "https://accounts.google.com"
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+#: A provider whose metadata says it names itself on every callback (RFC 9207).
+DECLARES_ISS = GOOGLE.model_copy(update={"id": "declares-iss", "authorization_response_iss": True})
+
+
+@pytest.fixture
+def declares_iss() -> AuthorizationRequest:
+    client = keyturn.Keyturn({"declares-iss": (CLIENT_ID, CLIENT_SECRET)}, providers=[DECLARES_ISS])
+    return client.authorize_url("declares-iss", REDIRECT)
+
+
 @pytest.fixture
 def auth(kt: keyturn.Keyturn) -> AuthorizationRequest:
     """A Google authorize request with the default settings."""
@@ -179,21 +189,44 @@ def test_no_iss_is_fine_from_a_provider_not_known_to_send_it(kt: keyturn.Keyturn
     ids=["with-code", "with-error"],
 )
 def test_no_iss_from_a_provider_that_always_sends_it_is_an_issuer_mismatch(
-    auth: AuthorizationRequest, extra: dict[str, str]
+    declares_iss: AuthorizationRequest, extra: dict[str, str]
 ) -> None:
     """RFC 9207 section 2.4: a client that knows the provider sends iss must refuse a
     response without it (a mix-up attacker would leave it out)."""
-    assert GOOGLE.authorization_response_iss and auth.issuer_required
+    assert declares_iss.issuer_required
     with pytest.raises(keyturn.IssuerMismatchError, match="no iss"):
-        auth.verify_callback({**extra, "state": state_of(auth)})
+        declares_iss.verify_callback({**extra, "state": state_of(declares_iss)})
 
 
 def test_sign_in_refuses_a_callback_without_iss_before_any_request(
-    kt: keyturn.Keyturn, auth: AuthorizationRequest
+    declares_iss: AuthorizationRequest,
 ) -> None:
     """Not only the web routes: the client's own sign_in checks it, before the code is spent."""
+    spent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        spent.append(request)
+        return httpx.Response(500)
+
+    client = keyturn.Keyturn(
+        {"declares-iss": (CLIENT_ID, CLIENT_SECRET)},
+        providers=[DECLARES_ISS],
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
     with pytest.raises(keyturn.IssuerMismatchError):
-        kt.sign_in(auth, {"code": "4/code", "state": state_of(auth)})
+        client.sign_in(declares_iss, {"code": "4/code", "state": state_of(declares_iss)})
+    assert spent == []
+
+
+def test_google_does_not_require_iss_but_compares_it(auth: AuthorizationRequest) -> None:
+    """Google's served discovery document does not set
+    authorization_response_iss_parameter_supported (cassettes/google/discovery.yaml)."""
+    assert not GOOGLE.authorization_response_iss and not auth.issuer_required
+    assert auth.verify_callback({"code": "c", "state": state_of(auth)}) == "c"
+    with pytest.raises(keyturn.IssuerMismatchError):
+        auth.verify_callback(
+            {"code": "c", "state": state_of(auth), "iss": "https://attacker.example"}
+        )
 
 
 def test_a_state_mismatch_is_reported_before_a_missing_iss(auth: AuthorizationRequest) -> None:

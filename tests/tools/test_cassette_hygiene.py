@@ -108,6 +108,7 @@ def test_google_has_every_documented_scenario_and_no_rotation() -> None:
         "userinfo",
         "revoke",
         "revoke_invalid_token",
+        "discovery",
     }
     assert "refresh_rotated" not in found  # Google does not rotate refresh tokens
 

@@ -25,6 +25,7 @@ from keyturn.starlette import MAX_BODY
 from keyturn.web import Keyring
 from keyturn.web.sealing import Sealer
 from keyturn_emulator import Emulator
+from keyturn_google import GOOGLE
 
 from ._site import (
     BASE,
@@ -433,12 +434,15 @@ async def test_a_callback_from_another_issuer_is_refused(make_site: MakeSite) ->
 
 
 async def test_a_callback_without_iss_is_refused_from_a_provider_that_sends_it(
-    make_site: MakeSite,
+    make_site: MakeSite, world: World
 ) -> None:
-    site = await make_site()
+    # A provider whose metadata says it names itself on every callback (RFC 9207 section
+    # 2.4): Google's spec as it would be if its discovery document set the flag.
+    declared = world.emu.point(GOOGLE).model_copy(update={"authorization_response_iss": True})
+    site = await make_site(providers=[declared])
     browser = await site.browser()
     _, query = await site.start(browser, "google")
-    assert query.pop("iss")  # RFC 9207: Google names itself on every callback
+    assert query.pop("iss")
     answer = await browser.get("/auth/callback/google", params=query)
     assert "could not be verified" in assert_refused_page(answer, 400)
     assert counters(site)["token_requests"] == 0
@@ -448,6 +452,24 @@ async def test_a_callback_without_iss_is_refused_from_a_provider_that_sends_it(
     assert (await browser.get("/auth/callback/github", params=query)).status_code == 303
     assert site.client.provider("google").authorization_response_iss
     assert not site.client.provider("github").authorization_response_iss
+
+
+async def test_google_names_itself_and_a_wrong_iss_is_refused_but_none_is_not_required(
+    make_site: MakeSite,
+) -> None:
+    """Google's own document does not set authorization_response_iss_parameter_supported,
+    so its spec compares iss when it is there and does not require it."""
+    site = await make_site()
+    browser = await site.browser()
+    _, query = await site.start(browser, "google")
+    assert query["iss"]
+    forged = {**query, "iss": "https://attacker.example"}
+    answer = await browser.get("/auth/callback/google", params=forged)
+    assert "could not be verified" in assert_refused_page(answer, 400)
+    _, query = await site.start(browser, "google")
+    query.pop("iss")
+    assert (await browser.get("/auth/callback/google", params=query)).status_code == 303
+    assert not site.client.provider("google").authorization_response_iss
 
 
 async def test_a_flow_cookie_of_another_provider_is_refused(make_site: MakeSite) -> None:
