@@ -439,6 +439,31 @@ def test_the_plugin_registers_the_declared_providers(declared: Callable[..., Non
     assert "google" in registered  # the other plugins are there as ever
 
 
+def test_a_clients_own_environ_declares_its_providers_and_the_process_one_is_not_read(
+    declared: Callable[..., None],
+) -> None:
+    declared(OIDC_PROVIDERS="process", PROCESS_ISSUER="https://process.example")
+    mine = env(
+        OIDC_PROVIDERS="corp",
+        CORP_ISSUER="https://id.corp.example",
+        CORP_CLIENT_ID="corp-client",
+    )
+    with keyturn.Keyturn(plugin_manager=keyturn.get_plugin_manager(), environ=mine) as kt:
+        registered = kt.registered_providers
+        assert kt.credentials("corp").client_id == "corp-client"
+    assert registered["corp"].spec == keyturn_oidc.provider("corp", "https://id.corp.example")
+    assert "process" not in registered
+    with keyturn.Keyturn(plugin_manager=keyturn.get_plugin_manager()) as kt:
+        assert "process" in kt.registered_providers and "corp" not in kt.registered_providers
+
+
+def test_a_bad_declaration_in_a_clients_environ_names_its_variable() -> None:
+    with pytest.raises(keyturn.ConfigurationError, match="KEYTURN_CORP_ISSUER is not set"):
+        keyturn.Keyturn(
+            plugin_manager=keyturn.get_plugin_manager(), environ=env(OIDC_PROVIDERS="corp")
+        )
+
+
 def test_without_the_variable_the_plugin_registers_nothing() -> None:
     with keyturn.Keyturn(plugin_manager=keyturn.get_plugin_manager(), environ={}) as kt:
         assert all(reg.plugin != "oidc" for reg in kt.registered_providers.values())

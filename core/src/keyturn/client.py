@@ -304,9 +304,9 @@ class BaseKeyturn(Generic[H]):
             if isinstance(pm, KeyturnPluginManager)
             else lambda name: cast(Callable[..., Any], getattr(pm.hook, name))
         )
-        self._registered = collect_providers(self.plugin_manager)
-        self._registered.update(_local_providers(options.get("providers", ()), self._registered))
         self._environ = os.environ if environ is None else environ
+        self._registered = collect_providers(self.plugin_manager, self._environ)
+        self._registered.update(_local_providers(options.get("providers", ()), self._registered))
         self._settings = _check_settings(options.get("settings") or {}, self._registered)
         #: provider id -> (the registered spec, the spec made for this deployment from it)
         self._deployed: dict[str, tuple[ProviderSpec, ProviderSpec]] = {}

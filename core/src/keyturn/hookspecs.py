@@ -51,13 +51,20 @@ JwtTrigger = Literal["signIn", "read", "refresh", "refreshError"]
 
 
 @hookspec
-def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None:
+def keyturn_register_providers(
+    register: Callable[[ProviderSpec], None], environ: Mapping[str, str]
+) -> None:
     """Register the providers this plugin supplies.
 
     Call ``register(spec)`` once for each :class:`~keyturn.ProviderSpec`. Registering an id
-    that another plugin already registered raises :class:`~keyturn.PluginError`.
+    that another plugin already registered raises :class:`~keyturn.PluginError`. Called
+    each time a client is built.
 
     :param register: the function that records one provider spec.
+    :param environ: the environment of the client being built (its ``environ=`` option,
+        ``os.environ`` by default), for a plugin whose providers are declared there (as
+        keyturn-oidc's are). Take it only if you need it: pluggy passes an implementation
+        just the arguments it names.
     :return: nothing.
     """
 

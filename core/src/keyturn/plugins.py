@@ -218,8 +218,13 @@ def check_pending(pm: pluggy.PluginManager) -> None:
         ) from exc
 
 
-def collect_providers(pm: KeyturnPluginManager) -> dict[str, RegisteredProvider]:
+def collect_providers(
+    pm: KeyturnPluginManager, environ: Mapping[str, str] | None = None
+) -> dict[str, RegisteredProvider]:
     """Ask every plugin for its providers.
+
+    :param environ: the environment handed to ``keyturn_register_providers`` (a client
+        passes its own ``environ=``); ``os.environ`` by default.
 
     :raises PluginError: two plugins register the same id, or a plugin registers something
         that is not a :class:`ProviderSpec`.
@@ -247,7 +252,7 @@ def collect_providers(pm: KeyturnPluginManager) -> dict[str, RegisteredProvider]
                 _hooks_for(pm, _plugin, spec.id),
             )
 
-        arguments = {"register": register}
+        arguments = {"register": register, "environ": os.environ if environ is None else environ}
         impl.function(*(arguments[name] for name in impl.argnames))
     return found
 

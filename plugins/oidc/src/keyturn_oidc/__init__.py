@@ -25,7 +25,7 @@ environment declares.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keyturn
 from keyturn import ProviderSpec
@@ -45,8 +45,11 @@ __all__ = [
 
 
 @keyturn.hookimpl(trylast=True)
-def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None:
-    """Register the providers ``KEYTURN_OIDC_PROVIDERS`` lists.
+def keyturn_register_providers(
+    register: Callable[[ProviderSpec], None], environ: Mapping[str, str]
+) -> None:
+    """Register the providers ``KEYTURN_OIDC_PROVIDERS`` lists in the client's environment
+    (its ``environ=`` option, ``os.environ`` by default).
 
     Called after every other plugin's registration (``trylast``), so an id that another
     installed plugin registers is refused here, with the variable named, rather than
@@ -54,7 +57,7 @@ def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None
 
     :raises keyturn.ConfigurationError: a variable that cannot work, or an id taken.
     """
-    for spec in providers_from_env():
+    for spec in providers_from_env(environ):
         try:
             register(spec)
         except keyturn.PluginError as exc:

@@ -182,8 +182,9 @@ def providers_from_env(environ: Mapping[str, str] | None = None) -> list[Provide
     """The providers the environment declares, in the order ``KEYTURN_OIDC_PROVIDERS``
     lists them; none when it is unset.
 
-    The plugin registers these when a client is built, reading ``os.environ``; call this
-    with a mapping of your own to build the same specs for ``Keyturn(providers=[...])``.
+    The plugin registers these when a client is built, reading the client's environment
+    (``Keyturn(environ=...)``, ``os.environ`` by default); call this with a mapping of your
+    own to build the same specs for ``Keyturn(providers=[...])``.
 
     :param environ: where to read the variables (``os.environ``).
     :raises ConfigurationError: naming the variable that cannot work.
