@@ -13,8 +13,9 @@ folder, and pytest runs every check below for that provider::
         cassettes = Path(__file__).parent.parent / "cassettes"
 
 The suite reads the standard cassettes of the folder (``exchange_code``, ``refresh_ok``,
-``refresh_rotated`` when the spec says refresh tokens rotate, ``refresh_invalid_grant``,
-``refresh_transient``), replays each through :class:`~keyturn.Keyturn` and
+``refresh_rotated`` when the spec's ``rotation`` is not ``none`` or a tenant may choose
+rotation, ``refresh_invalid_grant``, ``refresh_transient``), replays each through
+:class:`~keyturn.Keyturn` and
 :class:`~keyturn.AsyncKeyturn` with ``record_mode="none"``, and checks what keyturn makes of
 the answers against what the cassette itself says. Values the request carried (client id,
 redirect URI, the refresh token sent) are read from the cassette, so nothing is repeated in
@@ -34,6 +35,18 @@ The sign-in replay (:meth:`ProviderConformance.test_sign_in_checks_the_id_token`
 ID-token checks of a real sign-in on ``exchange_code.yaml``: the signature against the key
 set, ``iss`` against the spec's issuer, ``aud`` against the client id, the nonce, and the
 times on the clock of the recording.
+
+Rotation is checked against the kind the spec declares (:meth:`ProviderConformance.
+test_refresh_token_rotation_matches_the_spec`, :meth:`ProviderConformance.
+test_spec_rotation_is_complete`); a spec whose tenant chooses (a ``rotation`` setting) is
+checked against every kind the setting accepts. A spec with deployment settings is deployed
+with the class attribute ``settings``.
+
+Secrets come first: :meth:`ProviderConformance.test_cassettes_hold_no_secrets` fails for a
+file that holds a live-looking credential (the rules are those of
+:func:`pytest_keyturn.cassettes.scan_cassette`), and every other test that would read that
+file skips it, pointing at the secret check: vcrpy scrubs tokens again as it loads a cassette,
+so a replay of an unscrubbed file would blame the spec for what is wrong with the file.
 
 Each failure says what to change: the spec, a hook, or the cassette. The suite needs the
 fixtures of :mod:`pytest_keyturn.plugin`, which pytest loads wherever pytest-keyturn is
