@@ -2,8 +2,11 @@
 
 A cassette under cassettes/ must read exactly as keyturn's scrubber
 (pytest_keyturn.cassettes) would write it: placeholders instead of tokens, no credential
-headers, no content-length. The scrubber itself is tested by recording real traffic from a
-small server on 127.0.0.1 that answers with live-looking tokens.
+headers, no content-length. The secret rules are the conformance suite's own
+(pytest_keyturn.cassettes.scan_cassette, "What counts as a live secret" in its module docs),
+so a cassette that passes here passes the suite's secret check. The scrubber itself is
+tested by recording real traffic from a small server on 127.0.0.1 that answers with
+live-looking tokens.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pytest_keyturn.cassettes import (
     find_secrets,
     make_vcr,
     redact,
+    scan_cassette,
     scrub_body,
     scrub_request,
     scrub_response,
@@ -56,6 +60,8 @@ def check_cassette(path: Path) -> None:
     """Fail unless ``path`` is a clean vcrpy cassette, as keyturn's scrubber writes them."""
     text = path.read_text(encoding="utf-8")
     assert find_secrets(text) == [], f"{path.name} looks like it holds a live secret"
+    findings = [str(finding) for finding in scan_cassette(text)]
+    assert findings == [], f"{path.name} is not scrubbed: {findings}"
     data = yaml.safe_load(text)
     assert set(data) == {"version", "interactions"}
     assert data["version"] == 1
@@ -114,6 +120,9 @@ def test_google_has_every_documented_scenario_and_no_rotation() -> None:
 
 
 LIVE_ACCESS_TOKEN = "ya29." + "a0AfH6SMBx7q" * 4
+#: A JWT access token as Microsoft, Auth0 and Okta issue them (header {"alg":"RS256",
+#: "kid":"k1"}; made up).
+LIVE_JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiI3In0." + "c2lnbmF0dXJl" * 4
 LIVE_REFRESH_TOKEN = "1//0" + "gYIARAAGBASNwF" * 3
 
 
@@ -126,6 +135,8 @@ LIVE_REFRESH_TOKEN = "1//0" + "gYIARAAGBASNwF" * 3
         ("refresh_token=REDACTED-682c9652", "refresh_token=unscrubbed-refresh-token"),
         ("    headers:\n", "    headers:\n      content-length:\n      - '42'\n"),
         ("    headers:\n", "    headers:\n      authorization:\n      - Basic c2VjcmV0\n"),
+        ('"access_token":"REDACTED-328fda98"', f'"access_token":"{LIVE_JWT}"'),
+        ("refresh_token=REDACTED-682c9652", "refresh_token=" + "Zk9xT2pLbWN4" * 3),
     ],
     ids=[
         "live access token",
@@ -134,6 +145,8 @@ LIVE_REFRESH_TOKEN = "1//0" + "gYIARAAGBASNwF" * 3
         "unredacted token",
         "content-length",
         "authorization",
+        "jwt access token",
+        "opaque refresh token",
     ],
 )
 def test_check_catches_an_unclean_cassette(tmp_path: Path, old: str, new: str) -> None:

@@ -27,8 +27,8 @@ pytest_plugins = ["pytester"]
 CASSETTES = Path(__file__).parent / "cassettes" / "acme_oidc"
 ISSUER = "https://id.example.com"
 JWKS_URI = ISSUER + "/oauth/jwks"
-#: Tests each ProviderConformance subclass runs (7 single, 6 run for sync and async).
-SUITE_SIZE = 19
+#: Tests each ProviderConformance subclass runs (8 single, 6 run for sync and async).
+SUITE_SIZE = 20
 #: The tests that read a key set: the exchange, the sign-in replay and four refresh tests,
 #: each sync and async.
 KEY_SET_TESTS = 12
@@ -450,7 +450,7 @@ def test_a_discovery_spec_without_its_document_fails_with_how_to_record_it(
     write_plugin(pytester, DISCOVERED, change=lambda c: c.pop("discovery"))
     result = run_suite(pytester)
     # Everything but the spec's own checks needs the document's endpoints.
-    assert_outcomes(result, failed=SUITE_SIZE - 5)
+    assert_outcomes(result, failed=SUITE_SIZE - 6)
     result.stdout.fnmatch_lines(
         [
             "*discovery.yaml is missing (the spec reads its endpoints from "
@@ -471,7 +471,7 @@ def test_a_discovery_spec_whose_document_names_another_issuer_fails(
 
     write_plugin(pytester, DISCOVERED, change=change)
     result = run_suite(pytester)
-    assert_outcomes(result, failed=SUITE_SIZE - 5)
+    assert_outcomes(result, failed=SUITE_SIZE - 6)
     result.stdout.fnmatch_lines(
         ["*names the issuer 'https://login.example.com', not the configured*(issuer; OpenID*"]
     )

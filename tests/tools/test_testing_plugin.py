@@ -28,8 +28,8 @@ pytest_plugins = ["pytester"]
 TOKEN_URL = "https://auth.example.com/token"
 REDIRECT_URI = "https://app.example.com/auth/callback/acme"
 CLIENT_ID = "example-acme-client"
-#: Tests each ProviderConformance subclass runs (7 single, 6 run for sync and async).
-SUITE_SIZE = 19
+#: Tests each ProviderConformance subclass runs (8 single, 6 run for sync and async).
+SUITE_SIZE = 20
 #: Of those, what acme skips: it asks for no openid scope and names no issuer, so the sign-in
 #: replay (sync and async) and the discovery comparison have nothing to check.
 SKIPPED = 3
@@ -237,13 +237,17 @@ def test_a_live_looking_secret_or_an_authorization_header_fails(
     ]
     write_plugin(pytester, cassettes)
     result = run_suite(pytester)
-    assert_outcomes(result, failed=1)
+    # The secret check fails alone: the four tests that replay refresh_ok.yaml (refresh_ok
+    # and the rotation check, sync and async) skip it until it is clean.
+    assert_outcomes(result, failed=1, skipped=SKIPPED + 4)
     result.stdout.fnmatch_lines(
         [
             "*test_cassettes_hold_no_secrets*",
             "*cassettes must be scrubbed*",
-            "*refresh_leaked.yaml holds what looks like a live GitHub token*",
-            "*refresh_ok.yaml, interaction 0: authorization header*",
+            "*refresh_leaked.yaml, interaction 0, response body field access_token: what looks "
+            "like a live GitHub token*",
+            "*refresh_ok.yaml, interaction 0, request header authorization: redacted, but the "
+            "scrubber drops this header: remove it*",
         ]
     )
     assert leaked not in result.stdout.str()
@@ -267,8 +271,9 @@ def test_a_spec_claiming_rotation_whose_refresh_keeps_the_token_fails(
     )
     result.stdout.fnmatch_lines(
         [
-            "*refresh_rotated.yaml: the spec says rotates_refresh_tokens=True, but the refresh*"
-            "left the refresh token that was sent in place*"
+            "*refresh_rotated.yaml: the spec declares rotation='rotate', so each refresh "
+            "returns a new refresh token, but the refresh left the refresh token that was "
+            "sent in place*"
         ]
     )
 
@@ -276,13 +281,15 @@ def test_a_spec_claiming_rotation_whose_refresh_keeps_the_token_fails(
 def test_a_spec_that_does_not_rotate_but_gets_a_new_refresh_token_fails(
     pytester: pytest.Pytester,
 ) -> None:
-    # The cassettes show rotation, the spec denies it.
+    # The cassettes show rotation, the spec denies it: both refresh replays fail, and the
+    # spec check names the refresh_rotated.yaml a provider that never rotates cannot have.
     write_plugin(pytester, standard_cassettes(rotate=True), rotates=False)
     result = run_suite(pytester)
-    assert_outcomes(result, failed=2)
+    assert_outcomes(result, failed=3)
     result.stdout.fnmatch_lines(
-        ["*refresh_ok.yaml: the spec says rotates_refresh_tokens=False, but the TokenSet's*"]
+        ["*refresh_ok.yaml: the spec declares rotation='none', but the TokenSet's*"]
     )
+    result.stdout.fnmatch_lines(["*rotation='none', but the folder has refresh_rotated.yaml*"])
 
 
 def test_invalid_grant_classified_as_transient_fails(pytester: pytest.Pytester) -> None:

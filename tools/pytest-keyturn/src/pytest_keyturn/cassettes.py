@@ -33,6 +33,41 @@ and in the claims segment of an ID token; see :func:`scrub_personal_data`. Ids, 
 booleans and the shape of the body stay, as do the claims keyturn checks (``nonce``, ``aud``,
 ``iss``). Replay is left alone: a hand-written cassette is played back exactly as written.
 
+What counts as a live secret
+----------------------------
+
+:func:`scan_cassette` (the conformance suite's ``test_cassettes_hold_no_secrets`` and the
+repository's hygiene test run it on every cassette) reads each interaction and reports every
+value that could still be used, naming the interaction, where the value sits and its field,
+never the value itself:
+
+* a **JSON Web Token** anywhere (base64url segments joined by dots, the first decoding to a
+  JSON object with ``"alg"``): a JWT access token, a client assertion, an ID token with the
+  provider's signature. Not reported: a token whose header ``kid`` starts with
+  ``keyturn-cassette-`` (signed with a key made for cassettes, see
+  :mod:`pytest_keyturn.signing`), and the scrubber's claims-only form
+  ``REDACTED-<8 hex>.<claims>.REDACTED``, whose first segment is no header;
+* a **token field** (:data:`TOKEN_FIELDS`: ``access_token``, ``refresh_token``,
+  ``id_token``, ``token``, ``device_code``, ``assertion``, ``subject_token``,
+  ``actor_token``; in requests also ``code`` and ``code_verifier``) in a request body, a
+  request URI's query or a response body (JSON at any depth, or form-encoded) holding
+  :data:`LONG_TOKEN` (16) characters or more that are not a placeholder;
+* ``client_secret``, ``client_assertion`` or ``password`` (:data:`SECRET_FIELDS`) holding
+  anything but a placeholder, whatever its length;
+* an ``Authorization`` or ``Proxy-Authorization`` request header (``Bearer``, ``Basic`` or
+  another scheme; the scrubber drops the header, so even a redacted one is reported), a
+  ``Cookie`` request header, a ``Set-Cookie`` response header;
+* elsewhere (other headers, bodies without fields), the shapes of :data:`SECRET_PATTERNS`:
+  Google's ``ya29.`` and ``1//0`` tokens, GitHub's ``gh?_`` and ``github_pat_`` tokens,
+  ``Bearer`` and ``Basic`` credentials, ``client_secret=``/``client_assertion=`` pairs.
+
+A **placeholder** (:func:`is_placeholder`) starts with ``REDACTED`` (the scrubber's
+``REDACTED`` and ``REDACTED-<8 hex>``, or a hand-written ``REDACTED-refresh-2``), or is
+written in words: runs of at most 15 letters and digits joined by ``-``, ``_`` or ``.``, one
+of which is ``fake``, ``example``, ``dummy``, ``placeholder``, ``sample``, ``test`` or
+``redacted`` (``fake-access-token``, ``example_code_1``). Shorter values are left alone in
+token fields (an error code, ``abc``): no provider's token is that short.
+
 Part of pytest-keyturn (vcrpy comes with it).
 """
 
@@ -43,25 +78,33 @@ import hashlib
 import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .signing import CASSETTE_KID_PREFIX, is_cassette_signed
+from .signing import CASSETTE_KID_PREFIX, is_cassette_signed, token_header
 
 __all__ = [
     "CASSETTE_KID_PREFIX",
     "EMAIL_FIELDS",
+    "LONG_TOKEN",
     "PERSONAL_FIELDS",
     "REDACTED",
     "REQUEST_SECRET_FIELDS",
     "RESPONSE_SECRET_FIELDS",
+    "SECRET_FIELDS",
     "SECRET_PATTERNS",
+    "TOKEN_FIELDS",
+    "SecretFinding",
     "body_matcher",
+    "find_jwt",
     "find_secrets",
+    "is_placeholder",
     "make_vcr",
     "redact",
+    "scan_cassette",
     "scrub_interaction",
     "scrub_personal_body",
     "scrub_personal_data",
@@ -85,7 +128,9 @@ RESPONSE_SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 _DROPPED_REQUEST_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _DROPPED_RESPONSE_HEADERS = ("content-length", "set-cookie")
 
-#: What live provider secrets look like. A cassette matching one of these is not scrubbed.
+#: What live provider secrets look like in text. A cassette matching one of these is not
+#: scrubbed. (``Bearer`` followed by an auth-param, as in ``WWW-Authenticate: Bearer
+#: realm="..."``, is a challenge, not a credential.)
 SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "Google access token": re.compile(r"ya29\.[A-Za-z0-9_\-]{20,}"),
     "Google refresh token": re.compile(r"1//0[A-Za-z0-9_\-]{20,}"),
@@ -97,14 +142,283 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "client assertion": re.compile(
         r"client_assertion[\"']?\s*[:=]\s*[\"']?(?!REDACTED)eyJ[A-Za-z0-9_\-]{10,}"
     ),
-    "bearer credential": re.compile(r"Bearer\s+(?!REDACTED)[A-Za-z0-9_\-.]{20,}"),
-    "basic credential": re.compile(r"Basic\s+[A-Za-z0-9+/=]{16,}"),
+    "bearer credential": re.compile(
+        r"Bearer\s+(?!REDACTED)"
+        r"(?!(?:realm|scope|error|error_description|error_uri|resource_metadata)\s*=)"
+        r"[A-Za-z0-9_\-.~+/]{16,}"
+    ),
+    "basic credential": re.compile(r"Basic\s+(?!REDACTED)[A-Za-z0-9+/=]{16,}"),
 }
+
+#: Fields that hold a token wherever they appear: a response body (JSON at any depth, or
+#: form-encoded), a request body or a request URI's query. A value of :data:`LONG_TOKEN`
+#: characters or more that is no placeholder is reported.
+TOKEN_FIELDS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "device_code",
+        "assertion",
+        "subject_token",
+        "actor_token",
+    }
+)
+#: Token fields of requests: in a response, ``code`` is most often an error code.
+_REQUEST_TOKEN_FIELDS = TOKEN_FIELDS | {"code", "code_verifier"}
+#: Fields reported whatever their length unless they hold a placeholder.
+SECRET_FIELDS = frozenset({"client_secret", "client_assertion", "password"})
+#: The length from which a token field's value is taken for a live token.
+LONG_TOKEN = 16
+
+_PLACEHOLDER_WORDS = frozenset(
+    {"fake", "example", "dummy", "placeholder", "sample", "test", "redacted"}
+)
+_WORD = re.compile(r"[A-Za-z0-9]{1,15}")
+_CREDENTIAL_REQUEST_HEADERS = ("authorization", "proxy-authorization")
+#: Runs of base64url segments joined by dots: where a compact JWS or JWE may sit.
+_DOTTED = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]*){2,}")
+_ALG = re.compile(r"[A-Za-z0-9+\-]{1,20}")
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` obviously stands for a secret rather than being one.
+
+    True for a value starting with ``REDACTED`` (what the scrubber writes), and for one
+    written in words: runs of at most 15 letters and digits joined by ``-``, ``_`` or ``.``,
+    one of which is a placeholder word (``fake``, ``example``, ``dummy``, ``placeholder``,
+    ``sample``, ``test``, ``redacted``), in any case. A live token has long random runs.
+    """
+    if value.startswith(REDACTED):
+        return True
+    words = re.split(r"[-_.]", value)
+    return all(_WORD.fullmatch(word) for word in words) and any(
+        word.lower() in _PLACEHOLDER_WORDS for word in words
+    )
+
+
+def find_jwt(text: str) -> str | None:
+    """What the first live-looking JSON Web Token in ``text`` is, or ``None``.
+
+    A run of base64url segments joined by dots holds a token where a segment with two more
+    after it decodes to a JSON object with ``"alg"`` (a JOSE header). Tokens signed with a
+    key made for cassettes (header ``kid`` starting with :data:`CASSETTE_KID_PREFIX`) are not
+    live; neither is the scrubber's claims-only form, whose first segment
+    (``REDACTED-<8 hex>``) is no header.
+
+    :return: a description naming the algorithm, never the token.
+    """
+    for match in _DOTTED.finditer(text):
+        segments = match.group(0).split(".")
+        for start in range(len(segments) - 2):
+            first = segments[start]
+            if len(first) < 8 or not first.startswith("e"):
+                continue  # a JSON object's base64url always starts with "e"
+            header = token_header(first)
+            alg = header.get("alg")
+            if not isinstance(alg, str):
+                continue
+            kid = header.get("kid")
+            if isinstance(kid, str) and kid.startswith(CASSETTE_KID_PREFIX):
+                continue
+            shown = alg if _ALG.fullmatch(alg) else "not readable"
+            if "enc" in header:
+                return f"an encrypted JWT (alg {shown})"
+            if alg == "none":
+                return "an unsigned JWT (alg none) with a header of its own"
+            return f"a signed JWT (alg {shown})"
+    return None
 
 
 def find_secrets(text: str) -> list[str]:
-    """The names of :data:`SECRET_PATTERNS` that match ``text`` (empty when clean)."""
-    return [name for name, pattern in SECRET_PATTERNS.items() if pattern.search(text)]
+    """The kinds of live-looking secret in ``text``: names of :data:`SECRET_PATTERNS`, and
+    ``"JSON Web Token"`` for a token :func:`find_jwt` finds. Empty when clean."""
+    found = [name for name, pattern in SECRET_PATTERNS.items() if pattern.search(text)]
+    if find_jwt(text) is not None:
+        found.append("JSON Web Token")
+    return found
+
+
+@dataclass(frozen=True)
+class SecretFinding:
+    """One live-looking secret in a cassette: where it is, never what it is.
+
+    :ivar interaction: the index of the interaction in the file, or ``None`` for a file that
+        is not a cassette (read as text).
+    :ivar place: ``request URI``, ``request header``, ``request body``, ``response header``,
+        ``response body`` or ``file``.
+    :ivar field: the field, header or query parameter (``authed_user.access_token`` for a
+        nested JSON field), or ``None`` for a body without fields.
+    :ivar problem: what the value looks like: ``a signed JWT (alg RS256)``.
+    """
+
+    interaction: int | None
+    place: str
+    field: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = "" if self.interaction is None else f"interaction {self.interaction}, "
+        if self.field is None:
+            what = self.place
+        elif self.place.endswith("header"):
+            what = f"{self.place} {self.field}"
+        elif self.place == "request URI":
+            what = f"request URI parameter {self.field}"
+        else:
+            what = f"{self.place} field {self.field}"
+        return f"{where}{what}: {self.problem}"
+
+
+def _value_problem(name: str | None, value: Any, token_fields: frozenset[str]) -> str | None:
+    """What is wrong with one field's value, or ``None`` when it is harmless."""
+    if not isinstance(value, str) or not value:
+        return None
+    jwt = find_jwt(value)
+    if jwt is not None:
+        return jwt
+    names = [kind for kind, pattern in SECRET_PATTERNS.items() if pattern.search(value)]
+    if names:
+        return f"what looks like a live {', '.join(names)}"
+    if name in SECRET_FIELDS or name in token_fields:
+        if is_placeholder(value) or is_cassette_signed(value):
+            return None
+        if name in SECRET_FIELDS:
+            wanted = "REDACTED" if name == "client_secret" else "REDACTED-<8 hex>"
+            return f"a value that is not a placeholder ({len(value)} characters); write {wanted}"
+        if len(value) >= LONG_TOKEN:
+            return (
+                f"a long opaque value ({len(value)} characters), not a placeholder; the "
+                "scrubbed form is REDACTED-<8 hex>"
+            )
+    return None
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    """``(dotted path, key, value)`` for every scalar of decoded JSON."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(item, dict | list):
+                yield from _leaves(item, where)
+            else:
+                yield where, str(key), item
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            where = f"{path}[{number}]"
+            if isinstance(item, dict | list):
+                yield from _leaves(item, where)
+            else:
+                yield where, "", item
+
+
+def _scan_body(
+    body: Any, content_type: str, token_fields: frozenset[str]
+) -> Iterator[tuple[str | None, str]]:
+    """``(field, problem)`` for each live-looking value of a stored body."""
+    if isinstance(body, dict):  # a response body as vcrpy stores it: {"string": ...}
+        body = body.get("string")
+    if body is None:
+        return
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    if not text.strip():
+        return
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if _is_json(kind, text):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict | list):
+            for path, key, value in _leaves(data):
+                problem = _value_problem(key, value, token_fields)
+                if problem is not None:
+                    yield path, problem
+            return
+    if kind == "application/x-www-form-urlencoded" or (
+        not kind and "=" in text and not any(c.isspace() for c in text.strip())
+    ):
+        for key, value in parse_qsl(text, keep_blank_values=True):
+            problem = _value_problem(key, value, token_fields)
+            if problem is not None:
+                yield key, problem
+        return
+    problem = _value_problem(None, text, frozenset())
+    if problem is not None:
+        yield None, problem
+
+
+def _header_values(headers: Any) -> Iterator[tuple[str, str]]:
+    if not isinstance(headers, dict):
+        return
+    for key, value in headers.items():
+        for item in value if isinstance(value, list) else [value]:
+            yield str(key), str(item)
+
+
+def _credential_header(value: str) -> str:
+    scheme, _, credential = value.strip().partition(" ")
+    if credential.strip().startswith(REDACTED) or scheme.startswith(REDACTED):
+        return "redacted, but the scrubber drops this header: remove it"
+    if scheme.lower() in ("bearer", "basic"):
+        return f"a {scheme.capitalize()} credential"
+    return "a credential"
+
+
+def _scan_interaction(number: int, interaction: Any) -> Iterator[SecretFinding]:
+    request = interaction.get("request") if isinstance(interaction, dict) else None
+    response = interaction.get("response") if isinstance(interaction, dict) else None
+    request = request if isinstance(request, dict) else {}
+    response = response if isinstance(response, dict) else {}
+    for key, value in parse_qsl(urlsplit(str(request.get("uri") or "")).query):
+        problem = _value_problem(key, value, _REQUEST_TOKEN_FIELDS)
+        if problem is not None:
+            yield SecretFinding(number, "request URI", key, problem)
+    for key, value in _header_values(request.get("headers")):
+        if key.lower() in _CREDENTIAL_REQUEST_HEADERS:
+            yield SecretFinding(number, "request header", key, _credential_header(value))
+        elif key.lower() == "cookie":
+            yield SecretFinding(number, "request header", key, "a cookie")
+        elif (problem := _value_problem(None, value, frozenset())) is not None:
+            yield SecretFinding(number, "request header", key, problem)
+    headers = request.get("headers")
+    content_type = _header(headers, "content-type") if isinstance(headers, dict) else ""
+    for field, problem in _scan_body(request.get("body"), content_type, _REQUEST_TOKEN_FIELDS):
+        yield SecretFinding(number, "request body", field, problem)
+    for key, value in _header_values(response.get("headers")):
+        if key.lower() == "set-cookie":
+            yield SecretFinding(number, "response header", key, "a cookie")
+        elif (problem := _value_problem(None, value, frozenset())) is not None:
+            yield SecretFinding(number, "response header", key, problem)
+    headers = response.get("headers")
+    content_type = _header(headers, "content-type") if isinstance(headers, dict) else ""
+    for field, problem in _scan_body(response.get("body"), content_type, TOKEN_FIELDS):
+        yield SecretFinding(number, "response body", field, problem)
+
+
+def scan_cassette(text: str) -> list[SecretFinding]:
+    """Every live-looking secret in a cassette's text (see the module docs); empty when clean.
+
+    :param text: the file's text. A file that is not a vcrpy cassette (not YAML, or without
+        an ``interactions`` list) is scanned as text with :func:`find_secrets`.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    interactions = data.get("interactions") if isinstance(data, dict) else None
+    if not isinstance(interactions, list):
+        return [
+            SecretFinding(None, "file", None, f"what looks like a live {kind}")
+            for kind in find_secrets(text)
+        ]
+    found: list[SecretFinding] = []
+    for number, interaction in enumerate(interactions):
+        found.extend(_scan_interaction(number, interaction))
+    return found
 
 
 def redact(name: str, value: Any) -> Any:

@@ -13,8 +13,9 @@ folder, and pytest runs every check below for that provider::
         cassettes = Path(__file__).parent.parent / "cassettes"
 
 The suite reads the standard cassettes of the folder (``exchange_code``, ``refresh_ok``,
-``refresh_rotated`` when the spec says refresh tokens rotate, ``refresh_invalid_grant``,
-``refresh_transient``), replays each through :class:`~keyturn.Keyturn` and
+``refresh_rotated`` when the spec's ``rotation`` is not ``none`` or a tenant may choose
+rotation, ``refresh_invalid_grant``, ``refresh_transient``), replays each through
+:class:`~keyturn.Keyturn` and
 :class:`~keyturn.AsyncKeyturn` with ``record_mode="none"``, and checks what keyturn makes of
 the answers against what the cassette itself says. Values the request carried (client id,
 redirect URI, the refresh token sent) are read from the cassette, so nothing is repeated in
@@ -35,6 +36,18 @@ ID-token checks of a real sign-in on ``exchange_code.yaml``: the signature again
 set, ``iss`` against the spec's issuer, ``aud`` against the client id, the nonce, and the
 times on the clock of the recording.
 
+Rotation is checked against the kind the spec declares (:meth:`ProviderConformance.
+test_refresh_token_rotation_matches_the_spec`, :meth:`ProviderConformance.
+test_spec_rotation_is_complete`); a spec whose tenant chooses (a ``rotation`` setting) is
+checked against every kind the setting accepts. A spec with deployment settings is deployed
+with the class attribute ``settings``.
+
+Secrets come first: :meth:`ProviderConformance.test_cassettes_hold_no_secrets` fails for a
+file that holds a live-looking credential (the rules are those of
+:func:`pytest_keyturn.cassettes.scan_cassette`), and every other test that would read that
+file skips it, pointing at the secret check: vcrpy scrubs tokens again as it loads a cassette,
+so a replay of an unscrubbed file would blame the spec for what is wrong with the file.
+
 Each failure says what to change: the spec, a hook, or the cassette. The suite needs the
 fixtures of :mod:`pytest_keyturn.plugin`, which pytest loads wherever pytest-keyturn is
 installed (pass ``-p pytest_keyturn.plugin`` if plugin autoloading is off).
@@ -50,7 +63,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, get_args
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
@@ -83,6 +96,7 @@ from keyturn.models import (
     AuthorizationRequest,
     ClientCredentials,
     ProviderSpec,
+    RefreshRotation,
     TokenSet,
 )
 from keyturn.plugins import (
@@ -92,7 +106,7 @@ from keyturn.plugins import (
     get_plugin_manager,
 )
 
-from .cassettes import find_secrets
+from .cassettes import SecretFinding, scan_cassette
 from .clock import FakeClock
 from .plugin import VcrFactory
 from .scenarios import STANDARD_SCENARIOS
@@ -121,7 +135,20 @@ FAKE_CODE_VERIFIER = "fake-code-verifier-for-the-conformance-suite"
 OLD_ACCESS_TOKEN = "fake-access-token-from-sign-in"
 
 _MODES = ("sync", "async")
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+
+def _unscrubbed(path: Path) -> list[SecretFinding]:
+    """What :func:`~pytest_keyturn.cassettes.scan_cassette` finds in ``path``, read once per
+    version of the file."""
+    stat = path.stat()
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    found = _SCANNED.get(key)
+    if found is None:
+        found = _SCANNED[key] = scan_cassette(path.read_text(encoding="utf-8"))
+    return found
+
+
+_SCANNED: dict[tuple[Path, int, int], list[SecretFinding]] = {}
 
 
 def _fail(message: str) -> NoReturn:
@@ -328,9 +355,15 @@ def _drive(
     pm: KeyturnPluginManager,
     clock: FakeClock,
     action: Callable[[Any], Any],
+    settings: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Any:
-    """Run ``action(client)`` with a fresh Keyturn (``sync``) or AsyncKeyturn (``async``)."""
+    """Run ``action(client)`` with a fresh Keyturn (``sync``) or AsyncKeyturn (``async``).
+
+    :param settings: the client's ``settings=`` (deployment values by provider id).
+    """
     options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}}
+    if settings:
+        options["settings"] = settings
     if mode == "sync":
         with httpx.Client(trust_env=False) as http:
             return action(Keyturn(dict(credentials), http_client=http, **options))
@@ -484,6 +517,12 @@ class ProviderConformance:
     :cvar client_id: the client id to use when a cassette's request does not show one
         (``client_secret_basic`` sends it in the scrubbed ``Authorization`` header).
     :cvar redirect_uri: the redirect URI for the authorize-URL checks.
+    :cvar settings: for a spec with deployment ``settings`` (tenant, domain, realm...), the
+        values the cassettes were recorded with, as an app passes them
+        (``{"domain": "acme.example.okta.com"}``); the suite deploys the spec with them, as
+        ``Keyturn(settings={provider: settings})`` does. A ``rotation`` or
+        ``refresh_reuse_grace`` setting left out takes its default, else the template's own
+        ``rotation`` or ``refresh_reuse_grace``; the rotation check tries every value.
     """
 
     provider: ClassVar[str]
@@ -493,6 +532,7 @@ class ProviderConformance:
     )
     client_id: ClassVar[str] = "example-client-id"
     redirect_uri: ClassVar[str] = "https://app.example.com/auth/callback"
+    settings: ClassVar[Mapping[str, str]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -532,7 +572,94 @@ class ProviderConformance:
         return pm, registered[provider]
 
     def _spec(self) -> ProviderSpec:
-        return self._registered()[1].spec
+        """The spec the cassettes were recorded with: deployed with :attr:`settings` when
+        it has deployment settings, as registered otherwise."""
+        template = self._registered()[1].spec
+        if not template.settings:
+            return template
+        try:
+            return self._deployed(self._values())
+        except ConfigurationError as exc:
+            names = ", ".join(setting.name for setting in template.settings)
+            _fail(
+                f"{template.id}: the spec is a template with deployment settings ({names}), "
+                f"and keyturn refuses the values the suite deploys it with: {exc}. Set the "
+                "class attribute settings = {...} to the values the cassettes were recorded "
+                "with (the tenant, domain or realm their URLs hold)"
+            )
+
+    def _values(self, rotation: str | None = None) -> dict[str, str]:
+        """The deployment values of :attr:`settings`, completed for ``rotation`` and the
+        grace (see :attr:`settings`); empty for a spec without settings.
+
+        :param rotation: the value of the spec's ``rotation`` setting, if it has one.
+        """
+        template = self._registered()[1].spec
+        declared = {setting.name: setting for setting in template.settings}
+        values = {str(k): str(v) for k, v in dict(self.settings).items()}
+        fallbacks = {
+            "rotation": template.rotation,
+            "refresh_reuse_grace": f"{template.refresh_reuse_grace:g}",
+        }
+        for name, fallback in fallbacks.items():
+            setting = declared.get(name)
+            if setting is not None and name not in values and setting.default is None:
+                values[name] = fallback
+        if rotation is not None and "rotation" in declared:
+            values["rotation"] = rotation
+        return values if declared else {}
+
+    def _deployed(self, values: Mapping[str, str]) -> ProviderSpec:
+        """The spec as ``Keyturn(settings={provider: values})`` deploys it.
+
+        :raises ConfigurationError: keyturn (or the plugin's ``keyturn_deploy``) refuses
+            the values.
+        """
+        pm, registered = self._registered()
+        spec = registered.spec
+        if not spec.settings:
+            return spec
+        with Keyturn(
+            {spec.id: ClientCredentials(client_id=self.client_id)},
+            plugin_manager=pm,
+            environ={},
+            clock=FakeClock(),
+            settings={spec.id: dict(values)},
+        ) as kt:
+            return kt.provider(spec.id)
+
+    def _client_settings(self, values: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The ``settings=`` of the clients the suite makes: empty for a spec without
+        deployment settings."""
+        values = self._values() if values is None else values
+        return {self.provider: dict(values)} if values else {}
+
+    def _rotation_kinds(self) -> list[tuple[str, dict[str, str]]]:
+        """The rotation kinds the spec must be checked against, each with the deployment
+        values that select it: the spec's own kind, or, when the app's tenant chooses
+        (a ``rotation`` setting), every kind keyturn and the plugin accept for it.
+
+        :raises pytest.fail.Exception: a ``rotation`` setting that accepts no kind.
+        """
+        template = self._registered()[1].spec
+        if not any(setting.name == "rotation" for setting in template.settings):
+            return [(self._spec().rotation, self._values())]
+        kinds: list[tuple[str, dict[str, str]]] = []
+        refusals: list[str] = []
+        for kind in get_args(RefreshRotation):
+            values = self._values(kind)
+            try:
+                deployed = self._deployed(values)
+            except ConfigurationError as exc:
+                refusals.append(f"{kind}: {exc}")
+                continue
+            kinds.append((deployed.rotation, values))
+        _require(
+            kinds,
+            f"{template.id}: the spec's rotation setting accepts none of "
+            f"{', '.join(get_args(RefreshRotation))}: " + "; ".join(refusals),
+        )
+        return kinds
 
     def _folder(self) -> Path:
         folder = getattr(self, "cassettes", None)
@@ -553,12 +680,33 @@ class ProviderConformance:
                 f"{record_command(self.provider, scenario, folder)}, or write it by hand from "
                 "the provider's documentation and say so in the folder's README.md"
             )
+        self._skip_unscrubbed(path)
         return RecordedInteraction.load(path)
 
     def _optional(self, scenario: str) -> Path | None:
         """``<scenario>.yaml`` of the folder, or ``None`` when there is none."""
         path = self._folder() / f"{scenario}.yaml"
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        self._skip_unscrubbed(path)
+        return path
+
+    def _skip_unscrubbed(self, path: Path) -> None:
+        """Skip the running test when ``path`` holds a live-looking secret.
+
+        vcrpy scrubs tokens again as it loads a cassette, so a replay of an unscrubbed file
+        would show keyturn a value other than the file's, and the test would blame the spec
+        or the hook. ``test_cassettes_hold_no_secrets`` fails for the file instead, naming
+        each value; every test that reads the file runs once it is scrubbed.
+        """
+        found = _unscrubbed(path)
+        if found:
+            pytest.skip(
+                f"{path.name} is not scrubbed ({found[0]}"
+                f"{f', and {len(found) - 1} more' if len(found) > 1 else ''}): "
+                "test_cassettes_hold_no_secrets fails for it; this test replays it once it "
+                "holds placeholders"
+            )
 
     # -- discovery and keys ---------------------------------------------------------------------
 
@@ -675,6 +823,7 @@ class ProviderConformance:
         recorded: RecordedInteraction,
         action: Callable[[Any], Any],
         catch: type[KeyturnError] = ProviderError,
+        values: Mapping[str, str] | None = None,
     ) -> tuple[Any, KeyturnError | None]:
         """Replay one cassette around ``action``; every interaction must play.
 
@@ -682,12 +831,14 @@ class ProviderConformance:
         interactions may play or not.
 
         :param catch: the errors returned rather than raised.
+        :param values: the deployment values of the clients (default: :meth:`_values`).
         """
         from vcr.errors import CannotOverwriteExistingCassetteException
 
-        pm, registered = self._registered()
-        resolved = self._resolved_spec(registered.spec)
-        extras = self._support(registered.spec, resolved, recorded)
+        pm, _ = self._registered()
+        spec = self._spec()
+        resolved = self._resolved_spec(spec)
+        extras = self._support(spec, resolved, recorded)
         credentials = self._credentials(resolved, recorded)
         name = recorded.path.name
         shown = " with ".join([name, *(extra.name for extra in extras)])
@@ -698,7 +849,9 @@ class ProviderConformance:
                 name, persister=_WithSupport(extras)
             ) as cassette:
                 try:
-                    result = _drive(mode, credentials, pm, clock, action)
+                    result = _drive(
+                        mode, credentials, pm, clock, action, self._client_settings(values)
+                    )
                 except catch as exc:
                     error = exc
         except CannotOverwriteExistingCassetteException as exc:
@@ -727,8 +880,11 @@ class ProviderConformance:
         mode: str,
         recorded: RecordedInteraction,
         action: Callable[[Any], Any],
+        values: Mapping[str, str] | None = None,
     ) -> Any:
-        result, error = self._play(vcr_factory, clock, mode, recorded, action, catch=KeyturnError)
+        result, error = self._play(
+            vcr_factory, clock, mode, recorded, action, catch=KeyturnError, values=values
+        )
         if error is not None:
             hint = self._id_token_hint(error, recorded) or (
                 "Check the response parsing of your hook, or the cassette's response"
@@ -1071,16 +1227,19 @@ class ProviderConformance:
         A spec with a ``discovery_url`` is resolved first, replaying ``discovery.yaml`` as the
         blocking client fetches it, and the URL is compared with the document's endpoint.
         """
-        pm, registered = self._registered()
-        spec = self._resolved_spec(registered.spec)
+        pm, _ = self._registered()
+        deployed = self._spec()
+        spec = self._resolved_spec(deployed)
         credentials = {spec.id: ClientCredentials(client_id=self.client_id)}
         options: dict[str, Any] = {"plugin_manager": pm, "environ": {}, "clock": FakeClock()}
-        if registered.spec.discovery_url is None:
+        if self._client_settings():
+            options["settings"] = self._client_settings()
+        if deployed.discovery_url is None:
             with Keyturn(credentials, **options) as kt:
                 first = kt.authorize_url(spec.id, self.redirect_uri)
                 second = kt.authorize_url(spec.id, self.redirect_uri)
         else:
-            found = self._discovery(registered.spec)
+            found = self._discovery(deployed)
             assert found is not None
             path = found[0].path
             with (
@@ -1297,46 +1456,121 @@ class ProviderConformance:
         )
         self._check_tokens(tokens, recorded, keyturn_clock, spec, mode)
 
+    def test_spec_rotation_is_complete(self) -> None:
+        """The spec says all a client needs to know about its refresh-token rotation.
+
+        * ``detect_reuse`` (the provider revokes the grant when a rotated refresh token comes
+          back) needs the grace window during which it still accepts one:
+          ``refresh_reuse_grace``, or a deployment setting (``refresh_reuse_grace``, or
+          ``rotation`` for a provider whose tenant chooses);
+        * a ``rotation`` setting is of kind ``rotation``, a ``refresh_reuse_grace`` setting
+          of kind ``seconds``;
+        * a provider that never rotates (``rotation="none"``, no ``rotation`` setting) has
+          no ``refresh_rotated.yaml``: such a cassette shows rotation the spec denies.
+        """
+        spec = self._spec()
+        settings = {setting.name: setting for setting in spec.settings}
+        problems: list[str] = []
+        wanted = {"rotation": "rotation", "refresh_reuse_grace": "seconds"}
+        for name, kind in wanted.items():
+            setting = settings.get(name)
+            if setting is not None and setting.kind != kind:
+                problems.append(
+                    f"the {name} setting is of kind {setting.kind!r}; declare it with "
+                    f"kind={kind!r} so keyturn reads and checks its value"
+                )
+        if (
+            spec.rotation == "detect_reuse"
+            and not spec.refresh_reuse_grace
+            and not {"rotation", "refresh_reuse_grace"} & set(settings)
+        ):
+            problems.append(
+                "rotation='detect_reuse', but no refresh_reuse_grace: a provider that detects "
+                "reuse revokes the whole grant when a rotated refresh token comes back, and "
+                "the grace window is how long two refreshes may race without signing the "
+                "user out. Set refresh_reuse_grace to the provider's documented window (in "
+                "seconds), or, where each tenant sets it, declare a refresh_reuse_grace "
+                "setting (kind='seconds')"
+            )
+        if spec.rotation == "none" and "rotation" not in settings:
+            rotated = self._folder() / "refresh_rotated.yaml"
+            if rotated.is_file():
+                problems.append(
+                    f"rotation='none', but the folder has {rotated.name}, which shows a "
+                    "refresh that returned a new refresh token. If the provider rotates, "
+                    "declare its kind (rotate, keep_old or detect_reuse); if the tenant "
+                    "chooses, declare a rotation setting; otherwise remove the cassette"
+                )
+        _report(problems, f"{spec.id}: the spec's refresh-token rotation is incomplete:")
+
     @pytest.mark.parametrize("mode", _MODES)
     def test_refresh_token_rotation_matches_the_spec(
         self, mode: str, keyturn_vcr: VcrFactory, keyturn_clock: FakeClock
     ) -> None:
-        """A rotating provider returns a new refresh token; another keeps the one sent."""
+        """The refresh cassettes show the rotation kind the spec declares.
+
+        * ``none``: ``refresh_ok.yaml`` keeps the refresh token that was sent, and the
+          TokenSet still holds it;
+        * ``rotate``, ``keep_old``, ``detect_reuse``: ``refresh_rotated.yaml`` answers with
+          a new refresh token, and the TokenSet holds that one.
+
+        A provider whose tenant chooses (a ``rotation`` setting) is checked against every
+        kind the setting accepts, each replayed with the clients deployed for it: both
+        cassettes are then needed, ``refresh_ok`` from a tenant that does not rotate.
+        """
+        for kind, values in self._rotation_kinds():
+            self._check_rotation(mode, keyturn_vcr, keyturn_clock, kind, values)
+
+    def _check_rotation(
+        self,
+        mode: str,
+        vcr_factory: VcrFactory,
+        clock: FakeClock,
+        kind: str,
+        values: Mapping[str, str],
+    ) -> None:
+        """Replay the refresh cassette of one rotation kind (see the test above)."""
         spec = self._spec()
-        if spec.rotates_refresh_tokens:
+        choice = "rotation" in values and any(s.name == "rotation" for s in spec.settings)
+        declared = f"the deployment setting rotation={kind!r}" if choice else f"rotation={kind!r}"
+        rotates = kind != "none"
+        if rotates:
             recorded = self._cassette(
-                "refresh_rotated", " (the spec says rotates_refresh_tokens=True)"
+                "refresh_rotated",
+                f" (the spec declares {declared}, so a refresh returns a new refresh token)",
             )
         else:
             recorded = self._cassette("refresh_ok")
-        old = self._old_tokens(spec, recorded, keyturn_clock)
+        old = self._old_tokens(spec, recorded, clock)
         assert old.refresh_token is not None
         sent = old.refresh_token.get_secret_value()
         tokens = self._succeed(
-            keyturn_vcr, keyturn_clock, mode, recorded, lambda client: client.refresh(old)
+            vcr_factory, clock, mode, recorded, lambda client: client.refresh(old), values
         )
         kept = tokens.refresh_token.get_secret_value() if tokens.refresh_token else None
         name = recorded.path.name
-        if spec.rotates_refresh_tokens:
+        if rotates:
             _require(
                 kept is not None and kept != sent,
-                f"{name}: the spec says rotates_refresh_tokens=True, but the refresh left the "
-                "refresh token that was sent in place. If the provider does not rotate, set "
-                "rotates_refresh_tokens=False; if it does, the cassette's response must carry "
-                "the new refresh_token and your hook must return it",
+                f"{name}: the spec declares {declared}, so each refresh returns a new "
+                "refresh token, but the refresh left the refresh token that was sent in "
+                "place. If the provider does not rotate, declare rotation='none'; if it "
+                "does, the cassette's response must carry the new refresh_token and your "
+                "keyturn_refresh hook must return it",
             )
             returned = recorded.response_data().get("refresh_token")
             _require(
                 kept == returned,
-                f"{name}: the TokenSet's refresh token is not the one the response carries",
+                f"{name}: the TokenSet's refresh token is not the one the response carries "
+                f"(the spec declares {declared})",
             )
         else:
             _require(
                 kept == sent,
-                f"{name}: the spec says rotates_refresh_tokens=False, but the TokenSet's "
-                "refresh token is not the one that was sent. If the provider rotates, set "
-                "rotates_refresh_tokens=True and add refresh_rotated.yaml; otherwise keep "
-                "tokens.refresh_token in your keyturn_refresh hook",
+                f"{name}: the spec declares {declared}, but the TokenSet's refresh token is "
+                "not the one that was sent. If the provider rotates, declare its kind "
+                "(rotate, keep_old or detect_reuse) and add refresh_rotated.yaml; otherwise "
+                "keep tokens.refresh_token in your keyturn_refresh hook",
             )
 
     @pytest.mark.parametrize("mode", _MODES)
@@ -1417,32 +1651,31 @@ class ProviderConformance:
     # -- the cassettes themselves -----------------------------------------------------------------
 
     def test_cassettes_hold_no_secrets(self) -> None:
-        """No cassette in the folder holds a live-looking secret or an Authorization header."""
-        import yaml
+        """No YAML file in the folder holds a live-looking credential.
 
+        What counts is listed in :mod:`pytest_keyturn.cassettes` ("What counts as a live
+        secret"): a JWT that is not signed with a cassette key, a long opaque value in a
+        token field, a client secret or assertion that is not a placeholder, an
+        ``Authorization``, ``Cookie`` or ``Set-Cookie`` header, and the known token shapes.
+        Each finding names the file, the interaction, where the value sits and its field,
+        never the value. The other tests skip a file that fails here (and say so), so this
+        test is the one that fails for it.
+        """
         folder = self._folder()
         files = sorted(folder.rglob("*.yaml")) if folder.is_dir() else []
         _require(files, f"{folder} holds no cassettes (*.yaml)")
-        problems: list[str] = []
-        for path in files:
-            where = path.relative_to(folder).as_posix()
-            text = path.read_text(encoding="utf-8")
-            for kind in find_secrets(text):
-                problems.append(f"{where} holds what looks like a live {kind}")
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError:
-                problems.append(f"{where} is not valid YAML")
-                continue
-            interactions = data.get("interactions") if isinstance(data, dict) else None
-            for number, interaction in enumerate(interactions or []):
-                request = interaction.get("request") if isinstance(interaction, dict) else None
-                headers = (request or {}).get("headers") or {}
-                found = sorted({str(k).lower() for k in headers} & _CREDENTIAL_HEADERS)
-                if found:
-                    problems.append(f"{where}, interaction {number}: {', '.join(found)} header")
+        problems = [
+            f"{path.relative_to(folder).as_posix()}, {finding}"
+            if finding.interaction is not None
+            else f"{path.relative_to(folder).as_posix()}: {finding.problem}"
+            for path in files
+            for finding in _unscrubbed(path)
+        ]
         _report(
             problems,
-            f"{folder}: cassettes must be scrubbed. `keyturn record` scrubs what it "
-            "records; in a hand-written cassette, use REDACTED placeholders:",
+            f"{folder}: cassettes must be scrubbed. `keyturn record` scrubs what it records; "
+            "in a hand-written cassette, write REDACTED-<8 hex> for tokens and codes, "
+            "REDACTED for client secrets, REDACTED-<8 hex>.<claims>.REDACTED for an ID token "
+            "keyturn does not verify (or sign it with a key whose kid starts with "
+            "keyturn-cassette-), and leave out Authorization and Cookie headers:",
         )
