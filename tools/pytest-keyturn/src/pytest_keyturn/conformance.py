@@ -48,7 +48,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -484,6 +484,9 @@ class ProviderConformance:
     :cvar client_id: the client id to use when a cassette's request does not show one
         (``client_secret_basic`` sends it in the scrubbed ``Authorization`` header).
     :cvar redirect_uri: the redirect URI for the authorize-URL checks.
+    :cvar settings: deployment settings for a spec that is a template (``{base_url}``,
+        ``{domain}``...): the suite checks the spec deployed with them and the settings'
+        defaults, as the app's client deploys it (``Keyturn(settings={provider: ...})``).
     """
 
     provider: ClassVar[str]
@@ -493,6 +496,7 @@ class ProviderConformance:
     )
     client_id: ClassVar[str] = "example-client-id"
     redirect_uri: ClassVar[str] = "https://app.example.com/auth/callback"
+    settings: ClassVar[Mapping[str, str]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -529,7 +533,23 @@ class ProviderConformance:
                 "distribution is installed (pip install -e .), and that your "
                 "keyturn_register_providers hook calls register(spec)"
             )
-        return pm, registered[provider]
+        found = registered[provider]
+        if found.spec.settings:
+            found = replace(found, spec=self._deployed(pm, found.spec))
+        return pm, found
+
+    def _deployed(self, pm: KeyturnPluginManager, template: ProviderSpec) -> ProviderSpec:
+        """``template`` deployed with :attr:`settings` and its defaults, as a client does."""
+        values = {template.id: dict(self.settings)} if self.settings else None
+        try:
+            with Keyturn(plugin_manager=pm, environ={}, settings=values) as kt:
+                return kt.provider(template.id)
+        except ConfigurationError as exc:
+            _fail(
+                f"{template.id}: the spec is a template and cannot be deployed: {exc}. Give "
+                f"the test class settings = {{...}} with a value for each setting that has "
+                "no default"
+            )
 
     def _spec(self) -> ProviderSpec:
         return self._registered()[1].spec
