@@ -540,7 +540,7 @@ class ProviderConformance:
 
     def _deployed(self, pm: KeyturnPluginManager, template: ProviderSpec) -> ProviderSpec:
         """``template`` deployed with :attr:`settings` and its defaults, as a client does."""
-        values = {template.id: dict(self.settings)} if self.settings else None
+        values = {template.id: dict(self.settings)} if self.settings else {}
         try:
             with Keyturn(plugin_manager=pm, environ={}, settings=values) as kt:
                 return kt.provider(template.id)
