@@ -53,8 +53,10 @@ def test_providers_shows_the_hooks_each_plugin_overrides(
     assert code == 0
     assert hooks["google"] == ["keyturn_revoke"]
     assert hooks["github"] == ["keyturn_authorize_url", "keyturn_revoke", "keyturn_userinfo"]
-    # The example plugin is only a ProviderSpec: keyturn's defaults serve every hook.
-    assert hooks["gitlab"] == []
+    # keyturn-gitlab wraps the two token requests to read responses without expires_in.
+    assert hooks["gitlab"] == ["keyturn_exchange_code", "keyturn_refresh"]
+    # The tutorial's example plugin is only a ProviderSpec: keyturn's defaults serve every hook.
+    assert hooks["spotify"] == []
 
 
 def test_providers_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -61,9 +61,7 @@ def test_the_plugin_surface_covers_what_a_flow_and_a_hook_need() -> None:
 
 
 def _plugin_sources() -> list[tuple[str, str]]:
-    files = sorted(ROOT.glob("plugins/*/src/**/*.py")) + sorted(
-        ROOT.glob("examples/keyturn-gitlab/src/**/*.py")
-    )
+    files = sorted(ROOT.glob("plugins/*/src/**/*.py")) + sorted(ROOT.glob("examples/*/src/**/*.py"))
     found = [(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8")) for path in files]
     template = TEMPLATE.read_text(encoding="utf-8")
     found.append((str(TEMPLATE.relative_to(ROOT)), re.sub(r"\$\{\w+\}", "acme", template)))

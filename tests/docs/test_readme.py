@@ -287,7 +287,7 @@ SIGN_IN_PAGES = [
     "core/README.md",
     "plugins/google/README.md",
     "plugins/github/README.md",
-    "examples/keyturn-gitlab/README.md",
+    "plugins/gitlab/README.md",
 ]
 
 
@@ -400,12 +400,12 @@ def test_the_emulator_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.slow
-def test_the_conformance_example_passes_on_the_gitlab_cassettes(tmp_path: Path) -> None:
-    """pytest-keyturn's page shows the GitLab example's conformance test: run it, in a fresh
+def test_the_conformance_example_passes_on_the_spotify_cassettes(tmp_path: Path) -> None:
+    """pytest-keyturn's page shows the Spotify example's conformance test: run it, in a fresh
     folder with a copy of that plugin's cassettes, as a pytest run of its own."""
     (code,) = blocks((ROOT / "tools/pytest-keyturn/README.md").read_text(), "python")
     (tmp_path / "test_conformance.py").write_text(code)
-    shutil.copytree(ROOT / "examples/keyturn-gitlab/cassettes", tmp_path / "cassettes")
+    shutil.copytree(ROOT / "examples/keyturn-spotify/cassettes", tmp_path / "cassettes")
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_conformance.py"],

@@ -134,12 +134,13 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc"]
-    assert list(document["summary"]) == ["google", "github", "strict", "oidc"]
+    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc", "gitlab"]
+    assert list(document["summary"]) == ["google", "github", "strict", "oidc", "gitlab"]
     check_tour(document, "google", rotates=False)
     check_tour(document, "github", rotates=True)
     check_tour(document, "strict", rotates=True)
     check_tour(document, "oidc", rotates=True)
+    check_tour(document, "gitlab", rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -438,7 +439,13 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
-    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict", "oidc")
+    assert chosen_providers(["github", "all", "google"]) == (
+        "github",
+        "google",
+        "strict",
+        "oidc",
+        "gitlab",
+    )
     assert chosen_providers(["oidc"]) == ("oidc",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])
@@ -455,5 +462,5 @@ def test_settings_keep_leeway_under_the_lifetime() -> None:
     with pytest.raises(ValueError, match="leeway"):
         DemoSettings(access_token_lifetime=3, leeway=60)
     with pytest.raises(ValueError, match="providers"):
-        DemoSettings(providers=("gitlab",))
+        DemoSettings(providers=("bitbucket",))
     assert DemoSettings(providers=("oidc",)).providers == ("oidc",)

@@ -790,7 +790,7 @@ def test_point_moves_every_endpoint_and_keeps_the_rest(emu: Emulator) -> None:
     assert pointed.issuer == emu.issuer("google")
     assert (pointed.id, pointed.authorize_params) == (original.id, original.authorize_params)
     with pytest.raises(keyturn.ConfigurationError, match="profile"):
-        emu.point(original.model_copy(update={"id": "gitlab"}))
+        emu.point(original.model_copy(update={"id": "bitbucket"}))
     with pytest.raises(keyturn.ConfigurationError, match="keyturn-github"):
         emu.spec("github")
     assert emu.point(original, profile="strict").token_endpoint.endswith("/strict/token")

@@ -86,6 +86,9 @@ class Knobs:
         :data:`DISCOVERY_FAULTS`; ``None`` serves it right.
     :ivar jwks_fault: serve the JWKS broken, one of :data:`JWKS_FAULTS`; ``None`` serves it
         right.
+    :ivar omit_expires_in: leave ``expires_in`` out of token answers, as some GitLab versions
+        did (https://gitlab.com/gitlab-org/gitlab/-/issues/360729); the tokens still expire
+        after ``access_token_lifetime``.
     """
 
     access_token_lifetime: int | None = 3600
@@ -102,6 +105,7 @@ class Knobs:
     jwks_max_age: int | None = 3600
     discovery_fault: str | None = None
     jwks_fault: str | None = None
+    omit_expires_in: bool = False
 
     def __post_init__(self) -> None:
         for name in ("fault_rate", "drop_rate", "lost_answer_rate"):
@@ -135,6 +139,8 @@ class Knobs:
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
             ):
                 raise ValueError(f"{name} must be a whole number of seconds, zero or more, or None")
+        if not isinstance(self.omit_expires_in, bool):
+            raise ValueError(f"omit_expires_in must be True or False, got {self.omit_expires_in!r}")
         for name, allowed in (("discovery_fault", DISCOVERY_FAULTS), ("jwks_fault", JWKS_FAULTS)):
             value = getattr(self, name)
             if value is not None and value not in allowed:

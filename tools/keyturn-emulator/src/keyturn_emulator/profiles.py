@@ -193,6 +193,8 @@ class Behaviour:
     :ivar sessions: the provider keeps a session per user: ID tokens carry ``sid`` and
         ``auth_time``, ``prompt=none`` without a session answers ``login_required``
         (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
+    :ivar created_at: token answers carry ``created_at``, the issue time in epoch seconds
+        (GitLab's Doorkeeper).
     """
 
     name: str
@@ -225,6 +227,7 @@ class Behaviour:
     id_token_algs: tuple[Algorithm, ...] = ("RS256",)
     client_auth_methods: frozenset[str] = CLIENT_SECRET_METHODS
     sessions: bool = False
+    created_at: bool = False
 
     @property
     def jwt_client_auth(self) -> bool:

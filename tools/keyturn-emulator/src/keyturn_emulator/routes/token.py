@@ -105,8 +105,10 @@ def _token(site: Site, b: Behaviour) -> Handler:
 def _token_body(site: Site, b: Behaviour, issued: Issued) -> dict[str, Any]:
     grant = issued.grant
     data: dict[str, Any] = {"access_token": issued.access_token}
-    if issued.access_expires_in is not None:
+    if issued.access_expires_in is not None and not site.knobs().omit_expires_in:
         data["expires_in"] = issued.access_expires_in
+    if b.created_at:
+        data["created_at"] = int(site.store.clock())
     if issued.refresh_token is not None:
         data["refresh_token"] = issued.refresh_token
         if issued.refresh_expires_in is not None:

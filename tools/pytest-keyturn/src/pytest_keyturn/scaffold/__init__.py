@@ -70,11 +70,14 @@ class Starter:
     :ivar scenario: its scenario name (and file name without ``.yaml``).
     :ivar summary: what it shows, for ``cassettes/README.md``.
     :ivar text: the YAML.
+    :ivar recordable: whether ``keyturn record`` can replace it with a recording; a passing
+        failure (``refresh_transient``) cannot be provoked on demand and is written by hand.
     """
 
     scenario: str
     summary: str
     text: str
+    recordable: bool = True
 
 
 def _template(name: str) -> Template:
@@ -122,6 +125,8 @@ def starters(
     refresh = _placeholder(f"{name} refresh token from the exchange")
     refreshed = _placeholder(f"{name} access token from a refresh")
     rotated = _placeholder(f"{name} refresh token from a refresh")
+    refreshed_again = _placeholder(f"{name} access token from the next refresh")
+    rotated_again = _placeholder(f"{name} refresh token from the next refresh")
     secret = {"client_id": CLIENT_ID, "client_secret": "REDACTED"}
     exchange_form = {
         "grant_type": "authorization_code",
@@ -154,21 +159,28 @@ def starters(
         ),
     ]
     if rotating:
+        # The next refresh of the chain: it spends the refresh token refresh_ok returned and
+        # gets one of its own, as a rotating provider answers it.
         cases.append(
             (
                 "refresh_rotated",
-                "`refresh_token` grant; 200 with a new `access_token` and a new "
-                "`refresh_token` that replaces the old one (§6)",
-                refresh_form,
+                "the next `refresh_token` grant, spending the refresh token `refresh_ok` "
+                "returned; 200 with a new `access_token` and another new `refresh_token` (§6)",
+                {**refresh_form, "refresh_token": rotated},
                 200,
-                refresh_body,
+                {
+                    "access_token": refreshed_again,
+                    **bearer,
+                    "scope": scope,
+                    "refresh_token": rotated_again,
+                },
             )
         )
     cases.append(
         (
             "refresh_invalid_grant",
-            "`refresh_token` grant with a dead refresh token; 400 `invalid_grant` (§5.2): "
-            "permanent",
+            "`refresh_token` grant with a dead refresh token (with rotation, the one "
+            "`refresh_ok` spent); 400 `invalid_grant` (§5.2): permanent",
             refresh_form,
             400,
             {
@@ -184,6 +196,7 @@ def starters(
             display_name=display_name,
             name=name,
             scenario=scenario,
+            replace=f"Replace it with `keyturn record {name} {scenario}`",
             request_body=urlencode(form),
             token_endpoint=token_endpoint,
             response_body=_json(body),
@@ -196,6 +209,8 @@ def starters(
         display_name=display_name,
         name=name,
         scenario="refresh_transient",
+        replace="A passing failure cannot be provoked on demand: keep it or write the "
+        "provider's own 5xx page by hand",
         request_body=urlencode(refresh_form),
         token_endpoint=token_endpoint,
         response_body=_TRANSIENT_PAGE,
@@ -208,6 +223,7 @@ def starters(
             "refresh_transient",
             "`refresh_token` grant answered 503 with an HTML page: transient, retried later",
             transient,
+            recordable=False,
         )
     )
     return result
@@ -292,7 +308,11 @@ def generate(
     )
     rows = "\n".join(
         f"| `{s.scenario}.yaml` | {s.summary} | Generated starter written from RFC 6749, "
-        f"not recorded; replace with `keyturn record {name} {s.scenario}` |"
+        + (
+            f"not recorded; replace with `keyturn record {name} {s.scenario}` |"
+            if s.recordable
+            else "not recorded; cannot be provoked on demand, so kept or written by hand |"
+        )
         for s in made
     )
     files: dict[str, str] = {

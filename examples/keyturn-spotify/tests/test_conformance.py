@@ -6,5 +6,5 @@ from pytest_keyturn import ProviderConformance
 
 
 class TestConformance(ProviderConformance):
-    provider = "gitlab"
+    provider = "spotify"
     cassettes = Path(__file__).parent.parent / "cassettes"
