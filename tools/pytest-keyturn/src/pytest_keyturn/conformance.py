@@ -48,7 +48,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -529,7 +529,13 @@ class ProviderConformance:
                 "distribution is installed (pip install -e .), and that your "
                 "keyturn_register_providers hook calls register(spec)"
             )
-        return pm, registered[provider]
+        found = registered[provider]
+        if found.spec.settings:
+            # A template (tenant, domain...): checked as the clients use it, deployed with the
+            # settings' defaults (a setting without one fails, naming it).
+            with Keyturn(environ={}, plugin_manager=pm) as probe:
+                found = replace(found, spec=probe.provider(provider))
+        return pm, found
 
     def _spec(self) -> ProviderSpec:
         return self._registered()[1].spec
