@@ -226,17 +226,18 @@ def classify(
     :param data: the decoded answer, for its ``error_codes``.
     """
     code = aadsts_code(error.description, (data or {}).get("error_codes"))
+    key = code or ""
     permanent = error.permanent
     what: str | None = None
-    if code in TRANSIENT:
-        permanent, what = False, f"{TRANSIENT[code]}; try again later"
-    elif code in CONFIGURATION:
-        permanent, what = True, CONFIGURATION[code]
-    elif code in INTERACTIVE or error.error in INTERACTIVE:
-        reason = INTERACTIVE[code] if code in INTERACTIVE else INTERACTIVE[error.error]
+    if key in TRANSIENT:
+        permanent, what = False, f"{TRANSIENT[key]}; try again later"
+    elif key in CONFIGURATION:
+        permanent, what = True, CONFIGURATION[key]
+    elif key in INTERACTIVE or error.error in INTERACTIVE:
+        reason = INTERACTIVE[key] if key in INTERACTIVE else INTERACTIVE[error.error]
         permanent, what = True, f"the user must sign in interactively: {reason}"
-    elif code in SIGN_IN_AGAIN:
-        permanent, what = True, f"{SIGN_IN_AGAIN[code]}; the user must sign in again"
+    elif key in SIGN_IN_AGAIN:
+        permanent, what = True, f"{SIGN_IN_AGAIN[key]}; the user must sign in again"
     details = dict(error.details)
     if code is not None:
         details["aadsts"] = code
