@@ -90,8 +90,8 @@ def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> Non
     if rotates:
         assert refresh["facts"]["refresh_after"] != refresh["facts"]["refresh_before"]
         # keep_old (Microsoft): the used refresh token stays valid at the provider.
-        refused = PROFILES[provider].rotation != "keep_old"
-        assert one(document, provider, "rotation_check")["facts"]["refused"] is refused
+        old_refused = PROFILES[provider].rotation != "keep_old"
+        assert one(document, provider, "rotation_check")["facts"]["refused"] is old_refused
     else:
         assert refresh["facts"]["refresh_after"] == refresh["facts"]["refresh_before"]
         assert events(document, provider, "rotation_check") == []
