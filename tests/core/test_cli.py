@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+import keyturn
 from keyturn.cli import build_parser, main
 from keyturn.pkce import code_challenge
 
@@ -83,6 +84,21 @@ def test_providers_with_plugins_disabled(
 
 
 # -- providers declared by issuer (keyturn-oidc) -------------------------------------------------
+
+
+#: Installed plugins whose specs read a discovery document on the internet
+#: (keyturn-microsoft's, at login.microsoftonline.com), kept out of ``providers --discover``
+#: in these offline tests.
+ONLINE_PLUGINS = "microsoft"
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's clients load every installed plugin but :data:`ONLINE_PLUGINS`."""
+    environ = {"KEYTURN_DISABLE_PLUGINS": ONLINE_PLUGINS}
+    monkeypatch.setattr(
+        "keyturn.client._default_pm", lambda: keyturn.get_plugin_manager(environ=environ)
+    )
 
 
 @pytest.fixture
@@ -234,7 +250,10 @@ def published() -> Iterator[Published]:
 
 
 def test_providers_discover_shows_the_endpoints_of_each_document(
-    capsys: pytest.CaptureFixture[str], declared: Callable[..., None], published: Published
+    capsys: pytest.CaptureFixture[str],
+    declared: Callable[..., None],
+    published: Published,
+    offline: None,
 ) -> None:
     issuer = published.publish("apps")
     declared(OIDC_PROVIDERS="sso", SSO_ISSUER=issuer)
@@ -265,7 +284,10 @@ def test_providers_discover_shows_the_endpoints_of_each_document(
 
 
 def test_providers_discover_reports_each_failure_on_one_line_and_exits_1(
-    capsys: pytest.CaptureFixture[str], declared: Callable[..., None], published: Published
+    capsys: pytest.CaptureFixture[str],
+    declared: Callable[..., None],
+    published: Published,
+    offline: None,
 ) -> None:
     good = published.publish("good")
     other = published.publish("other")

@@ -540,3 +540,75 @@ def test_an_endpoint_the_spec_sets_itself_is_not_read_from_the_document(clock: F
 def test_endpoint_hosts_are_host_names(bad: str) -> None:
     with pytest.raises(ValidationError, match="endpoint_hosts"):
         ProviderSpec(id="x", name="X", discovery_url=DISCOVERY_URL, endpoint_hosts={bad})
+
+
+# -- a templated issuer and a document naming one tenant ----------------------------------
+
+
+def _templated(**extra: Any) -> ProviderSpec:
+    return ProviderSpec(
+        id="multi",
+        name="Multi",
+        discovery_url="https://id.example/{tenant}/.well-known/openid-configuration",
+        issuer="https://id.example/{region}/{tenantid}/v2",
+        issuer_claims={"region": "reg", "tenantid": "tid"},
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("issuer", "allowed", "accepted"),
+    [
+        ("https://id.example/{region}/{tenantid}/v2", None, False),  # the template itself
+        ("https://id.example/eu/t-1/v2", None, True),
+        ("https://id.example/eu/t-1/v2", frozenset({"t-1"}), True),
+        ("https://id.example/eu/t-2/v2", frozenset({"t-1"}), False),
+        ("https://id.example/eu/a/b/v2", None, False),  # two segments for one placeholder
+        ("https://id.example/eu//v2", None, False),
+        ("https://id.example/eu/t-1/v2/", None, False),
+        ("https://other.example/eu/t-1/v2", None, False),
+        ("https://id.example/e.u/t-1/v2", None, True),
+    ],
+)
+def test_a_document_naming_one_filling_of_the_template_pins_the_spec(
+    issuer: str, allowed: frozenset[str] | None, accepted: bool
+) -> None:
+    from keyturn.discovery import check_issuer, template_instance
+
+    values = {"tenantid": allowed} if allowed is not None else {}
+    spec = _templated(issuer_claim_values=values)
+    assert template_instance(spec, issuer) is accepted
+    metadata = parse_metadata(
+        {
+            "issuer": issuer,
+            "authorization_endpoint": "https://id.example/authorize",
+            "token_endpoint": "https://id.example/token",
+            "jwks_uri": "https://id.example/keys",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+    )
+    if issuer == spec.issuer:
+        check_issuer(spec, metadata)  # compared as written
+        assert resolve_spec(spec, metadata).issuer_claims == spec.issuer_claims
+        return
+    if not accepted:
+        with pytest.raises(ConfigurationError, match="names the issuer"):
+            check_issuer(spec, metadata)
+        return
+    check_issuer(spec, metadata)
+    resolved = resolve_spec(spec, metadata)
+    assert resolved.issuer == issuer
+    assert (resolved.issuer_claims, resolved.issuer_claim_values) == ({}, {})
+
+
+def test_a_spec_without_a_template_is_no_template_instance() -> None:
+    from keyturn.discovery import template_instance
+
+    plain = ProviderSpec(
+        id="plain",
+        name="Plain",
+        discovery_url="https://id.example/.well-known/openid-configuration",
+    )
+    assert template_instance(plain, "https://id.example") is False

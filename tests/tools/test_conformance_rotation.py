@@ -339,7 +339,7 @@ def test_a_template_spec_is_deployed_with_the_class_settings() -> None:
 
 #: Kinds whose emulator profile is still being written, and where it comes from. The
 #: marker is strict: the test fails once the profile lands, to be removed from here.
-PENDING = {"keep_old": "the emulator's keep_old profile comes with the microsoft profile"}
+PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

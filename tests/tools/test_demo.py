@@ -89,7 +89,9 @@ def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> Non
     assert refresh["facts"]["refresh_before"] == sign_in["facts"]["refresh_token"]
     if rotates:
         assert refresh["facts"]["refresh_after"] != refresh["facts"]["refresh_before"]
-        assert one(document, provider, "rotation_check")["facts"]["refused"] is True
+        # keep_old (Microsoft): the used refresh token stays valid at the provider.
+        old_refused = PROFILES[provider].rotation != "keep_old"
+        assert one(document, provider, "rotation_check")["facts"]["refused"] is old_refused
     else:
         assert refresh["facts"]["refresh_after"] == refresh["facts"]["refresh_before"]
         assert events(document, provider, "rotation_check") == []
@@ -134,13 +136,21 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc", "gitlab"]
-    assert list(document["summary"]) == ["google", "github", "strict", "oidc", "gitlab"]
+    assert document["settings"]["providers"] == [
+        "google",
+        "github",
+        "strict",
+        "oidc",
+        "gitlab",
+        "microsoft",
+    ]
+    assert list(document["summary"]) == document["settings"]["providers"]
     check_tour(document, "google", rotates=False)
     check_tour(document, "github", rotates=True)
     check_tour(document, "strict", rotates=True)
     check_tour(document, "oidc", rotates=True)
     check_tour(document, "gitlab", rotates=True)
+    check_tour(document, "microsoft", rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -250,6 +260,33 @@ def test_oidc_tours_a_provider_declared_by_its_issuer_with_verified_id_tokens(
     # The old refresh token was really sent (no reuse detection at oidc), and refused.
     check = one(document, "oidc", "rotation_check")
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+def test_microsoft_tours_keyturn_microsoft_and_keeps_the_used_refresh_token_valid(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "microsoft"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["microsoft"]
+    check_tour(document, "microsoft", rotates=True)
+    summary = document["summary"]["microsoft"]
+    assert summary["origin"].startswith("keyturn-microsoft ")
+    # The tenant is in the authorize URL's path, as at login.microsoftonline.com.
+    authorize = events(document, "microsoft", "authorize")[0]
+    assert "/microsoft/common/oauth2/v2.0/authorize?" in authorize["text"]
+    assert "offline_access" in authorize["text"]
+    assert one(document, "microsoft", "sign_in")["facts"]["id_token"] is True
+    # A new refresh token each time; the used one is not sent again, and still works.
+    check = one(document, "microsoft", "rotation_check")
+    assert (check["facts"]["refused"], check["facts"]["sent"]) == (False, False)
+    assert "still works" in check["text"]
+    refused = one(document, "microsoft", "refresh_refused")
+    assert (refused["facts"]["refresh_error"], refused["facts"]["status"]) == ("invalid_grant", 400)
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -445,6 +482,7 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
         "strict",
         "oidc",
         "gitlab",
+        "microsoft",
     )
     assert chosen_providers(["oidc"]) == ("oidc",)
     with pytest.raises(SystemExit) as usage:

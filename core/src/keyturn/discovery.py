@@ -17,7 +17,11 @@ What a document must be, each failure a :class:`~keyturn.ConfigurationError` nam
 * whose ``issuer`` is exactly the configured one (section 4.3): the spec's ``issuer``, or,
   when the spec names none, the discovery URL without ``/.well-known/openid-configuration``
   (with or without a final ``/``). A multi-tenant issuer template
-  (``https://login.microsoftonline.com/{tenantid}/v2.0``) is compared as written;
+  (``https://login.microsoftonline.com/{tenantid}/v2.0``) is compared as written, and also
+  accepts a document that names one tenant's issuer, the template with each placeholder
+  filled by one path segment (among ``issuer_claim_values`` where the spec lists them):
+  Microsoft's document for a tenant named by its domain, or for ``consumers``, names the
+  tenant's id, and the spec is then pinned to that one issuer (:func:`resolve_spec`);
 * whose URLs are https, or http on a loopback host (``127.0.0.1``, ``localhost``, ``::1``),
   absolute, without a fragment (the issuer without a query either);
 * whose signing algorithms include one keyturn verifies: ``none`` alone, or only HMAC
@@ -31,6 +35,7 @@ configured issuer, as section 4.3 intends. Fields keyturn does not read are igno
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +57,7 @@ __all__ = [
     "expected_issuers",
     "parse_metadata",
     "resolve_spec",
+    "template_instance",
     "url_problem",
 ]
 
@@ -165,13 +171,49 @@ def expected_issuers(spec: ProviderSpec) -> frozenset[str]:
     return frozenset({base, base + "/"})
 
 
+#: What fills a placeholder of an issuer template in a document's issuer: one path segment.
+_TENANT_SEGMENT = "[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}"
+
+
+def template_instance(spec: ProviderSpec, issuer: str) -> bool:
+    """Whether ``issuer`` is the spec's issuer template with every placeholder filled.
+
+    Each placeholder must be filled by one path segment, and by one of its
+    ``issuer_claim_values`` where the spec lists them. ``False`` for a spec whose issuer is
+    not a template, and for the template itself.
+    """
+    template = spec.issuer
+    if template is None or not spec.issuer_is_template or issuer == template:
+        return False
+    pattern = ""
+    names: list[str] = []
+    position = 0
+    for match in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template):
+        pattern += re.escape(template[position : match.start()])
+        pattern += f"({_TENANT_SEGMENT})"
+        names.append(match.group(1))
+        position = match.end()
+    pattern += re.escape(template[position:])
+    found = re.fullmatch(pattern, issuer)
+    if found is None:
+        return False
+    for name, value in zip(names, found.groups(), strict=True):
+        allowed = spec.issuer_claim_values.get(name)
+        if allowed is not None and value not in allowed:
+            return False
+    return True
+
+
 def check_issuer(spec: ProviderSpec, metadata: ProviderMetadata) -> None:
     """Refuse a document that names another issuer than the configured one (Discovery §4.3).
+
+    A spec whose issuer is a multi-tenant template also accepts a document naming one
+    tenant's issuer (:func:`template_instance`); :func:`resolve_spec` then pins the spec to it.
 
     :raises ConfigurationError: naming both issuers (public values, never a secret).
     """
     expected = expected_issuers(spec)
-    if metadata.issuer in expected:
+    if metadata.issuer in expected or template_instance(spec, metadata.issuer):
         return
     shown = " or ".join(repr(issuer) for issuer in sorted(expected))
     hint = ""
@@ -242,6 +284,8 @@ def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec
     ``pkce_method`` (see :func:`_pkce_method`), ``client_auth`` (see :func:`_client_auth`).
     A field the spec sets explicitly (in its
     ``model_fields_set``) wins. The issuer must already have passed :func:`check_issuer`.
+    A templated issuer whose document names one tenant's issuer (:func:`template_instance`)
+    becomes that issuer, without ``issuer_claims``: ID tokens must then come from that tenant.
 
     :return: a copy of ``spec``, or ``spec`` itself when nothing is missing.
     """
@@ -257,6 +301,8 @@ def resolve_spec(spec: ProviderSpec, metadata: ProviderMetadata) -> ProviderSpec
             update[name] = value
     if spec.issuer is None:
         update["issuer"] = metadata.issuer
+    elif template_instance(spec, metadata.issuer):
+        update.update(issuer=metadata.issuer, issuer_claims={}, issuer_claim_values={})
     if "id_token_signing_algs" not in explicit:
         algorithms = frozenset(metadata.id_token_signing_alg_values_supported) & SIGNING_ALGORITHMS
         if algorithms != spec.id_token_signing_algs:

@@ -83,6 +83,7 @@ def keyturn_deploy(provider: ProviderSpec, settings: Mapping[str, str]) -> Provi
 
         from keyturn.flows import deploy
 
+
         @keyturn.hookimpl
         @keyturn.for_provider("microsoft")
         def keyturn_deploy(provider, settings):

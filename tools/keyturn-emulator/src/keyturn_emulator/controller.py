@@ -320,6 +320,9 @@ class Emulator:
                 update[field] = None
         update["issuer"] = self.issuer(name)
         update["issuer_aliases"] = frozenset()
+        if spec.issuer_claims:  # the profile has one issuer: no template left to fill
+            update["issuer_claims"] = {}
+            update["issuer_claim_values"] = {}
         if behaviour.id_tokens:
             update["id_token_signing_algs"] = frozenset(behaviour.id_token_algs)
         return spec.model_copy(update=update)

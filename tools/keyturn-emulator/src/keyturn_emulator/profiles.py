@@ -67,7 +67,7 @@ Google's scope checks), the emulator makes a choice and says so next to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "CLIENT_SECRET_METHODS",
@@ -80,9 +80,10 @@ __all__ = [
 ]
 
 #: ``none``: the refresh token stays valid and is not re-sent; ``rotate``: each refresh
-#: returns a new one and the old one dies; ``detect_reuse``: ``rotate``, and presenting a
-#: dead rotated token revokes every token of its grant.
-Rotation = Literal["none", "rotate", "detect_reuse"]
+#: returns a new one and the old one dies; ``keep_old``: each refresh returns a new one and
+#: the old one stays valid (Microsoft); ``detect_reuse``: ``rotate``, and presenting a dead
+#: rotated token revokes every token of its grant.
+Rotation = Literal["none", "rotate", "keep_old", "detect_reuse"]
 
 #: The JWS algorithms the emulator signs ID tokens with: RS256 (RSA 2048) and ES256 (P-256).
 Algorithm = Literal["RS256", "ES256"]
@@ -108,9 +109,9 @@ class Failure:
     description: str
     error_uri: str | None = None
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, Any]:
         """The error as a mapping, ready to encode."""
-        data = {"error": self.error, "error_description": self.description}
+        data: dict[str, Any] = {"error": self.error, "error_description": self.description}
         if self.error_uri is not None:
             data["error_uri"] = self.error_uri
         return data
@@ -195,6 +196,10 @@ class Behaviour:
         (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
     :ivar created_at: token answers carry ``created_at``, the issue time in epoch seconds
         (GitLab's Doorkeeper).
+    :ivar id_token_claims: claims every ID token of the profile carries besides the standard
+        ones (Microsoft's ``tid`` and ``ver``).
+    :ivar offline_scope: a refresh token only when the grant's scopes include this one
+        (Microsoft's ``offline_access``); ``None``: no such rule.
     """
 
     name: str
@@ -228,6 +233,8 @@ class Behaviour:
     client_auth_methods: frozenset[str] = CLIENT_SECRET_METHODS
     sessions: bool = False
     created_at: bool = False
+    id_token_claims: dict[str, str] = field(default_factory=dict)
+    offline_scope: str | None = None
 
     @property
     def jwt_client_auth(self) -> bool:

@@ -338,6 +338,8 @@ class Store:
             grant.sid, grant.auth_time = request.sid, request.auth_time
             found.grant_id = grant.id
             wants_refresh = access_lifetime is not None or not behaviour.refresh_needs_expiry
+            if behaviour.offline_scope is not None:
+                wants_refresh = wants_refresh and behaviour.offline_scope in request.scopes
             if behaviour.offline_param:
                 consent_key = (behaviour.name, client_id, request.user.key)
                 first = consent_key not in self._consented
@@ -417,7 +419,8 @@ class Store:
             access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
             new_refresh = None
             if behaviour.rotation != "none":
-                token.status = "rotated"
+                if behaviour.rotation != "keep_old":  # keep_old: the used one stays valid
+                    token.status = "rotated"
                 if behaviour.rotation_revokes_access:
                     for value in grant.tokens:
                         old = self._tokens[value]

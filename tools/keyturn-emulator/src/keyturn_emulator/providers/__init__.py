@@ -17,6 +17,6 @@ __all__ = ["behaviours"]
 
 def behaviours() -> tuple[Behaviour, ...]:
     """The profile of every provider module here."""
-    from . import gitlab
+    from . import gitlab, microsoft
 
-    return (gitlab.behaviour(),)
+    return (gitlab.behaviour(), microsoft.behaviour())

@@ -131,6 +131,7 @@ def _id_token(site: Site, b: Behaviour, grant: Grant, nonce: str | None, access_
         "exp": now + 3600,
     }
     payload.update(claims(site, grant.user, grant.scopes, include_picture=False))
+    payload.update(b.id_token_claims)
     if nonce is not None:
         payload["nonce"] = nonce
     if grant.auth_time is not None:

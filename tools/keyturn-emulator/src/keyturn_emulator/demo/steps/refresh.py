@@ -1,7 +1,8 @@
 """Step 2: the access token falls due, ``jwt()`` refreshes it; rotation or keeping is checked.
 
-A rotating provider must return a new refresh token and refuse the old one from then on; a
-provider that does not rotate (Google) must leave the refresh token as it was. When the
+A rotating provider must return a new refresh token and refuse the old one from then on (one
+that keeps the old one valid, Microsoft, must still accept it); a provider that does not rotate
+(Google) must leave the refresh token as it was. When the
 provider rotated its signing keys since the sign-in (the ``oidc`` tour), the new ID token
 must verify with the new key, after one more read of the key set.
 """
@@ -106,6 +107,19 @@ def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:
     """Show that the rotated-away refresh token no longer works at the provider."""
     value = old.tokens.refresh_token
     assert value is not None
+    if PROFILES[tour.provider].rotation == "keep_old":
+        # Microsoft does not revoke a used refresh token: it must still work at the provider.
+        if tour.emu.store.lookup(tour.provider, value.get_secret_value()) is None:
+            raise tour.fail("refresh", "the emulator no longer accepts the old refresh token")
+        tour.record(
+            "rotation_check",
+            f"the old refresh token {shown} still works at the provider ({tour.spec.name} "
+            "does not revoke a used one); keyturn keeps the new one",
+            refresh_token=shown,
+            refused=False,
+            sent=False,
+        )
+        return
     if tour.emu.store.lookup(tour.provider, value.get_secret_value()) is not None:
         raise tour.fail("refresh", "the emulator still accepts the old refresh token")
     if PROFILES[tour.provider].rotation == "detect_reuse":
