@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ import pytest
 
 import keyturn
 from keyturn import HttpRequest, HttpResponse
+from keyturn_emulator import Emulator
 from keyturn_slack import PERMANENT_ERRORS, SLACK, TRANSIENT_ERRORS
 from keyturn_slack.operations import (
     exchange_code_flow,
@@ -518,6 +520,95 @@ async def test_sign_in_checks_the_workspace(
             "exchange_code",
             True,
         )
+
+
+# -- against the emulator's slack profile -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+def _emulated(emu: Emulator, clock: FakeClock | None = None) -> keyturn.Keyturn:
+    options: dict[str, Any] = {"environ": {}, "providers": [emu.point(SLACK)]}
+    if clock is not None:
+        options["clock"] = clock
+    return keyturn.Keyturn({"slack": emu.credentials}, **options)
+
+
+def _now() -> FakeClock:
+    """A fake clock at the real time: the emulator signs ID tokens on the real clock."""
+    clock = FakeClock()
+    clock.set(int(time.time()))
+    return clock
+
+
+def test_the_emulator_answers_as_slack(emulator: Emulator) -> None:
+    clock = _now()
+    with _emulated(emulator, clock) as kt, _emulated(emulator, clock) as other:
+        request = kt.authorize_url("slack", "http://127.0.0.1:8765/callback")
+        token = kt.sign_in(request, emulator.authorize(request.url))
+        tokens = token.tokens
+        # Twelve hours by default, a refresh token (rotation on), the envelope read.
+        assert tokens.expires_at == clock.now + 43200
+        assert tokens.refresh_token is not None
+        assert tokens.extra == {}
+        assert token.user is not None and token.user.email == "ada@example.com"
+        refreshed = kt.refresh(tokens)
+        assert refreshed.refresh_token != tokens.refresh_token
+        # The rotated-away refresh token, sent by another process (this one would answer
+        # from its reuse window): HTTP 200 and ok:false, never tokens.
+        with pytest.raises(keyturn.OAuthError) as caught:
+            other.refresh(tokens)
+        assert (caught.value.error, caught.value.status, caught.value.permanent) == (
+            "invalid_refresh_token",
+            200,
+            True,
+        )
+        kt.revoke(refreshed)
+        # Revoked: userinfo answers ok:false invalid_auth at 200, revoking again succeeds.
+        with pytest.raises(keyturn.OAuthError, match="invalid_auth"):
+            kt.userinfo(refreshed)
+        kt.revoke(refreshed)
+        with pytest.raises(keyturn.OAuthError, match="invalid_refresh_token"):
+            other.refresh(refreshed)
+
+
+def test_without_token_rotation_the_emulator_issues_no_refresh_token(emulator: Emulator) -> None:
+    emulator.configure(access_token_lifetime=None)
+    try:
+        with _emulated(emulator) as kt:
+            request = kt.authorize_url("slack", "http://127.0.0.1:8765/callback")
+            tokens = kt.sign_in(request, emulator.authorize(request.url)).tokens
+    finally:
+        emulator.configure(access_token_lifetime=3600)
+    assert (tokens.refresh_token, tokens.expires_at) == (None, None)
+
+
+def test_a_lifetime_set_on_the_emulator_wins_over_slacks(emulator: Emulator) -> None:
+    emulator.configure(access_token_lifetime=5)
+    clock = _now()
+    try:
+        with _emulated(emulator, clock) as kt:
+            request = kt.authorize_url("slack", "http://127.0.0.1:8765/callback")
+            tokens = kt.sign_in(request, emulator.authorize(request.url)).tokens
+    finally:
+        emulator.configure(access_token_lifetime=3600)
+    assert tokens.expires_at == clock.now + 5
+
+
+def test_the_emulator_refuses_a_bad_secret_in_slacks_envelope(emulator: Emulator) -> None:
+    spec = emulator.point(SLACK)
+    credentials = {"slack": (emulator.credentials.client_id, "not-the-secret")}
+    with keyturn.Keyturn(credentials, environ={}, providers=[spec]) as kt:
+        request = kt.authorize_url("slack", "http://127.0.0.1:8765/callback")
+        query = emulator.authorize(request.url)
+        with pytest.raises(keyturn.OAuthError) as caught:
+            kt.exchange_code(request, query["code"])
+    assert (caught.value.error, caught.value.status) == ("bad_client_secret", 200)
+    assert "not-the-secret" not in str(caught.value)
 
 
 # -- keyturn's conformance suite on the same cassettes ------------------------------------

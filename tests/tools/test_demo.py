@@ -134,12 +134,14 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc"]
-    assert list(document["summary"]) == ["google", "github", "strict", "oidc"]
+    every = ["google", "github", "strict", "oidc", "slack"]
+    assert document["settings"]["providers"] == every
+    assert list(document["summary"]) == every
     check_tour(document, "google", rotates=False)
     check_tour(document, "github", rotates=True)
     check_tour(document, "strict", rotates=True)
     check_tour(document, "oidc", rotates=True)
+    check_tour(document, "slack", rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -249,6 +251,28 @@ def test_oidc_tours_a_provider_declared_by_its_issuer_with_verified_id_tokens(
     # The old refresh token was really sent (no reuse detection at oidc), and refused.
     check = one(document, "oidc", "rotation_check")
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+def test_slack_tours_keyturn_slack_against_its_profile(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "slack"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["slack"]
+    check_tour(document, "slack", rotates=True)
+    assert document["summary"]["slack"]["origin"].startswith("keyturn-slack ")
+    assert one(document, "slack", "sign_in")["facts"]["id_token"] is True
+    # Slack refuses a spent refresh token, and a revoked grant's, with HTTP 200 and
+    # ok:false: keyturn-slack reads them as permanent errors, never as tokens.
+    check = one(document, "slack", "rotation_check")
+    assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_refresh_token", True)
+    refused = one(document, "slack", "refresh_refused")["facts"]
+    assert (refused["refresh_error"], refused["status"]) == ("invalid_refresh_token", 200)
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None

@@ -101,16 +101,22 @@ class Failure:
     :ivar error: the OAuth ``error`` code.
     :ivar description: the ``error_description``.
     :ivar error_uri: the ``error_uri``, where the provider sends one.
+    :ivar envelope: answer as Slack's Web API does, ``{"ok": false, "error": ...}`` without a
+        description (https://docs.slack.dev/reference/methods/openid.connect.token);
+        ``description`` then only documents the refusal.
     """
 
     status: int
     error: str
     description: str
     error_uri: str | None = None
+    envelope: bool = False
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, str | bool]:
         """The error as a mapping, ready to encode."""
-        data = {"error": self.error, "error_description": self.description}
+        if self.envelope:
+            return {"ok": False, "error": self.error}
+        data: dict[str, str | bool] = {"error": self.error, "error_description": self.description}
         if self.error_uri is not None:
             data["error_uri"] = self.error_uri
         return data
@@ -193,6 +199,13 @@ class Behaviour:
     :ivar sessions: the provider keeps a session per user: ID tokens carry ``sid`` and
         ``auth_time``, ``prompt=none`` without a session answers ``login_required``
         (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
+    :ivar envelope: successes carry ``"ok": true`` (token, userinfo and revocation answers),
+        and a missing or dead access token at userinfo or revocation is an HTTP 200
+        ``{"ok": false, "error": "invalid_auth"}``, as Slack's Web API answers; pair it with
+        failures made with ``envelope=True``.
+    :ivar access_token_lifetime: the provider's own access-token lifetime, used while the
+        ``access_token_lifetime`` knob is at its default (3600); a lifetime set with
+        ``configure`` wins.
     """
 
     name: str
@@ -225,6 +238,8 @@ class Behaviour:
     id_token_algs: tuple[Algorithm, ...] = ("RS256",)
     client_auth_methods: frozenset[str] = CLIENT_SECRET_METHODS
     sessions: bool = False
+    envelope: bool = False
+    access_token_lifetime: int | None = None
 
     @property
     def jwt_client_auth(self) -> bool:

@@ -14,7 +14,8 @@ __all__ = ["DEFAULT_PROVIDERS", "PROVIDERS", "DemoSettings"]
 
 #: Providers the demo knows, in the order ``all`` runs them. ``oidc`` is any OpenID Provider
 #: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile).
-PROVIDERS = ("google", "github", "strict", "oidc")
+#: ``slack`` is keyturn-slack against the emulator's ``slack`` profile.
+PROVIDERS = ("google", "github", "strict", "oidc", "slack")
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")
 
