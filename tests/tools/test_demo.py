@@ -462,8 +462,15 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
-    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict", "oidc")
+    assert chosen_providers(["github", "all", "google"]) == (
+        "github",
+        "google",
+        "strict",
+        "oidc",
+        "slack",
+    )
     assert chosen_providers(["oidc"]) == ("oidc",)
+    assert chosen_providers(["slack"]) == ("slack",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])
     assert usage.value.code == 2
