@@ -466,6 +466,15 @@ def test_the_team_goes_on_the_authorize_url_from_the_environment() -> None:
     assert url.startswith("https://slack.com/openid/connect/authorize?")
 
 
+def test_a_team_per_call_is_refused_the_deployment_names_it() -> None:
+    # The workspace is the deployment's: a per-call team could not be checked at the callback.
+    with (
+        keyturn.Keyturn({"slack": (CLIENT_ID, CLIENT_SECRET)}, environ={}) as kt,
+        pytest.raises(keyturn.ConfigurationError, match="team"),
+    ):
+        kt.authorize_url("slack", REDIRECT_URI, team=TEAM)
+
+
 @pytest.mark.parametrize("value", ["T0/../x", "T0 1", "T0?x=1"])
 def test_a_team_that_is_not_one_word_is_refused(value: str) -> None:
     with (
