@@ -61,6 +61,7 @@ def test_extra_plugins_register_providers() -> None:
         "gitlab",
         "spotify",
         "microsoft",
+        "slack",
         "other",
     }
 

@@ -54,7 +54,7 @@ LABEL_CITATIONS = re.compile(
 
 #: The provider plugins of this workspace, by distribution name.
 WORKSPACE_PLUGINS = frozenset(
-    {"keyturn-google", "keyturn-github", "keyturn-gitlab", "keyturn-microsoft"}
+    {"keyturn-google", "keyturn-github", "keyturn-gitlab", "keyturn-microsoft", "keyturn-slack"}
 )
 
 PROVIDER_DOCS = ROOT / "docs" / "providers"
@@ -212,7 +212,7 @@ def test_each_provider_has_a_page_citing_https_sources_in_every_section(
 
 
 def test_the_workspace_registers_the_providers_documented_here() -> None:
-    assert workspace_provider_ids() == ["github", "gitlab", "google", "microsoft"]
+    assert workspace_provider_ids() == ["github", "gitlab", "google", "microsoft", "slack"]
 
 
 def test_the_section_check_can_fail() -> None:

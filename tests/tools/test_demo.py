@@ -143,6 +143,7 @@ def test_json_in_process_for_every_provider_shows_no_token(
         "oidc",
         "gitlab",
         "microsoft",
+        "slack",
     ]
     assert list(document["summary"]) == document["settings"]["providers"]
     check_tour(document, "google", rotates=False)
@@ -151,6 +152,7 @@ def test_json_in_process_for_every_provider_shows_no_token(
     check_tour(document, "oidc", rotates=True)
     check_tour(document, "gitlab", rotates=True)
     check_tour(document, "microsoft", rotates=True)
+    check_tour(document, "slack", rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -287,6 +289,25 @@ def test_microsoft_tours_keyturn_microsoft_and_keeps_the_used_refresh_token_vali
     assert "still works" in check["text"]
     refused = one(document, "microsoft", "refresh_refused")
     assert (refused["facts"]["refresh_error"], refused["facts"]["status"]) == ("invalid_grant", 400)
+
+
+def test_slack_tours_keyturn_slack_against_its_profile(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "slack"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["slack"]
+    check_tour(document, "slack", rotates=True)
+    assert document["summary"]["slack"]["origin"].startswith("keyturn-slack ")
+    assert one(document, "slack", "sign_in")["facts"]["id_token"] is True
+    # Slack refuses a spent refresh token, and a revoked grant's, with HTTP 200 and
+    # ok:false: keyturn-slack reads them as permanent errors, never as tokens.
+    check = one(document, "slack", "rotation_check")
+    assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_refresh_token", True)
+    refused = one(document, "slack", "refresh_refused")["facts"]
+    assert (refused["refresh_error"], refused["status"]) == ("invalid_refresh_token", 200)
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -483,8 +504,10 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
         "oidc",
         "gitlab",
         "microsoft",
+        "slack",
     )
     assert chosen_providers(["oidc"]) == ("oidc",)
+    assert chosen_providers(["slack"]) == ("slack",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])
     assert usage.value.code == 2

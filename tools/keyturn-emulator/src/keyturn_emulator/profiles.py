@@ -102,15 +102,21 @@ class Failure:
     :ivar error: the OAuth ``error`` code.
     :ivar description: the ``error_description``.
     :ivar error_uri: the ``error_uri``, where the provider sends one.
+    :ivar envelope: answer as Slack's Web API does, ``{"ok": false, "error": ...}`` without a
+        description (https://docs.slack.dev/reference/methods/openid.connect.token);
+        ``description`` then only documents the refusal.
     """
 
     status: int
     error: str
     description: str
     error_uri: str | None = None
+    envelope: bool = False
 
     def body(self) -> dict[str, Any]:
         """The error as a mapping, ready to encode."""
+        if self.envelope:
+            return {"ok": False, "error": self.error}
         data: dict[str, Any] = {"error": self.error, "error_description": self.description}
         if self.error_uri is not None:
             data["error_uri"] = self.error_uri
@@ -200,6 +206,13 @@ class Behaviour:
         ones (Microsoft's ``tid`` and ``ver``).
     :ivar offline_scope: a refresh token only when the grant's scopes include this one
         (Microsoft's ``offline_access``); ``None``: no such rule.
+    :ivar envelope: successes carry ``"ok": true`` (token, userinfo and revocation answers),
+        and a missing or dead access token at userinfo or revocation is an HTTP 200
+        ``{"ok": false, "error": "invalid_auth"}``, as Slack's Web API answers; pair it with
+        failures made with ``envelope=True``.
+    :ivar access_token_lifetime: the provider's own access-token lifetime, used while the
+        ``access_token_lifetime`` knob is at its default (3600); a lifetime set with
+        ``configure`` wins.
     """
 
     name: str
@@ -235,6 +248,8 @@ class Behaviour:
     created_at: bool = False
     id_token_claims: dict[str, str] = field(default_factory=dict)
     offline_scope: str | None = None
+    envelope: bool = False
+    access_token_lifetime: int | None = None
 
     @property
     def jwt_client_auth(self) -> bool:

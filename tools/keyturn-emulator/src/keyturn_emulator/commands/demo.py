@@ -20,7 +20,7 @@ ORDER = 5
 
 #: The providers, in the order ``all`` runs them (keyturn_emulator.demo.settings.PROVIDERS,
 #: repeated here so that building the parser imports nothing of the demo).
-_PROVIDERS = ("google", "github", "strict", "oidc", "gitlab", "microsoft")
+_PROVIDERS = ("google", "github", "strict", "oidc", "gitlab", "microsoft", "slack")
 _CHOICES = (*_PROVIDERS, "all")
 #: The most concurrent callers the demo sends (each is a task holding a connection).
 MAX_CALLERS = 10_000
@@ -40,10 +40,10 @@ def add_parser(commands: Any) -> None:
         "--provider",
         action="append",
         choices=_CHOICES,
-        metavar="{google,github,strict,oidc,gitlab,microsoft,all}",
+        metavar="{google,github,strict,oidc,gitlab,microsoft,slack,all}",
         help="provider to tour (repeatable; default: google then github; oidc: any OpenID "
-        "Provider through keyturn-oidc, from its issuer alone; gitlab: keyturn-gitlab; "
-        "microsoft: keyturn-microsoft; "
+        "Provider through keyturn-oidc, from its issuer alone; the others: their "
+        "keyturn-<id> plugin against the emulator's profile of that name; "
         "all: every one)",
     )
     parser.add_argument(

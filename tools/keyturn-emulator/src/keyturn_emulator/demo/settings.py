@@ -14,7 +14,9 @@ __all__ = ["DEFAULT_PROVIDERS", "PROVIDERS", "DemoSettings"]
 
 #: Providers the demo knows, in the order ``all`` runs them. ``oidc`` is any OpenID Provider
 #: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile).
-PROVIDERS = ("google", "github", "strict", "oidc", "gitlab", "microsoft")
+#: ``oidc`` is keyturn-oidc; each other id is its keyturn-<id> plugin against the
+#: emulator's profile of that name.
+PROVIDERS = ("google", "github", "strict", "oidc", "gitlab", "microsoft", "slack")
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")
 

@@ -17,6 +17,6 @@ __all__ = ["behaviours"]
 
 def behaviours() -> tuple[Behaviour, ...]:
     """The profile of every provider module here."""
-    from . import gitlab, microsoft
+    from . import gitlab, microsoft, slack
 
-    return (gitlab.behaviour(), microsoft.behaviour())
+    return (gitlab.behaviour(), microsoft.behaviour(), slack.behaviour())

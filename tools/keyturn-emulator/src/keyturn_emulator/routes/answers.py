@@ -81,8 +81,13 @@ def unauthorized(site: Site, b: Behaviour) -> Response:
     """The 401 for a missing, revoked or expired access token, counted as an error.
 
     :param site: holds the store that counts the error.
-    :param b: the profile: GitHub's REST shape, or RFC 6750 §3.1.
+    :param b: the profile: GitHub's REST shape, Slack's envelope, or RFC 6750 §3.1.
     """
+    if b.envelope:
+        # Slack: HTTP 200 and ok:false, "invalid_auth" for a token that is not valid
+        # (https://docs.slack.dev/reference/methods/auth.revoke, its errors).
+        site.store.count_error(b.name, "invalid_auth")
+        return JSONResponse({"ok": False, "error": "invalid_auth"}, 200)
     if b.form_unless_json:
         # A revoked or expired access token on the REST API gets 401: "Authenticating with
         # invalid credentials will initially return a 401 Unauthorized response",

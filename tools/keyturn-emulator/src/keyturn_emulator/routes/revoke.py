@@ -1,4 +1,5 @@
-"""Revocation: RFC 7009 ``POST token=...`` (Google, strict) and GitHub's two ``DELETE``s.
+"""Revocation: RFC 7009 ``POST token=...`` (Google, strict), Slack's ``auth.revoke`` and GitHub's
+two ``DELETE``s.
 
 * Google: revoking either token of a grant revokes the whole grant
   (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke); ``GET`` is
@@ -24,7 +25,7 @@ from starlette.routing import Route
 from keyturn_emulator.profiles import Behaviour
 from keyturn_emulator.state import Refusal
 
-from .answers import NO_STORE, refuse
+from .answers import NO_STORE, refuse, unauthorized
 from .clients import authenticate, basic
 from .forms import params
 from .site import Handler, Site
@@ -65,6 +66,8 @@ def _revoke(site: Site, b: Behaviour) -> Handler:
             except Refusal as refusal:
                 return refuse(site, b, request, refusal.situation, used_basic, refusal.detail)
         token = body.get("token") or request.query_params.get("token")
+        if b.envelope:
+            return _envelope_revoke(site, b, token)
         if not token:
             site.store.count_error(b.name, "invalid_request")
             return JSONResponse(
@@ -92,6 +95,20 @@ def _revoke(site: Site, b: Behaviour) -> Handler:
         return JSONResponse({}, 200, NO_STORE)
 
     return revoke
+
+
+def _envelope_revoke(site: Site, b: Behaviour, token: str | None) -> Response:
+    """Slack's ``auth.revoke``: ``{"ok": true, "revoked": true}``, or a 200 ``ok: false``
+    ``invalid_auth`` for a token it does not know
+    (https://docs.slack.dev/reference/methods/auth.revoke). Revoking either token of a grant
+    revokes the grant: Slack does not say what revoking one token does to the other, and
+    ending both is the emulator's choice."""
+    found = site.store.lookup(b.name, token) if token else None
+    if found is None:
+        return unauthorized(site, b)
+    site.store.revoke_grant(found[1].id)
+    site.store.count(b.name, "revoke")
+    return JSONResponse({"ok": True, "revoked": True}, 200, NO_STORE)
 
 
 def _github_revoke(site: Site, b: Behaviour, whole_grant: bool) -> Handler:

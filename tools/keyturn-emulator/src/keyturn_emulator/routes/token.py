@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from keyturn_emulator.faults import Knobs
 from keyturn_emulator.idtoken import sign_id_token, signing_alg
 from keyturn_emulator.pkce import verify_pkce
 from keyturn_emulator.profiles import Behaviour
@@ -33,7 +34,7 @@ from .clients import authenticate, basic
 from .forms import params
 from .site import Handler, Site
 
-__all__ = ["path", "routes"]
+__all__ = ["access_token_lifetime", "path", "routes"]
 
 
 def path(b: Behaviour) -> str:
@@ -68,6 +69,7 @@ def _token(site: Site, b: Behaviour) -> Handler:
             if grant_type is None and b.grant_type_optional and "code" in body:
                 grant_type = "authorization_code"
             knobs = site.knobs()
+            access_lifetime = access_token_lifetime(b, knobs.access_token_lifetime)
             if grant_type == "authorization_code":
                 code = body.get("code")
                 if not code:
@@ -78,7 +80,7 @@ def _token(site: Site, b: Behaviour) -> Handler:
                     code,
                     body.get("redirect_uri"),
                     body.get("code_verifier"),
-                    knobs.access_token_lifetime,
+                    access_lifetime,
                     knobs.refresh_token_lifetime,
                     verify_pkce,
                 )
@@ -90,7 +92,7 @@ def _token(site: Site, b: Behaviour) -> Handler:
                     b,
                     client_id,
                     refresh_token,
-                    knobs.access_token_lifetime,
+                    access_lifetime,
                     knobs.refresh_token_lifetime,
                 )
             else:
@@ -102,9 +104,22 @@ def _token(site: Site, b: Behaviour) -> Handler:
     return token
 
 
+def access_token_lifetime(b: Behaviour, knob: int | None) -> int | None:
+    """Seconds the profile's access tokens live: the knob, or while the knob is at its
+    default, the profile's own lifetime (Slack's 12 hours) where it has one.
+
+    :param b: the profile.
+    :param knob: the ``access_token_lifetime`` knob.
+    """
+    if b.access_token_lifetime is not None and knob == Knobs.access_token_lifetime:
+        return b.access_token_lifetime
+    return knob
+
+
 def _token_body(site: Site, b: Behaviour, issued: Issued) -> dict[str, Any]:
     grant = issued.grant
-    data: dict[str, Any] = {"access_token": issued.access_token}
+    data: dict[str, Any] = {"ok": True} if b.envelope else {}
+    data["access_token"] = issued.access_token
     if issued.access_expires_in is not None and not site.knobs().omit_expires_in:
         data["expires_in"] = issued.access_expires_in
     if b.created_at:

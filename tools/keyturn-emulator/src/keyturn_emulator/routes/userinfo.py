@@ -72,7 +72,8 @@ def _userinfo(site: Site, b: Behaviour) -> Handler:
                     "email": None,
                 }
             )
-        return JSONResponse({"sub": user.sub, **claims(site, user, grant.scopes)})
+        envelope = {"ok": True} if b.envelope else {}
+        return JSONResponse({**envelope, "sub": user.sub, **claims(site, user, grant.scopes)})
 
     return userinfo
 
