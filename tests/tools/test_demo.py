@@ -134,12 +134,12 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc"]
-    assert list(document["summary"]) == ["google", "github", "strict", "oidc"]
+    every = ["google", "github", "strict", "oidc", "okta", "auth0"]
+    assert document["settings"]["providers"] == every
+    assert list(document["summary"]) == every
     check_tour(document, "google", rotates=False)
-    check_tour(document, "github", rotates=True)
-    check_tour(document, "strict", rotates=True)
-    check_tour(document, "oidc", rotates=True)
+    for provider in every[1:]:
+        check_tour(document, provider, rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -249,6 +249,34 @@ def test_oidc_tours_a_provider_declared_by_its_issuer_with_verified_id_tokens(
     # The old refresh token was really sent (no reuse detection at oidc), and refused.
     check = one(document, "oidc", "rotation_check")
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+@pytest.mark.parametrize(("provider", "grace", "status"), [("okta", 30, 400), ("auth0", 10, 403)])
+def test_okta_and_auth0_tour_their_plugins_against_their_profiles(
+    issued: list[str], capsys: pytest.CaptureFixture[str], provider: str, grace: int, status: int
+) -> None:
+    status_code = cli.main(["demo", "--fast", "--json", "--callers", "20", "--provider", provider])
+    out, err = capsys.readouterr()
+    assert status_code == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == [provider]
+    summary = document["summary"][provider]
+    assert summary["origin"].startswith(f"keyturn-{provider} ")
+    assert summary["rotation"] is True
+    assert summary["error"] == "RefreshAccessTokenError"
+    assert one(document, provider, "sign_in")["facts"]["id_token"] is True
+    # Reuse detection with a grace period: the old refresh token is never sent again.
+    check = one(document, provider, "rotation_check")
+    assert (check["facts"]["refused"], check["facts"]["sent"]) == (True, False)
+    assert f"accepted again for {grace} s only" in check["text"]
+    # The revoked grant's refresh is refused with the provider's own status.
+    assert (
+        f"invalid_grant (HTTP {status}, permanent)"
+        in one(document, provider, "refresh_refused")["text"]
+    )
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -438,7 +466,14 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
-    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict", "oidc")
+    assert chosen_providers(["github", "all", "google"]) == (
+        "github",
+        "google",
+        "strict",
+        "oidc",
+        "okta",
+        "auth0",
+    )
     assert chosen_providers(["oidc"]) == ("oidc",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])

@@ -193,6 +193,11 @@ class Behaviour:
     :ivar sessions: the provider keeps a session per user: ID tokens carry ``sid`` and
         ``auth_time``, ``prompt=none`` without a session answers ``login_required``
         (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
+    :ivar reuse_grace: with ``detect_reuse``, seconds after its rotation during which the
+        refresh token rotated last in a grant is still exchanged (for new tokens) rather
+        than taken as reuse: Okta's grace period, Auth0's reuse interval. 0: none.
+    :ivar offline_scope: the scope without which no refresh token is issued
+        (``offline_access`` at Okta and Auth0); ``None``: no such scope.
     """
 
     name: str
@@ -225,6 +230,8 @@ class Behaviour:
     id_token_algs: tuple[Algorithm, ...] = ("RS256",)
     client_auth_methods: frozenset[str] = CLIENT_SECRET_METHODS
     sessions: bool = False
+    reuse_grace: float = 0
+    offline_scope: str | None = None
 
     @property
     def jwt_client_auth(self) -> bool:

@@ -13,8 +13,9 @@ from typing import Any
 __all__ = ["DEFAULT_PROVIDERS", "PROVIDERS", "DemoSettings"]
 
 #: Providers the demo knows, in the order ``all`` runs them. ``oidc`` is any OpenID Provider
-#: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile).
-PROVIDERS = ("google", "github", "strict", "oidc")
+#: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile);
+#: ``okta`` and ``auth0`` are their plugins' specs pointed at the emulator's profiles.
+PROVIDERS = ("google", "github", "strict", "oidc", "okta", "auth0")
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")
 
