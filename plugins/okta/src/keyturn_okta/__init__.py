@@ -59,8 +59,10 @@ from collections.abc import Callable, Mapping
 import keyturn
 from keyturn import DeploymentSetting, ProviderSpec, flows
 
-__all__ = ["OKTA", "ORG_AUTHORIZATION_SERVER", "org_server"]
+__all__ = ["MAX_GRACE", "OKTA", "ORG_AUTHORIZATION_SERVER", "org_server"]
 
+#: The longest grace period for token rotation Okta allows, in seconds.
+MAX_GRACE = 60
 #: The value of ``authorization_server`` that selects the org authorization server.
 ORG_AUTHORIZATION_SERVER = "org"
 
@@ -152,7 +154,16 @@ def keyturn_register_providers(register: Callable[[ProviderSpec], None]) -> None
 @keyturn.for_provider("okta")
 def keyturn_deploy(provider: ProviderSpec, settings: Mapping[str, str]) -> ProviderSpec | None:
     """The org authorization server's URLs for ``authorization_server=org``; else the
-    default (``None``)."""
+    default (``None``).
+
+    :raises keyturn.ConfigurationError: a ``refresh_reuse_grace`` over Okta's 60 seconds.
+    """
+    grace = settings.get("refresh_reuse_grace")
+    if grace is not None and float(grace) > MAX_GRACE:
+        raise keyturn.ConfigurationError(
+            f"the refresh_reuse_grace of okta is over {MAX_GRACE} seconds: Okta's grace "
+            f"period for token rotation is 0 to {MAX_GRACE} seconds"
+        )
     if settings.get("authorization_server") != ORG_AUTHORIZATION_SERVER:
         return None
     return flows.deploy(org_server(provider), settings)

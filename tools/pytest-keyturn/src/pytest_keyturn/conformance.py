@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import inspect
 import json
 import math
@@ -328,9 +329,12 @@ def _drive(
     pm: KeyturnPluginManager,
     clock: FakeClock,
     action: Callable[[Any], Any],
+    extra: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run ``action(client)`` with a fresh Keyturn (``sync``) or AsyncKeyturn (``async``)."""
-    options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}}
+    """Run ``action(client)`` with a fresh Keyturn (``sync``) or AsyncKeyturn (``async``);
+    ``extra`` holds more of its keyword arguments (the deployment settings)."""
+    extra = extra or {}
+    options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}, **extra}
     if mode == "sync":
         with httpx.Client(trust_env=False) as http:
             return action(Keyturn(dict(credentials), http_client=http, **options))
@@ -484,6 +488,9 @@ class ProviderConformance:
     :cvar client_id: the client id to use when a cassette's request does not show one
         (``client_secret_basic`` sends it in the scrubbed ``Authorization`` header).
     :cvar redirect_uri: the redirect URI for the authorize-URL checks.
+    :cvar settings: the deployment settings the cassettes were made with, for a provider
+        whose spec is a template (``{"domain": "subdomain.okta.com"}``): every check then
+        uses the deployed spec, as an app given these settings does.
     """
 
     provider: ClassVar[str]
@@ -493,6 +500,7 @@ class ProviderConformance:
     )
     client_id: ClassVar[str] = "example-client-id"
     redirect_uri: ClassVar[str] = "https://app.example.com/auth/callback"
+    settings: ClassVar[Mapping[str, str]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -529,7 +537,26 @@ class ProviderConformance:
                 "distribution is installed (pip install -e .), and that your "
                 "keyturn_register_providers hook calls register(spec)"
             )
-        return pm, registered[provider]
+        found = registered[provider]
+        if found.spec.settings:
+            found = dataclasses.replace(found, spec=self._deployed(pm, found.spec))
+        return pm, found
+
+    def _options(self) -> dict[str, Any]:
+        """The deployment settings to give each client, as ``Keyturn(**options)``."""
+        settings = getattr(self, "settings", None) or {}
+        return {"settings": {self.provider: dict(settings)}} if settings else {}
+
+    def _deployed(self, pm: KeyturnPluginManager, spec: ProviderSpec) -> ProviderSpec:
+        """``spec`` made for :attr:`settings` by the provider's ``keyturn_deploy``."""
+        try:
+            with Keyturn(plugin_manager=pm, environ={}, **self._options()) as kt:
+                return kt.provider(spec.id)
+        except ConfigurationError as exc:
+            _fail(
+                f"{spec.id}'s spec is a template: set the class attribute settings = {{...}} "
+                f"to the deployment the cassettes were made with ({exc})"
+            )
 
     def _spec(self) -> ProviderSpec:
         return self._registered()[1].spec
@@ -698,7 +725,7 @@ class ProviderConformance:
                 name, persister=_WithSupport(extras)
             ) as cassette:
                 try:
-                    result = _drive(mode, credentials, pm, clock, action)
+                    result = _drive(mode, credentials, pm, clock, action, self._options())
                 except catch as exc:
                     error = exc
         except CannotOverwriteExistingCassetteException as exc:
@@ -1074,7 +1101,12 @@ class ProviderConformance:
         pm, registered = self._registered()
         spec = self._resolved_spec(registered.spec)
         credentials = {spec.id: ClientCredentials(client_id=self.client_id)}
-        options: dict[str, Any] = {"plugin_manager": pm, "environ": {}, "clock": FakeClock()}
+        options: dict[str, Any] = {
+            "plugin_manager": pm,
+            "environ": {},
+            "clock": FakeClock(),
+            **self._options(),
+        }
         if registered.spec.discovery_url is None:
             with Keyturn(credentials, **options) as kt:
                 first = kt.authorize_url(spec.id, self.redirect_uri)
