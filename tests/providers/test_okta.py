@@ -316,7 +316,7 @@ class TestOktaConformance(ProviderConformance):
     provider = "okta"
     cassettes = CASSETTES / "okta"
     client_id = CLIENT_ID
-    settings = {"domain": DOMAIN}  # noqa: RUF012 - a class attribute the suite reads
+    settings = {"domain": DOMAIN}
 
 
 # -- the emulator's okta profile: the grace period -------------------------------------------
