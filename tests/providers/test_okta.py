@@ -58,7 +58,7 @@ connect, driver = replay_fixtures(
 
 def deployed(settings: dict[str, Any] | None = None, **environ: str) -> keyturn.ProviderSpec:
     """The spec a client makes of the template with ``settings`` and ``environ``."""
-    given = {"okta": settings} if settings is not None else None
+    given = {"okta": settings} if settings is not None else {}
     with keyturn.Keyturn(settings=given, environ=environ) as kt:
         return kt.provider("okta")
 

@@ -30,9 +30,9 @@ What the spec and the hooks encode, each fact with its source in brackets (URLs 
   API's ``refresh_token.leeway``, whose default is 0 [management API]. The settings ``rotation``
   (default ``detect_reuse``) and ``refresh_reuse_grace`` (default 0) say what the
   application chose.
-* A dead refresh token answers **403** ``invalid_grant`` "Unknown or invalid refresh token."
-  (the answer quoted in auth0/Auth0.swift#819 and auth0/nextjs-auth0#498); keyturn reads any
-  ``invalid_grant`` as permanent.
+* A dead refresh token answers ``invalid_grant`` "Unknown or invalid refresh token." (the
+  body quoted in auth0/Auth0.swift#819 and auth0/nextjs-auth0#498), with HTTP 403 as Auth0 is
+  reported to send it; keyturn reads any ``invalid_grant`` as permanent, whatever the status.
 * Rate limits answer 429 [rate limits]. This plugin's exchange and refresh hooks make any 429
   transient, whatever its body says, and give the error a ``retry_after``: from
   ``Retry-After`` when the answer has one (keyturn reads it), else from ``x-ratelimit-reset``,
