@@ -412,3 +412,16 @@ def test_any_429_is_transient_whatever_its_error_code(status: int, clock: FakeCl
     assert caught.value.permanent is (status != 429)
     assert caught.value.retry_after == 3.0
     assert caught.value.error == "access_denied"
+
+
+def test_rate_limits_leave_a_seeded_runs_other_faults_in_place() -> None:
+    from keyturn_emulator.faults import Dice, Knobs
+
+    knobs = Knobs(seed=7, fault_rate=0.2, drop_rate=0.1, lost_answer_rate=0.1)
+    limited = knobs.changed(rate_limit_rate=0.3)
+    before, plain = Dice(7), Dice(7)
+    with_limits = [before.roll(limited) for _ in range(400)]
+    without = [plain.roll(knobs) for _ in range(400)]
+    for verdict, old in zip(with_limits, without, strict=True):
+        assert verdict == old or (old, verdict) == ("pass", "limit")
+    assert 60 < with_limits.count("limit") < 180
