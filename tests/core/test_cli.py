@@ -116,10 +116,10 @@ def test_providers_lists_declared_providers_with_their_issuers(
     capsys: pytest.CaptureFixture[str], declared: Callable[..., None]
 ) -> None:
     declared(
-        OIDC_PROVIDERS="corp auth0",
+        OIDC_PROVIDERS="corp tenant",
         CORP_ISSUER="https://id.corp.example",
-        AUTH0_ISSUER="https://dev-abc123.us.auth0.com/",
-        AUTH0_NAME="Auth0",
+        TENANT_ISSUER="https://dev-abc123.us.auth0.com/",
+        TENANT_NAME="Auth0",
     )
     code, out, err = run(capsys, "providers")
     assert (code, err) == (0, "")
@@ -131,10 +131,10 @@ def test_providers_lists_declared_providers_with_their_issuers(
         "  behaviour     PKCE S256, refresh tokens kept or rotated, as each answer says",
         "  overrides     none (keyturn's RFC 6749 defaults)",
     ]
-    auth0 = (
-        "\nauth0: Auth0 (keyturn-oidc 0.1.0)\n  issuer        https://dev-abc123.us.auth0.com/\n"
+    tenant = (
+        "\ntenant: Auth0 (keyturn-oidc 0.1.0)\n  issuer        https://dev-abc123.us.auth0.com/\n"
     )
-    assert auth0 in "\n" + out
+    assert tenant in "\n" + out
 
 
 def test_providers_json_carries_the_issuer_and_the_discovery_url(

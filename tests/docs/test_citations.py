@@ -54,7 +54,15 @@ LABEL_CITATIONS = re.compile(
 
 #: The provider plugins of this workspace, by distribution name.
 WORKSPACE_PLUGINS = frozenset(
-    {"keyturn-google", "keyturn-github", "keyturn-gitlab", "keyturn-microsoft", "keyturn-slack"}
+    {
+        "keyturn-google",
+        "keyturn-github",
+        "keyturn-gitlab",
+        "keyturn-microsoft",
+        "keyturn-slack",
+        "keyturn-okta",
+        "keyturn-auth0",
+    }
 )
 
 PROVIDER_DOCS = ROOT / "docs" / "providers"
@@ -212,7 +220,15 @@ def test_each_provider_has_a_page_citing_https_sources_in_every_section(
 
 
 def test_the_workspace_registers_the_providers_documented_here() -> None:
-    assert workspace_provider_ids() == ["github", "gitlab", "google", "microsoft", "slack"]
+    assert workspace_provider_ids() == [
+        "auth0",
+        "github",
+        "gitlab",
+        "google",
+        "microsoft",
+        "okta",
+        "slack",
+    ]
 
 
 def test_the_section_check_can_fail() -> None:

@@ -48,6 +48,8 @@ class Replay:
     :param access_lifetime: seconds the access token of ``exchange_code``'s answer lives.
     :param authorize: what a sign-in passes to ``authorize_url`` besides the redirect URI
         (the nonce an ID token carries, say).
+    :param settings: the deployment settings of a provider whose spec is a template (its
+        domain...), given to every client.
     """
 
     provider: str
@@ -56,6 +58,7 @@ class Replay:
     code: str
     access_lifetime: int
     authorize: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 class Driver:
@@ -182,6 +185,7 @@ class Connect(Protocol):
         self,
         credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
         providers: Sequence[keyturn.ProviderSpec] = (),
+        settings: Mapping[str, str] | None = None,
     ) -> Driver: ...
 
 
@@ -206,6 +210,7 @@ def replay_fixtures(replay: Replay) -> tuple[Any, Any]:
         def make(
             credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
             providers: Sequence[keyturn.ProviderSpec] = (),
+            settings: Mapping[str, str] | None = None,
         ) -> Driver:
             creds = {replay.provider: credentials}
             options: dict[str, Any] = {
@@ -214,6 +219,9 @@ def replay_fixtures(replay: Replay) -> tuple[Any, Any]:
                 "environ": {},
                 "providers": providers,
             }
+            chosen = {**replay.settings, **(settings or {})}
+            if chosen:
+                options["settings"] = {replay.provider: chosen}
             if mode == "sync":
                 sync_http = SYNC_CLIENTS[library](trust_env=False)
                 client = keyturn.Keyturn(creds, http_client=sync_http, **options)

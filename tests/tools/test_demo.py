@@ -136,23 +136,12 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == [
-        "google",
-        "github",
-        "strict",
-        "oidc",
-        "gitlab",
-        "microsoft",
-        "slack",
-    ]
-    assert list(document["summary"]) == document["settings"]["providers"]
+    every = ["google", "github", "strict", "oidc", "gitlab", "microsoft", "slack", "okta", "auth0"]
+    assert document["settings"]["providers"] == every
+    assert list(document["summary"]) == every
     check_tour(document, "google", rotates=False)
-    check_tour(document, "github", rotates=True)
-    check_tour(document, "strict", rotates=True)
-    check_tour(document, "oidc", rotates=True)
-    check_tour(document, "gitlab", rotates=True)
-    check_tour(document, "microsoft", rotates=True)
-    check_tour(document, "slack", rotates=True)
+    for provider in every[1:]:
+        check_tour(document, provider, rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -308,6 +297,31 @@ def test_slack_tours_keyturn_slack_against_its_profile(
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_refresh_token", True)
     refused = one(document, "slack", "refresh_refused")["facts"]
     assert (refused["refresh_error"], refused["status"]) == ("invalid_refresh_token", 200)
+
+
+@pytest.mark.parametrize(("provider", "grace", "status"), [("okta", 30, 400), ("auth0", 10, 403)])
+def test_okta_and_auth0_tour_their_plugins_against_their_profiles(
+    issued: list[str], capsys: pytest.CaptureFixture[str], provider: str, grace: int, status: int
+) -> None:
+    status_code = cli.main(["demo", "--fast", "--json", "--callers", "20", "--provider", provider])
+    out, err = capsys.readouterr()
+    assert status_code == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == [provider]
+    summary = document["summary"][provider]
+    assert summary["origin"].startswith(f"keyturn-{provider} ")
+    assert summary["rotation"] is True
+    assert summary["error"] == "RefreshAccessTokenError"
+    assert one(document, provider, "sign_in")["facts"]["id_token"] is True
+    # Reuse detection with a grace period: the old refresh token is never sent again.
+    check = one(document, provider, "rotation_check")
+    assert (check["facts"]["refused"], check["facts"]["sent"]) == (True, False)
+    assert f"accepted again for {grace} s only" in check["text"]
+    # The revoked grant's refresh is refused with the provider's own status.
+    assert (
+        f"invalid_grant (HTTP {status}, permanent)"
+        in one(document, provider, "refresh_refused")["text"]
+    )
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -505,6 +519,8 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
         "gitlab",
         "microsoft",
         "slack",
+        "okta",
+        "auth0",
     )
     assert chosen_providers(["oidc"]) == ("oidc",)
     assert chosen_providers(["slack"]) == ("slack",)

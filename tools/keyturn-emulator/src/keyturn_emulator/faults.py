@@ -15,6 +15,10 @@ lives:
   answer is sent. The client sees the same network error as for a drop, but the provider's
   state has changed: this is the case of a real provider whose answer is lost on the way
   back, where the client still holds a refresh token the provider has already spent.
+* ``rate_limit_rate``: that fraction is answered ``429`` with a ``Retry-After`` header and
+  Auth0's rate-limit headers (``x-ratelimit-limit``, ``x-ratelimit-remaining``,
+  ``x-ratelimit-reset``) and a JSON ``too_many_requests`` error, unprocessed: a provider's
+  rate limit. keyturn reads it as transient, with the wait on the error's ``retry_after``.
 * ``latency``: seconds added to every provider request (an ``asyncio`` sleep, so other
   requests proceed meanwhile).
 
@@ -37,7 +41,8 @@ Each request draws two numbers from one random generator seeded with ``seed``, s
 run fails the same requests in the same order. The first decides the connection's fate: below
 ``drop_rate`` a drop, then up to ``drop_rate + lost_answer_rate`` a lost answer (so the two
 rates add up to at most 1, and turning lost answers on leaves a seeded run's drops where they
-were); the second decides a 503 for the requests left.
+were); the second decides a 503 for the requests left, then up to ``fault_rate +
+rate_limit_rate`` a 429.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class Knobs:
     :ivar drop_rate: fraction of token requests whose connection is closed unprocessed.
     :ivar lost_answer_rate: fraction of token requests processed and then closed without an
         answer; ``drop_rate + lost_answer_rate`` is at most 1.
+    :ivar rate_limit_rate: fraction of token requests answered 429 (after the 503s);
+        ``fault_rate + rate_limit_rate`` is at most 1.
     :ivar latency: seconds added to every provider request.
     :ivar seed: seed of the fault dice; ``None`` for a random one.
     :ivar consent: ``auto`` approves at once; ``page`` shows an Allow/Deny page.
@@ -106,9 +113,10 @@ class Knobs:
     discovery_fault: str | None = None
     jwks_fault: str | None = None
     omit_expires_in: bool = False
+    rate_limit_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("fault_rate", "drop_rate", "lost_answer_rate"):
+        for name in ("fault_rate", "drop_rate", "lost_answer_rate", "rate_limit_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
@@ -116,6 +124,11 @@ class Knobs:
             raise ValueError(
                 "drop_rate + lost_answer_rate must be at most 1, got "
                 f"{self.drop_rate!r} + {self.lost_answer_rate!r}"
+            )
+        if self.fault_rate + self.rate_limit_rate > 1.0:
+            raise ValueError(
+                "fault_rate + rate_limit_rate must be at most 1, got "
+                f"{self.fault_rate!r} + {self.rate_limit_rate!r}"
             )
         if not 0.0 <= self.latency < math.inf:
             raise ValueError(
@@ -164,7 +177,7 @@ class Knobs:
         return asdict(self)
 
 
-Verdict = Literal["pass", "fault", "drop", "lose"]
+Verdict = Literal["pass", "fault", "drop", "lose", "limit"]
 
 
 class Dice:
@@ -194,4 +207,6 @@ class Dice:
             return "lose"
         if fault < knobs.fault_rate:
             return "fault"
+        if fault < knobs.fault_rate + knobs.rate_limit_rate:
+            return "limit"
         return "pass"

@@ -43,6 +43,11 @@ _UNAVAILABLE = (
     b"(injected by keyturn's emulator).</p></body></html>"
 )
 
+_RATE_LIMITED = (
+    b'{"error":"too_many_requests","error_description":"Rate limit exceeded '
+    b"(injected by keyturn's emulator).\"}"
+)
+
 #: Seconds to wait for the server to see the connection it was told to close.
 _DISCONNECT_WAIT = 5.0
 
@@ -111,6 +116,10 @@ class Gate:
                 self.store.count(profile, "fault_5xx")
                 await self._unavailable(send)
                 return
+            if verdict == "limit":
+                self.store.count(profile, "rate_limited")
+                await self._rate_limited(send)
+                return
         await self.app(scope, receive, send)
 
     async def _drop(self, send: Send) -> None:
@@ -144,6 +153,27 @@ class Gate:
             async with asyncio.timeout(_DISCONNECT_WAIT):
                 while (await receive())["type"] != "http.disconnect":
                     pass
+
+    async def _rate_limited(self, send: Send) -> None:
+        # The headers Auth0 documents for its rate limits ("Rate Limit Use Cases",
+        # https://auth0.com/docs/troubleshoot/customer-support/operational-policies/rate-limit-policy/rate-limit-use-cases):
+        # x-ratelimit-reset is the epoch second at which the bucket refills.
+        reset = int(self.store.clock()) + 1
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_RATE_LIMITED)).encode()),
+                    (b"retry-after", b"1"),
+                    (b"x-ratelimit-limit", b"30"),
+                    (b"x-ratelimit-remaining", b"0"),
+                    (b"x-ratelimit-reset", str(reset).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _RATE_LIMITED})
 
     async def _unavailable(self, send: Send) -> None:
         await send(

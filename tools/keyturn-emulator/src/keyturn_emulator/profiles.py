@@ -213,6 +213,9 @@ class Behaviour:
     :ivar access_token_lifetime: the provider's own access-token lifetime, used while the
         ``access_token_lifetime`` knob is at its default (3600); a lifetime set with
         ``configure`` wins.
+    :ivar reuse_grace: with ``detect_reuse``, seconds after its rotation during which the
+        refresh token rotated last in a grant is still exchanged (for new tokens) rather
+        than taken as reuse: Okta's grace period, Auth0's reuse interval. 0: none.
     """
 
     name: str
@@ -250,6 +253,7 @@ class Behaviour:
     offline_scope: str | None = None
     envelope: bool = False
     access_token_lifetime: int | None = None
+    reuse_grace: float = 0
 
     @property
     def jwt_client_auth(self) -> bool:

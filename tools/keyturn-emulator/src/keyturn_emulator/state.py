@@ -51,10 +51,11 @@ COUNTERS = (
     "userinfo",  # successful userinfo / user / emails requests
     "revoke",  # successful revocation requests
     "grants_revoked",  # grants revoked by any means
-    "reuse_detected",  # strict: a rotated refresh token came back
+    "reuse_detected",  # detect_reuse profiles: a rotated refresh token came back
     "code_reuse",  # an authorization code presented a second time
     "family_revoked",  # token families revoked because of reuse (refresh token or code)
     "fault_5xx",  # token-endpoint requests answered 503 by fault injection
+    "rate_limited",  # token-endpoint requests answered 429 by fault injection
     "dropped",  # token-endpoint requests whose connection was closed, unprocessed
     "lost_answers",  # token-endpoint requests processed, then closed without an answer
     "errors",  # error answers of every kind
@@ -154,6 +155,8 @@ class Grant:
     tokens: set[str] = field(default_factory=set)
     sid: str | None = None
     auth_time: int | None = None
+    #: The refresh token rotated last, the only one a grace period may accept again.
+    superseded: str | None = None
 
 
 @dataclass
@@ -165,6 +168,8 @@ class Token:
     grant_id: int
     expires_at: float | None
     status: Literal["active", "rotated", "revoked"] = "active"
+    #: When a refresh token was rotated (epoch seconds); ``None`` until then.
+    rotated_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -338,14 +343,14 @@ class Store:
             grant.sid, grant.auth_time = request.sid, request.auth_time
             found.grant_id = grant.id
             wants_refresh = access_lifetime is not None or not behaviour.refresh_needs_expiry
-            if behaviour.offline_scope is not None:
-                wants_refresh = wants_refresh and behaviour.offline_scope in request.scopes
             if behaviour.offline_param:
                 consent_key = (behaviour.name, client_id, request.user.key)
                 first = consent_key not in self._consented
                 wants_refresh = request.offline and (first or request.force_consent)
                 if request.offline:
                     self._consented.add(consent_key)
+            if behaviour.offline_scope is not None:
+                wants_refresh = wants_refresh and behaviour.offline_scope in request.scopes
             access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
             refresh = None
             if wants_refresh:
@@ -399,7 +404,13 @@ class Store:
         refresh_lifetime: int | None,
     ) -> Issued:
         """Trade a refresh token for a new access token (RFC 6749 §6), or raise
-        :class:`Refusal`, rotating as the profile does."""
+        :class:`Refusal`, rotating as the profile does.
+
+        With ``detect_reuse`` and a ``reuse_grace``, the refresh token rotated last in its
+        grant is exchanged again for new tokens until ``reuse_grace`` seconds after its
+        rotation (Okta: "the previous token remains valid"; Auth0: "a new rotating refresh
+        token is issued"); after that, or for any older token, it is reuse.
+        """
         with self._lock:
             token = self._tokens.get(refresh_token)
             if token is None or token.kind != "refresh":
@@ -407,7 +418,7 @@ class Store:
             grant = self._grants[token.grant_id]
             if grant.profile != behaviour.name or grant.client_id != client_id:
                 raise Refusal("unknown_refresh")
-            if token.status == "rotated":
+            if token.status == "rotated" and not self._in_grace(behaviour, grant, token):
                 if behaviour.rotation == "detect_reuse":
                     self.count(behaviour.name, "reuse_detected")
                     if self._revoke_grant(grant.id):
@@ -419,8 +430,11 @@ class Store:
             access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
             new_refresh = None
             if behaviour.rotation != "none":
-                if behaviour.rotation != "keep_old":  # keep_old: the used one stays valid
-                    token.status = "rotated"
+                if token.status == "rotated":
+                    self.count(behaviour.name, "reuse_grace")
+                elif behaviour.rotation != "keep_old":  # keep_old: the used one stays valid
+                    token.status, token.rotated_at = "rotated", self.clock()
+                    grant.superseded = token.value
                 if behaviour.rotation_revokes_access:
                     for value in grant.tokens:
                         old = self._tokens[value]
@@ -489,6 +503,14 @@ class Store:
             return sum(self._revoke_grant(grant_id) for grant_id in chosen)
 
     # -- internals (lock held) -----------------------------------------------------------
+
+    def _in_grace(self, behaviour: Behaviour, grant: Grant, token: Token) -> bool:
+        return (
+            behaviour.rotation == "detect_reuse"
+            and token.rotated_at is not None
+            and grant.superseded == token.value
+            and self.clock() < token.rotated_at + behaviour.reuse_grace
+        )
 
     def _expired(self, token: Token) -> bool:
         return token.expires_at is not None and self.clock() >= token.expires_at

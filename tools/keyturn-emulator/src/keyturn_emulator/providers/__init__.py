@@ -17,6 +17,12 @@ __all__ = ["behaviours"]
 
 def behaviours() -> tuple[Behaviour, ...]:
     """The profile of every provider module here."""
-    from . import gitlab, microsoft, slack
+    from . import auth0, gitlab, microsoft, okta, slack
 
-    return (gitlab.behaviour(), microsoft.behaviour(), slack.behaviour())
+    return (
+        gitlab.behaviour(),
+        microsoft.behaviour(),
+        slack.behaviour(),
+        okta.behaviour(),
+        auth0.behaviour(),
+    )

@@ -122,12 +122,20 @@ def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:
         return
     if tour.emu.store.lookup(tour.provider, value.get_secret_value()) is not None:
         raise tour.fail("refresh", "the emulator still accepts the old refresh token")
-    if PROFILES[tour.provider].rotation == "detect_reuse":
-        # Sending it would be taken for token theft and revoke the whole grant.
+    profile = PROFILES[tour.provider]
+    if profile.rotation == "detect_reuse":
+        # Sending it would be taken for token theft and revoke the whole grant (after the
+        # grace period, where the provider has one).
+        grace = (
+            f"accepted again for {profile.reuse_grace:g} s only (its grace period), then "
+            if profile.reuse_grace
+            else ""
+        )
         tour.record(
             "rotation_check",
-            f"the old refresh token {shown} is dead at the provider (not sent again: "
-            "this provider revokes the whole grant when a rotated token comes back)",
+            f"the old refresh token {shown} is rotated out at the provider, {grace}taken "
+            "for theft; keyturn never sends it again (this provider revokes the whole grant "
+            "when a rotated token comes back)",
             refresh_token=shown,
             refused=True,
             sent=False,
