@@ -48,6 +48,8 @@ class Replay:
     :param access_lifetime: seconds the access token of ``exchange_code``'s answer lives.
     :param authorize: what a sign-in passes to ``authorize_url`` besides the redirect URI
         (the nonce an ID token carries, say).
+    :param settings: the provider's deployment settings (server, realm) the cassettes were
+        written for; every client gets them.
     """
 
     provider: str
@@ -56,6 +58,7 @@ class Replay:
     code: str
     access_lifetime: int
     authorize: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 class Driver:
@@ -214,6 +217,8 @@ def replay_fixtures(replay: Replay) -> tuple[Any, Any]:
                 "environ": {},
                 "providers": providers,
             }
+            if replay.settings:
+                options["settings"] = {replay.provider: dict(replay.settings)}
             if mode == "sync":
                 sync_http = SYNC_CLIENTS[library](trust_env=False)
                 client = keyturn.Keyturn(creds, http_client=sync_http, **options)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import inspect
 import json
 import math
@@ -328,9 +329,12 @@ def _drive(
     pm: KeyturnPluginManager,
     clock: FakeClock,
     action: Callable[[Any], Any],
+    settings: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Any:
     """Run ``action(client)`` with a fresh Keyturn (``sync``) or AsyncKeyturn (``async``)."""
     options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}}
+    if settings:
+        options["settings"] = settings
     if mode == "sync":
         with httpx.Client(trust_env=False) as http:
             return action(Keyturn(dict(credentials), http_client=http, **options))
@@ -484,6 +488,9 @@ class ProviderConformance:
     :cvar client_id: the client id to use when a cassette's request does not show one
         (``client_secret_basic`` sends it in the scrubbed ``Authorization`` header).
     :cvar redirect_uri: the redirect URI for the authorize-URL checks.
+    :cvar settings: the deployment settings of a provider whose spec lists some (server,
+        realm, tenant: see docs/deployment.md), as the cassettes were made with them: every
+        check then runs on the deployed spec, and every client gets these values.
     """
 
     provider: ClassVar[str]
@@ -493,6 +500,7 @@ class ProviderConformance:
     )
     client_id: ClassVar[str] = "example-client-id"
     redirect_uri: ClassVar[str] = "https://app.example.com/auth/callback"
+    settings: ClassVar[Mapping[str, str]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -529,7 +537,17 @@ class ProviderConformance:
                 "distribution is installed (pip install -e .), and that your "
                 "keyturn_register_providers hook calls register(spec)"
             )
-        return pm, registered[provider]
+        found = registered[provider]
+        if self.settings:
+            # The deployed spec, as the clients below see it (they get the same settings).
+            deployed = Keyturn(
+                {}, plugin_manager=pm, environ={}, settings={provider: dict(self.settings)}
+            ).provider(provider)
+            found = dataclasses.replace(found, spec=deployed)
+        return pm, found
+
+    def _settings(self) -> dict[str, dict[str, str]] | None:
+        return {self.provider: dict(self.settings)} if self.settings else None
 
     def _spec(self) -> ProviderSpec:
         return self._registered()[1].spec
@@ -698,7 +716,7 @@ class ProviderConformance:
                 name, persister=_WithSupport(extras)
             ) as cassette:
                 try:
-                    result = _drive(mode, credentials, pm, clock, action)
+                    result = _drive(mode, credentials, pm, clock, action, self._settings())
                 except catch as exc:
                     error = exc
         except CannotOverwriteExistingCassetteException as exc:
@@ -1075,6 +1093,8 @@ class ProviderConformance:
         spec = self._resolved_spec(registered.spec)
         credentials = {spec.id: ClientCredentials(client_id=self.client_id)}
         options: dict[str, Any] = {"plugin_manager": pm, "environ": {}, "clock": FakeClock()}
+        if self.settings:
+            options["settings"] = self._settings()
         if registered.spec.discovery_url is None:
             with Keyturn(credentials, **options) as kt:
                 first = kt.authorize_url(spec.id, self.redirect_uri)
