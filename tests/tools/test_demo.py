@@ -74,8 +74,14 @@ def one(document: dict[str, Any], provider: str, step: str) -> dict[str, Any]:
     return found[0]
 
 
-def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> None:
-    """What every provider's tour must have shown, read from the JSON document."""
+def check_tour(
+    document: dict[str, Any], provider: str, *, rotates: bool, keeps_old: bool = False
+) -> None:
+    """What every provider's tour must have shown, read from the JSON document.
+
+    ``keeps_old``: the provider returns a new refresh token and the old one stays valid
+    (Keycloak's default), so the rotation check shows it still accepted.
+    """
     summary = document["summary"][provider]
     sign_in = one(document, provider, "sign_in")
     assert sign_in["facts"]["user"]["email"] == "ada@example.com"
@@ -89,7 +95,8 @@ def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> Non
     assert refresh["facts"]["refresh_before"] == sign_in["facts"]["refresh_token"]
     if rotates:
         assert refresh["facts"]["refresh_after"] != refresh["facts"]["refresh_before"]
-        assert one(document, provider, "rotation_check")["facts"]["refused"] is True
+        check = one(document, provider, "rotation_check")["facts"]
+        assert check["refused"] is not keeps_old
     else:
         assert refresh["facts"]["refresh_after"] == refresh["facts"]["refresh_before"]
         assert events(document, provider, "rotation_check") == []
@@ -134,12 +141,15 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc"]
-    assert list(document["summary"]) == ["google", "github", "strict", "oidc"]
+    everyone = ["google", "github", "strict", "oidc", "keycloak", "discord"]
+    assert document["settings"]["providers"] == everyone
+    assert list(document["summary"]) == everyone
     check_tour(document, "google", rotates=False)
     check_tour(document, "github", rotates=True)
     check_tour(document, "strict", rotates=True)
     check_tour(document, "oidc", rotates=True)
+    check_tour(document, "keycloak", rotates=True, keeps_old=True)
+    check_tour(document, "discord", rotates=True)
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -248,6 +258,45 @@ def test_oidc_tours_a_provider_declared_by_its_issuer_with_verified_id_tokens(
     assert "jwks" not in again["requests"]
     # The old refresh token was really sent (no reuse detection at oidc), and refused.
     check = one(document, "oidc", "rotation_check")
+    assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+def test_keycloak_tours_its_plugin_with_the_old_refresh_token_kept(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "keycloak"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["keycloak"]
+    check_tour(document, "keycloak", rotates=True, keeps_old=True)
+    assert document["summary"]["keycloak"]["origin"].startswith("keyturn-keycloak ")
+    sign_in = one(document, "keycloak", "sign_in")
+    assert sign_in["facts"]["id_token"] is True
+    # A new refresh token on refresh, and the old one still good at Keycloak: not resent.
+    check = one(document, "keycloak", "rotation_check")
+    assert (check["facts"]["refused"], check["facts"]["sent"]) == (False, False)
+    assert check["requests"] == {}
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+def test_discord_tours_its_plugin_with_rotating_refresh_tokens(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "discord"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["discord"]
+    check_tour(document, "discord", rotates=True)
+    assert document["summary"]["discord"]["origin"].startswith("keyturn-discord ")
+    assert one(document, "discord", "sign_in")["facts"]["id_token"] is False
+    check = one(document, "discord", "rotation_check")
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
@@ -438,7 +487,14 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
-    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict", "oidc")
+    assert chosen_providers(["github", "all", "google"]) == (
+        "github",
+        "google",
+        "strict",
+        "oidc",
+        "keycloak",
+        "discord",
+    )
     assert chosen_providers(["oidc"]) == ("oidc",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])

@@ -80,9 +80,10 @@ __all__ = [
 ]
 
 #: ``none``: the refresh token stays valid and is not re-sent; ``rotate``: each refresh
-#: returns a new one and the old one dies; ``detect_reuse``: ``rotate``, and presenting a
-#: dead rotated token revokes every token of its grant.
-Rotation = Literal["none", "rotate", "detect_reuse"]
+#: returns a new one and the old one dies; ``keep_old``: each refresh returns a new one and
+#: the old one stays valid (Keycloak's default); ``detect_reuse``: ``rotate``, and presenting
+#: a dead rotated token revokes every token of its grant.
+Rotation = Literal["none", "rotate", "keep_old", "detect_reuse"]
 
 #: The JWS algorithms the emulator signs ID tokens with: RS256 (RSA 2048) and ES256 (P-256).
 Algorithm = Literal["RS256", "ES256"]
@@ -193,6 +194,18 @@ class Behaviour:
     :ivar sessions: the provider keeps a session per user: ID tokens carry ``sid`` and
         ``auth_time``, ``prompt=none`` without a session answers ``login_required``
         (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
+    :ivar refresh_expires_field: the token answer's name for the refresh token's lifetime:
+        ``refresh_token_expires_in`` (GitHub) or Keycloak's ``refresh_expires_in``.
+    :ivar refresh_lifetime_default: seconds a refresh token lives when the
+        ``refresh_token_lifetime`` knob gives none (Keycloak's "SSO Session Idle", 1800);
+        ``None``: no expiry.
+    :ivar offline_scope: the scope whose refresh tokens are offline tokens: no fixed expiry,
+        reported as a lifetime of 0 (Keycloak's ``offline_access``); ``None``: no such scope.
+    :ivar user_api: the shape of the userinfo answer: OpenID claims (``oidc``, the default;
+        GitHub's own is chosen by ``form_unless_json``) or Discord's user object (``discord``).
+    :ivar fault_answer: how an injected token-endpoint fault is answered: a 503 HTML page
+        (``unavailable``) or Discord's rate limit (``rate_limit``: 429 with ``Retry-After``
+        and a JSON body ``{"message", "retry_after", "global"}``).
     """
 
     name: str
@@ -225,6 +238,11 @@ class Behaviour:
     id_token_algs: tuple[Algorithm, ...] = ("RS256",)
     client_auth_methods: frozenset[str] = CLIENT_SECRET_METHODS
     sessions: bool = False
+    refresh_expires_field: str = "refresh_token_expires_in"
+    refresh_lifetime_default: int | None = None
+    offline_scope: str | None = None
+    user_api: Literal["oidc", "discord"] = "oidc"
+    fault_answer: Literal["unavailable", "rate_limit"] = "unavailable"
 
     @property
     def jwt_client_auth(self) -> bool:

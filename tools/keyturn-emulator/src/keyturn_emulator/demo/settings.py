@@ -13,8 +13,10 @@ from typing import Any
 __all__ = ["DEFAULT_PROVIDERS", "PROVIDERS", "DemoSettings"]
 
 #: Providers the demo knows, in the order ``all`` runs them. ``oidc`` is any OpenID Provider
-#: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile).
-PROVIDERS = ("google", "github", "strict", "oidc")
+#: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile);
+#: ``keycloak`` and ``discord`` are their plugins against the emulator's profiles of the same
+#: names.
+PROVIDERS = ("google", "github", "strict", "oidc", "keycloak", "discord")
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")
 

@@ -103,9 +103,23 @@ def _rotates(tour: Tour) -> bool:
 
 
 def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:
-    """Show that the rotated-away refresh token no longer works at the provider."""
+    """Show that the rotated-away refresh token no longer works at the provider; for a
+    provider that keeps used refresh tokens (Keycloak's default, ``keep_old``), that it still
+    does, and that keyturn went on with the new one all the same."""
     value = old.tokens.refresh_token
     assert value is not None
+    if tour.spec.rotation == "keep_old":
+        if tour.emu.store.lookup(tour.provider, value.get_secret_value()) is None:
+            raise tour.fail("refresh", "the emulator refuses the old refresh token it should keep")
+        tour.record(
+            "rotation_check",
+            f"the old refresh token {shown} still works at the provider ({tour.spec.name} "
+            "keeps used refresh tokens unless told to revoke them); keyturn uses the new one",
+            refresh_token=shown,
+            refused=False,
+            sent=False,
+        )
+        return
     if tour.emu.store.lookup(tour.provider, value.get_secret_value()) is not None:
         raise tour.fail("refresh", "the emulator still accepts the old refresh token")
     if PROFILES[tour.provider].rotation == "detect_reuse":
