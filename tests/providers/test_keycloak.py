@@ -371,6 +371,23 @@ async def test_keycloaks_own_text_is_kept_first_in_the_error(
     assert EXCHANGED_REFRESH not in repr(error.details)
 
 
+@pytest.mark.parametrize("known", sorted(keyturn_keycloak.KNOWN_GRANT_ERRORS))
+def test_every_known_description_is_explained_whatever_its_case(known: str) -> None:
+    upstream = known.upper()
+    error = keyturn.OAuthError(
+        provider="keycloak",
+        operation="refresh",
+        error="invalid_grant",
+        status=400,
+        description=f" {upstream} ",
+        permanent=True,
+    )
+    explained = keyturn_keycloak.explain(error)
+    assert explained.description == f"{upstream}: {keyturn_keycloak.KNOWN_GRANT_ERRORS[known]}"
+    assert explained.permanent and explained.error == "invalid_grant"
+    assert explained.details["keycloak_description"] == f" {upstream} "
+
+
 def test_an_unknown_invalid_grant_keeps_its_description_unchanged() -> None:
     error = keyturn.OAuthError(
         provider="keycloak",

@@ -34,12 +34,14 @@ the cassettes that show them):
   "Offline Session Idle" time unused, 30 days by default [timeouts; keycloak 8919]), so it
   reads as ``None``, never as "expired now".
 * Errors: a refresh token the server no longer honours is 400 ``invalid_grant`` with one of a
-  few descriptions [rotation recording; keycloak 48063; keycloak 9299]. keyturn keeps
+  few descriptions [token manager; token response; keycloak 48063]. keyturn keeps
   Keycloak's text and says what it means: "Token is not active" (the refresh token has
-  expired, or was revoked), "Session not active" (the user's session at Keycloak ended:
-  logout, an administrator, or the idle or maximum session time), "Stale token" (a refresh
-  token used again after "Revoke Refresh Token" retired it), and "Session doesn't have
-  required client". Each is permanent: the user signs in again.
+  expired), "Session not active" (the user's session at Keycloak ended: logout, an
+  administrator, or the idle or maximum session time), "Stale token" (a newer refresh token
+  of the session was used while "Revoke Refresh Token" is on, or a not-before revocation
+  policy retired it), "Maximum allowed refresh token reuse exceeded", "Session doesn't have
+  required client" and "Client session not active". Each is permanent: the user signs in
+  again.
 * Logout at the provider: ``end_session_endpoint`` (RP-Initiated Logout). Since Keycloak 18
   it needs ``id_token_hint`` or ``client_id`` [logout]; keyturn's web sign-out sends both
   when the session holds the ID token, and ``client_id`` always.
@@ -63,8 +65,8 @@ Sources:
   Limited" is off, https://github.com/keycloak/keycloak/issues/8919
 * keycloak 48063: the same 0, and "Session not active" once the offline idle time has passed,
   https://github.com/keycloak/keycloak/issues/48063
-* keycloak 9299: "Session doesn't have required client",
-  https://github.com/keycloak/keycloak/issues/9299
+* token manager: the texts as Keycloak's server raises them (``TokenManager``),
+  https://github.com/keycloak/keycloak/blob/main/services/src/main/java/org/keycloak/protocol/oidc/TokenManager.java
 * logout: Keycloak 18 release notes, "OpenID Connect Logout",
   https://www.keycloak.org/docs/latest/upgrading/index.html#openid-connect-logout
 """
@@ -113,11 +115,19 @@ KNOWN_GRANT_ERRORS: dict[str, str] = {
         "idle or maximum session time); the user must sign in again"
     ),
     "stale token": (
-        "the refresh token was already used and the realm revokes used refresh tokens "
-        "(Revoke Refresh Token); the user must sign in again"
+        "a newer refresh token of this session has been used while the realm revokes "
+        "refresh tokens (Revoke Refresh Token), or a not-before revocation policy retired "
+        "it; the user must sign in again"
+    ),
+    "maximum allowed refresh token reuse exceeded": (
+        "the refresh token was used more often than the realm's Refresh Token Max Reuse "
+        "allows; the user must sign in again"
     ),
     "session doesn't have required client": (
         "the user's session at Keycloak no longer includes this client; the user must sign in again"
+    ),
+    "client session not active": (
+        "this client's session at Keycloak has ended; the user must sign in again"
     ),
 }
 
@@ -224,7 +234,8 @@ def explain(error: OAuthError) -> OAuthError:
     has expired or was revoked; ..."``. An error keyturn does not know is returned as it is.
     """
     description = error.description or ""
-    meaning = KNOWN_GRANT_ERRORS.get(description.strip().lower())
+    text = description.strip()
+    meaning = KNOWN_GRANT_ERRORS.get(text.lower())
     if error.error != "invalid_grant" or meaning is None:
         return error
     return OAuthError(
@@ -232,7 +243,7 @@ def explain(error: OAuthError) -> OAuthError:
         operation=error.operation,
         error=error.error,
         status=error.status,
-        description=f"{description}: {meaning}",
+        description=f"{text}: {meaning}",
         permanent=True,
         details={**error.details, "keycloak_description": description},
         retry_after=error.retry_after,

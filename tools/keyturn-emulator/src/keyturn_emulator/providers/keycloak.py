@@ -14,8 +14,9 @@ as ``docs/providers/keycloak.md``):
   https://github.com/keycloak/keycloak/issues/8919;
 * refusals as Keycloak words them: 400 ``invalid_grant`` with "Token is not active" for a dead
   refresh token, "Stale token" for a retired one, "Code not valid" for a bad code,
-  https://github.com/keycloak/keycloak/issues/48063 and
-  https://qiita.com/KWS_0901/items/729e1d36bea81c5e3b92;
+  https://github.com/keycloak/keycloak/issues/48063,
+  https://qiita.com/KWS_0901/items/729e1d36bea81c5e3b92 and Keycloak's ``TokenManager``,
+  https://github.com/keycloak/keycloak/blob/main/services/src/main/java/org/keycloak/protocol/oidc/TokenManager.java;
 * ID tokens signed RS256, SSO sessions with RP-Initiated Logout.
 
 Where Keycloak's wording is not published (a wrong PKCE verifier, a missing parameter), the
