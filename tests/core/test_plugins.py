@@ -65,6 +65,8 @@ def test_extra_plugins_register_providers() -> None:
         "slack",
         "okta",
         "auth0",
+        "keycloak",
+        "discord",
         "other",
     }
 

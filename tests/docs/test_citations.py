@@ -62,6 +62,8 @@ WORKSPACE_PLUGINS = frozenset(
         "keyturn-slack",
         "keyturn-okta",
         "keyturn-auth0",
+        "keyturn-keycloak",
+        "keyturn-discord",
     }
 )
 
@@ -222,9 +224,11 @@ def test_each_provider_has_a_page_citing_https_sources_in_every_section(
 def test_the_workspace_registers_the_providers_documented_here() -> None:
     assert workspace_provider_ids() == [
         "auth0",
+        "discord",
         "github",
         "gitlab",
         "google",
+        "keycloak",
         "microsoft",
         "okta",
         "slack",

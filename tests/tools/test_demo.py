@@ -75,7 +75,11 @@ def one(document: dict[str, Any], provider: str, step: str) -> dict[str, Any]:
 
 
 def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> None:
-    """What every provider's tour must have shown, read from the JSON document."""
+    """What every provider's tour must have shown, read from the JSON document.
+
+    A provider whose profile keeps used refresh tokens (``keep_old``: Microsoft, Keycloak by
+    default) must show the old one still accepted.
+    """
     summary = document["summary"][provider]
     sign_in = one(document, provider, "sign_in")
     assert sign_in["facts"]["user"]["email"] == "ada@example.com"
@@ -89,7 +93,7 @@ def check_tour(document: dict[str, Any], provider: str, *, rotates: bool) -> Non
     assert refresh["facts"]["refresh_before"] == sign_in["facts"]["refresh_token"]
     if rotates:
         assert refresh["facts"]["refresh_after"] != refresh["facts"]["refresh_before"]
-        # keep_old (Microsoft): the used refresh token stays valid at the provider.
+        # keep_old (Microsoft; Keycloak by default): the used refresh token stays valid.
         old_refused = PROFILES[provider].rotation != "keep_old"
         assert one(document, provider, "rotation_check")["facts"]["refused"] is old_refused
     else:
@@ -136,7 +140,19 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    every = ["google", "github", "strict", "oidc", "gitlab", "microsoft", "slack", "okta", "auth0"]
+    every = [
+        "google",
+        "github",
+        "strict",
+        "oidc",
+        "gitlab",
+        "microsoft",
+        "slack",
+        "okta",
+        "auth0",
+        "keycloak",
+        "discord",
+    ]
     assert document["settings"]["providers"] == every
     assert list(document["summary"]) == every
     check_tour(document, "google", rotates=False)
@@ -322,6 +338,42 @@ def test_okta_and_auth0_tour_their_plugins_against_their_profiles(
         f"invalid_grant (HTTP {status}, permanent)"
         in one(document, provider, "refresh_refused")["text"]
     )
+
+
+def test_keycloak_tours_its_plugin_with_the_old_refresh_token_kept(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "keycloak"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["keycloak"]
+    check_tour(document, "keycloak", rotates=True)
+    assert document["summary"]["keycloak"]["origin"].startswith("keyturn-keycloak ")
+    sign_in = one(document, "keycloak", "sign_in")
+    assert sign_in["facts"]["id_token"] is True
+    # A new refresh token on refresh, and the old one still good at Keycloak: not resent.
+    check = one(document, "keycloak", "rotation_check")
+    assert (check["facts"]["refused"], check["facts"]["sent"]) == (False, False)
+    assert check["requests"] == {}
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+def test_discord_tours_its_plugin_with_rotating_refresh_tokens(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "discord"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["discord"]
+    check_tour(document, "discord", rotates=True)
+    assert document["summary"]["discord"]["origin"].startswith("keyturn-discord ")
+    assert one(document, "discord", "sign_in")["facts"]["id_token"] is False
+    check = one(document, "discord", "rotation_check")
+    assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -521,6 +573,8 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
         "slack",
         "okta",
         "auth0",
+        "keycloak",
+        "discord",
     )
     assert chosen_providers(["oidc"]) == ("oidc",)
     assert chosen_providers(["slack"]) == ("slack",)

@@ -5,7 +5,8 @@ lives:
 
 * ``fault_rate``: that fraction of token requests is answered ``503`` with an HTML body, as a
   load balancer in front of a real provider does. keyturn reads it as a transient
-  :class:`~keyturn.InvalidResponseError`.
+  :class:`~keyturn.InvalidResponseError`. A profile whose ``fault_answer`` is ``rate_limit``
+  (Discord) answers these requests ``429`` with ``Retry-After`` and a JSON body instead.
 * ``drop_rate``: that fraction has its connection closed in the middle of the response: the
   client sees a network error (:class:`~keyturn.TransportError`). The emulator decides to drop
   a request *before* looking at it, so a dropped refresh is never processed: the refresh token

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from .faults import Dice, Knobs
+from .profiles import PROFILES
 from .state import Store
 
 __all__ = ["CONTROL_PREFIX", "Gate"]
@@ -46,6 +47,12 @@ _UNAVAILABLE = (
 _RATE_LIMITED = (
     b'{"error":"too_many_requests","error_description":"Rate limit exceeded '
     b"(injected by keyturn's emulator).\"}"
+)
+#: A rate limit as Discord answers it: 429, ``Retry-After`` in whole seconds and a JSON body
+#: with ``retry_after`` in seconds
+#: (https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
+_DISCORD_RATE_LIMITED = (
+    b'{"message":"You are being rate limited.","retry_after":1.0,"global":false}'
 )
 
 #: Seconds to wait for the server to see the connection it was told to close.
@@ -113,6 +120,10 @@ class Gate:
                 await self._lose(scope, receive, send)
                 return
             if verdict == "fault":
+                if PROFILES[profile].fault_answer == "rate_limit":
+                    self.store.count(profile, "fault_429")
+                    await self._discord_rate_limited(send)
+                    return
                 self.store.count(profile, "fault_5xx")
                 await self._unavailable(send)
                 return
@@ -188,3 +199,18 @@ class Gate:
             }
         )
         await send({"type": "http.response.body", "body": _UNAVAILABLE})
+
+    async def _discord_rate_limited(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_DISCORD_RATE_LIMITED)).encode()),
+                    (b"retry-after", b"1"),
+                    (b"x-ratelimit-scope", b"user"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _DISCORD_RATE_LIMITED})

@@ -81,8 +81,8 @@ __all__ = [
 
 #: ``none``: the refresh token stays valid and is not re-sent; ``rotate``: each refresh
 #: returns a new one and the old one dies; ``keep_old``: each refresh returns a new one and
-#: the old one stays valid (Microsoft); ``detect_reuse``: ``rotate``, and presenting a dead
-#: rotated token revokes every token of its grant.
+#: the old one stays valid (Microsoft; Keycloak's default); ``detect_reuse``: ``rotate``, and
+#: presenting a dead rotated token revokes every token of its grant.
 Rotation = Literal["none", "rotate", "keep_old", "detect_reuse"]
 
 #: The JWS algorithms the emulator signs ID tokens with: RS256 (RSA 2048) and ES256 (P-256).
@@ -216,6 +216,18 @@ class Behaviour:
     :ivar reuse_grace: with ``detect_reuse``, seconds after its rotation during which the
         refresh token rotated last in a grant is still exchanged (for new tokens) rather
         than taken as reuse: Okta's grace period, Auth0's reuse interval. 0: none.
+    :ivar refresh_expires_field: the token answer's name for the refresh token's lifetime:
+        ``refresh_token_expires_in`` (GitHub) or Keycloak's ``refresh_expires_in``.
+    :ivar refresh_lifetime_default: seconds a refresh token lives when the
+        ``refresh_token_lifetime`` knob gives none (Keycloak's "SSO Session Idle", 1800);
+        ``None``: no expiry.
+    :ivar offline_token_scope: the scope whose refresh tokens are offline tokens: no fixed expiry,
+        reported as a lifetime of 0 (Keycloak's ``offline_access``); ``None``: no such scope.
+    :ivar user_api: the shape of the userinfo answer: OpenID claims (``oidc``, the default;
+        GitHub's own is chosen by ``form_unless_json``) or Discord's user object (``discord``).
+    :ivar fault_answer: how an injected token-endpoint fault is answered: a 503 HTML page
+        (``unavailable``) or Discord's rate limit (``rate_limit``: 429 with ``Retry-After``
+        and a JSON body ``{"message", "retry_after", "global"}``).
     """
 
     name: str
@@ -254,6 +266,11 @@ class Behaviour:
     envelope: bool = False
     access_token_lifetime: int | None = None
     reuse_grace: float = 0
+    refresh_expires_field: str = "refresh_token_expires_in"
+    refresh_lifetime_default: int | None = None
+    offline_token_scope: str | None = None
+    user_api: Literal["oidc", "discord"] = "oidc"
+    fault_answer: Literal["unavailable", "rate_limit"] = "unavailable"
 
     @property
     def jwt_client_auth(self) -> bool:

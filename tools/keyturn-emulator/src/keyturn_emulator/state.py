@@ -56,6 +56,7 @@ COUNTERS = (
     "family_revoked",  # token families revoked because of reuse (refresh token or code)
     "fault_5xx",  # token-endpoint requests answered 503 by fault injection
     "rate_limited",  # token-endpoint requests answered 429 by fault injection
+    "fault_429",  # the same, answered as a rate limit by profiles that do (Discord)
     "dropped",  # token-endpoint requests whose connection was closed, unprocessed
     "lost_answers",  # token-endpoint requests processed, then closed without an answer
     "errors",  # error answers of every kind
@@ -196,6 +197,21 @@ class Issued:
     refresh_token: str | None
     refresh_expires_in: int | None
     nonce: str | None
+
+
+def _refresh_lifetime(
+    behaviour: Behaviour, grant: Grant, knob: int | None
+) -> tuple[int | None, int | None]:
+    """How long a new refresh token of ``grant`` lives, and the lifetime its answer reports.
+
+    An offline token (the grant holds the profile's ``offline_token_scope``) has no fixed expiry
+    and reports 0, as Keycloak does; otherwise the ``refresh_token_lifetime`` knob, or the
+    profile's ``refresh_lifetime_default`` when the knob gives none.
+    """
+    if behaviour.offline_token_scope is not None and behaviour.offline_token_scope in grant.scopes:
+        return None, 0
+    life = knob if knob is not None else behaviour.refresh_lifetime_default
+    return life, life
 
 
 def new_token(prefix: str) -> str:
@@ -353,15 +369,16 @@ class Store:
                 wants_refresh = wants_refresh and behaviour.offline_scope in request.scopes
             access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
             refresh = None
+            life, reported = _refresh_lifetime(behaviour, grant, refresh_lifetime)
             if wants_refresh:
-                refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, refresh_lifetime)
+                refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, life)
             self.count(behaviour.name, "authorization_code")
             return Issued(
                 grant,
                 access,
                 access_lifetime,
                 refresh,
-                refresh_lifetime if refresh else None,
+                reported if refresh else None,
                 request.nonce,
             )
 
@@ -384,14 +401,15 @@ class Store:
             grant = self._new_grant(behaviour.name, client_id, user, scopes)
             access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
             refresh = None
+            life, reported = _refresh_lifetime(behaviour, grant, refresh_lifetime)
             if access_lifetime is not None or not behaviour.refresh_needs_expiry:
-                refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, refresh_lifetime)
+                refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, life)
             return Issued(
                 grant,
                 access,
                 access_lifetime,
                 refresh,
-                refresh_lifetime if refresh else None,
+                reported if refresh else None,
                 None,
             )
 
@@ -429,10 +447,12 @@ class Store:
                 raise Refusal("dead_refresh")
             access = self._mint(grant, "access", behaviour.access_prefix, access_lifetime)
             new_refresh = None
+            life, reported = _refresh_lifetime(behaviour, grant, refresh_lifetime)
             if behaviour.rotation != "none":
                 if token.status == "rotated":
                     self.count(behaviour.name, "reuse_grace")
-                elif behaviour.rotation != "keep_old":  # keep_old: the used one stays valid
+                elif behaviour.rotation != "keep_old":
+                    # keep_old (Microsoft; Keycloak's default): the used one stays valid.
                     token.status, token.rotated_at = "rotated", self.clock()
                     grant.superseded = token.value
                 if behaviour.rotation_revokes_access:
@@ -440,16 +460,14 @@ class Store:
                         old = self._tokens[value]
                         if old.kind == "access" and old.value != access:
                             old.status = "revoked"
-                new_refresh = self._mint(
-                    grant, "refresh", behaviour.refresh_prefix, refresh_lifetime
-                )
+                new_refresh = self._mint(grant, "refresh", behaviour.refresh_prefix, life)
             self.count(behaviour.name, "refresh_token")
             return Issued(
                 grant,
                 access,
                 access_lifetime,
                 new_refresh,
-                refresh_lifetime if new_refresh else None,
+                reported if new_refresh else None,
                 None,
             )
 

@@ -20,7 +20,19 @@ ORDER = 5
 
 #: The providers, in the order ``all`` runs them (keyturn_emulator.demo.settings.PROVIDERS,
 #: repeated here so that building the parser imports nothing of the demo).
-_PROVIDERS = ("google", "github", "strict", "oidc", "gitlab", "microsoft", "slack", "okta", "auth0")
+_PROVIDERS = (
+    "google",
+    "github",
+    "strict",
+    "oidc",
+    "gitlab",
+    "microsoft",
+    "slack",
+    "okta",
+    "auth0",
+    "keycloak",
+    "discord",
+)
 _CHOICES = (*_PROVIDERS, "all")
 #: The most concurrent callers the demo sends (each is a task holding a connection).
 MAX_CALLERS = 10_000
@@ -40,7 +52,7 @@ def add_parser(commands: Any) -> None:
         "--provider",
         action="append",
         choices=_CHOICES,
-        metavar="{google,github,strict,oidc,gitlab,microsoft,slack,okta,auth0,all}",
+        metavar="{google,github,strict,oidc,gitlab,microsoft,slack,okta,auth0,keycloak,discord,all}",
         help="provider to tour (repeatable; default: google then github; oidc: any OpenID "
         "Provider through keyturn-oidc, from its issuer alone; the others: their "
         "keyturn-<id> plugin against the emulator's profile of that name; "

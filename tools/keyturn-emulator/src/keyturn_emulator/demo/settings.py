@@ -16,7 +16,19 @@ __all__ = ["DEFAULT_PROVIDERS", "PROVIDERS", "DemoSettings"]
 #: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile).
 #: ``oidc`` is keyturn-oidc; each other id is its keyturn-<id> plugin against the
 #: emulator's profile of that name.
-PROVIDERS = ("google", "github", "strict", "oidc", "gitlab", "microsoft", "slack", "okta", "auth0")
+PROVIDERS = (
+    "google",
+    "github",
+    "strict",
+    "oidc",
+    "gitlab",
+    "microsoft",
+    "slack",
+    "okta",
+    "auth0",
+    "keycloak",
+    "discord",
+)
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")
 

@@ -17,7 +17,7 @@ __all__ = ["behaviours"]
 
 def behaviours() -> tuple[Behaviour, ...]:
     """The profile of every provider module here."""
-    from . import auth0, gitlab, microsoft, okta, slack
+    from . import auth0, discord, gitlab, keycloak, microsoft, okta, slack
 
     return (
         gitlab.behaviour(),
@@ -25,4 +25,6 @@ def behaviours() -> tuple[Behaviour, ...]:
         slack.behaviour(),
         okta.behaviour(),
         auth0.behaviour(),
+        keycloak.behaviour(),
+        discord.behaviour(),
     )

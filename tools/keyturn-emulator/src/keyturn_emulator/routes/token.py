@@ -127,7 +127,7 @@ def _token_body(site: Site, b: Behaviour, issued: Issued) -> dict[str, Any]:
     if issued.refresh_token is not None:
         data["refresh_token"] = issued.refresh_token
         if issued.refresh_expires_in is not None:
-            data["refresh_token_expires_in"] = issued.refresh_expires_in
+            data[b.refresh_expires_field] = issued.refresh_expires_in
     data["scope"] = b.scope_separator.join(grant.scopes)
     data["token_type"] = b.token_type
     if b.id_tokens and "openid" in grant.scopes:

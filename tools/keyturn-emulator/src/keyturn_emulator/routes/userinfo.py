@@ -9,11 +9,14 @@ A missing, revoked or expired token gets the profile's 401.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from keyturn_emulator.profiles import Behaviour
+from keyturn_emulator.state import User
 
 from .answers import unauthorized
 from .claims import claims
@@ -72,10 +75,27 @@ def _userinfo(site: Site, b: Behaviour) -> Handler:
                     "email": None,
                 }
             )
+        if b.user_api == "discord":
+            return JSONResponse(_discord_user(user, grant.scopes))
         envelope = {"ok": True} if b.envelope else {}
         return JSONResponse({**envelope, "sub": user.sub, **claims(site, user, grant.scopes)})
 
     return userinfo
+
+
+def _discord_user(user: User, scopes: tuple[str, ...]) -> dict[str, Any]:
+    """Discord's user object for ``GET /users/@me``: ``email`` and ``verified`` only with the
+    ``email`` scope (https://discord.com/developers/docs/resources/user#user-object)."""
+    data: dict[str, Any] = {
+        "id": str(user.number),
+        "username": user.login,
+        "discriminator": "0",
+        "global_name": user.name,
+        "avatar": None,
+    }
+    if "email" in scopes:
+        data.update({"email": user.email, "verified": True})
+    return data
 
 
 def _emails(site: Site, b: Behaviour) -> Handler:

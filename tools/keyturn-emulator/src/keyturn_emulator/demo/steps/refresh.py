@@ -104,7 +104,9 @@ def _rotates(tour: Tour) -> bool:
 
 
 def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:
-    """Show that the rotated-away refresh token no longer works at the provider."""
+    """Show that the rotated-away refresh token no longer works at the provider; for a
+    provider that keeps used refresh tokens (Keycloak's default, ``keep_old``), that it still
+    does, and that keyturn went on with the new one all the same."""
     value = old.tokens.refresh_token
     assert value is not None
     if PROFILES[tour.provider].rotation == "keep_old":
