@@ -55,7 +55,7 @@ def test_disable_plugins_is_read_from_the_process_environment(
 
 def test_extra_plugins_register_providers() -> None:
     pm = get_plugin_manager(plugins=[RegistersOther()], environ={})
-    assert set(collect_providers(pm)) == {"google", "github", "gitlab", "other"}
+    assert set(collect_providers(pm)) == {"google", "github", "gitlab", "apple", "other"}
 
 
 def test_duplicate_provider_id_names_both_plugins() -> None:
