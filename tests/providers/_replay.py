@@ -56,6 +56,10 @@ class Replay:
     code: str
     access_lifetime: int
     authorize: Mapping[str, Any] = field(default_factory=dict)
+    #: The provider's deployment settings (``Keyturn(settings={provider: ...})``).
+    settings: Mapping[str, str] = field(default_factory=dict)
+    #: The default credentials of ``connect()``: ``(CLIENT_ID, CLIENT_SECRET)`` when ``None``.
+    credentials: Any = None
 
 
 class Driver:
@@ -180,7 +184,7 @@ class Connect(Protocol):
 
     def __call__(
         self,
-        credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
+        credentials: Credentials | None = None,
         providers: Sequence[keyturn.ProviderSpec] = (),
     ) -> Driver: ...
 
@@ -204,9 +208,11 @@ def replay_fixtures(replay: Replay) -> tuple[Any, Any]:
         closers: list[Callable[[], Any]] = []
 
         def make(
-            credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
+            credentials: Credentials | None = None,
             providers: Sequence[keyturn.ProviderSpec] = (),
         ) -> Driver:
+            if credentials is None:
+                credentials = replay.credentials or (CLIENT_ID, CLIENT_SECRET)
             creds = {replay.provider: credentials}
             options: dict[str, Any] = {
                 "clock": clock,
@@ -214,6 +220,8 @@ def replay_fixtures(replay: Replay) -> tuple[Any, Any]:
                 "environ": {},
                 "providers": providers,
             }
+            if replay.settings:
+                options["settings"] = {replay.provider: dict(replay.settings)}
             if mode == "sync":
                 sync_http = SYNC_CLIENTS[library](trust_env=False)
                 client = keyturn.Keyturn(creds, http_client=sync_http, **options)

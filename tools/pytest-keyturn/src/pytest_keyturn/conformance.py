@@ -328,9 +328,12 @@ def _drive(
     pm: KeyturnPluginManager,
     clock: FakeClock,
     action: Callable[[Any], Any],
+    settings: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Any:
     """Run ``action(client)`` with a fresh Keyturn (``sync``) or AsyncKeyturn (``async``)."""
     options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}}
+    if settings:
+        options["settings"] = dict(settings)
     if mode == "sync":
         with httpx.Client(trust_env=False) as http:
             return action(Keyturn(dict(credentials), http_client=http, **options))
@@ -484,6 +487,10 @@ class ProviderConformance:
     :cvar client_id: the client id to use when a cassette's request does not show one
         (``client_secret_basic`` sends it in the scrubbed ``Authorization`` header).
     :cvar redirect_uri: the redirect URI for the authorize-URL checks.
+    :cvar settings: the provider's deployment settings, for a spec with ``settings`` no URL
+        holds (Apple's ``team_id``).
+    :cvar private_key: a PEM private key the clients' credentials carry instead of a
+        secret, with ``private_key_id``: for a plugin that mints its client secret.
     """
 
     provider: ClassVar[str]
@@ -493,6 +500,13 @@ class ProviderConformance:
     )
     client_id: ClassVar[str] = "example-client-id"
     redirect_uri: ClassVar[str] = "https://app.example.com/auth/callback"
+    #: The provider's deployment settings the clients get (``Keyturn(settings={id: ...})``):
+    #: a team id, say, that no URL holds.
+    settings: ClassVar[Mapping[str, str]] = {}
+    #: A private key (PEM) for the clients' credentials instead of a client secret, for a
+    #: provider whose secret the plugin mints (``keyturn_client_secret``), and its key id.
+    private_key: ClassVar[str | None] = None
+    private_key_id: ClassVar[str | None] = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -665,7 +679,17 @@ class ProviderConformance:
         ):
             secret = None
         client_id = fields.get("client_id") or self.client_id
+        if self.private_key is not None:
+            keyed = ClientCredentials(
+                client_id=client_id,
+                private_key=self.private_key,
+                private_key_id=self.private_key_id,
+            )
+            return {spec.id: keyed}
         return {spec.id: ClientCredentials(client_id=client_id, client_secret=secret)}
+
+    def _settings(self) -> dict[str, Mapping[str, str]]:
+        return {self.provider: self.settings} if self.settings else {}
 
     def _play(
         self,
@@ -698,7 +722,7 @@ class ProviderConformance:
                 name, persister=_WithSupport(extras)
             ) as cassette:
                 try:
-                    result = _drive(mode, credentials, pm, clock, action)
+                    result = _drive(mode, credentials, pm, clock, action, self._settings())
                 except catch as exc:
                     error = exc
         except CannotOverwriteExistingCassetteException as exc:
@@ -1075,6 +1099,8 @@ class ProviderConformance:
         spec = self._resolved_spec(registered.spec)
         credentials = {spec.id: ClientCredentials(client_id=self.client_id)}
         options: dict[str, Any] = {"plugin_manager": pm, "environ": {}, "clock": FakeClock()}
+        if self.settings:
+            options["settings"] = self._settings()
         if registered.spec.discovery_url is None:
             with Keyturn(credentials, **options) as kt:
                 first = kt.authorize_url(spec.id, self.redirect_uri)
