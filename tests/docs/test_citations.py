@@ -53,7 +53,9 @@ LABEL_CITATIONS = re.compile(
 )
 
 #: The provider plugins of this workspace, by distribution name.
-WORKSPACE_PLUGINS = frozenset({"keyturn-google", "keyturn-github", "keyturn-gitlab"})
+WORKSPACE_PLUGINS = frozenset(
+    {"keyturn-google", "keyturn-github", "keyturn-gitlab", "keyturn-apple"}
+)
 
 PROVIDER_DOCS = ROOT / "docs" / "providers"
 
@@ -209,8 +211,8 @@ def test_each_provider_has_a_page_citing_https_sources_in_every_section(
     assert uncited == [], f"{page.name}: sections without an https source: {uncited}"
 
 
-def test_the_workspace_registers_the_three_providers_documented_here() -> None:
-    assert workspace_provider_ids() == ["github", "gitlab", "google"]
+def test_the_workspace_registers_the_providers_documented_here() -> None:
+    assert workspace_provider_ids() == ["apple", "github", "gitlab", "google"]
 
 
 def test_the_section_check_can_fail() -> None:

@@ -17,4 +17,6 @@ __all__ = ["behaviours"]
 
 def behaviours() -> tuple[Behaviour, ...]:
     """The profile of every provider module here."""
-    return ()
+    from . import apple
+
+    return (apple.behaviour(),)
