@@ -134,9 +134,10 @@ def test_json_in_process_for_every_provider_shows_no_token(
     assert status == 0, err
     document = json.loads(out)
     assert document["ok"] is True and document["error"] is None
-    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc"]
-    assert list(document["summary"]) == ["google", "github", "strict", "oidc"]
+    assert document["settings"]["providers"] == ["google", "github", "strict", "oidc", "apple"]
+    assert list(document["summary"]) == ["google", "github", "strict", "oidc", "apple"]
     check_tour(document, "google", rotates=False)
+    check_tour(document, "apple", rotates=False)
     check_tour(document, "github", rotates=True)
     check_tour(document, "strict", rotates=True)
     check_tour(document, "oidc", rotates=True)
@@ -249,6 +250,27 @@ def test_oidc_tours_a_provider_declared_by_its_issuer_with_verified_id_tokens(
     # The old refresh token was really sent (no reuse detection at oidc), and refused.
     check = one(document, "oidc", "rotation_check")
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+    for value in [*issued, DEFAULT_CLIENT_SECRET]:
+        assert value not in out and value not in err
+    assert TOKEN_SHAPE.search(out) is None
+
+
+def test_apple_tours_a_form_post_sign_in_with_a_minted_client_secret(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "apple"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["apple"]
+    check_tour(document, "apple", rotates=False)
+    authorize = events(document, "apple", "authorize")
+    assert authorize[0]["facts"]["params"]["response_mode"] == "form_post"
+    sign_in = one(document, "apple", "sign_in")
+    # The name came from the form's user field, on the first authorization only.
+    assert sign_in["facts"]["user"]["name"] == "Ada Example"
+    assert one(document, "apple", "sign_in_again")["facts"]["user"]["name"] is None
+    assert sign_in["facts"]["id_token"] is True and "userinfo" not in sign_in["requests"]
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -438,7 +460,13 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
     from keyturn_emulator.commands.demo import chosen_providers
 
     assert chosen_providers(None) == ("google", "github")
-    assert chosen_providers(["github", "all", "google"]) == ("github", "google", "strict", "oidc")
+    assert chosen_providers(["github", "all", "google"]) == (
+        "github",
+        "google",
+        "strict",
+        "oidc",
+        "apple",
+    )
     assert chosen_providers(["oidc"]) == ("oidc",)
     with pytest.raises(SystemExit) as usage:
         cli.main(["demo", "--callers", "1"])

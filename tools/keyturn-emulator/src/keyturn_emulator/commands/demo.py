@@ -20,7 +20,7 @@ ORDER = 5
 
 #: The providers, in the order ``all`` runs them (keyturn_emulator.demo.settings.PROVIDERS,
 #: repeated here so that building the parser imports nothing of the demo).
-_PROVIDERS = ("google", "github", "strict", "oidc")
+_PROVIDERS = ("google", "github", "strict", "oidc", "apple")
 _CHOICES = (*_PROVIDERS, "all")
 #: The most concurrent callers the demo sends (each is a task holding a connection).
 MAX_CALLERS = 10_000

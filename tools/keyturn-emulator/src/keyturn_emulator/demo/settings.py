@@ -14,7 +14,8 @@ __all__ = ["DEFAULT_PROVIDERS", "PROVIDERS", "DemoSettings"]
 
 #: Providers the demo knows, in the order ``all`` runs them. ``oidc`` is any OpenID Provider
 #: as keyturn-oidc declares it, by its issuer alone (here the emulator's ``oidc`` profile).
-PROVIDERS = ("google", "github", "strict", "oidc")
+#: ``apple`` signs in through a form_post and a client secret JWT minted per request.
+PROVIDERS = ("google", "github", "strict", "oidc", "apple")
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")
 
