@@ -1273,6 +1273,13 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
     ) -> JWT:
         """Finish a sign-in: verify the callback, exchange the code, fetch the profile, run jwt.
 
+        :param request: the authorization request the sign-in started with.
+        :param query: the callback's parameters: its query string, or for a provider that
+            posts its callback (``response_mode=form_post``, Apple) the posted form fields.
+            A provider without a userinfo endpoint gets its profile from the verified ID
+            token; a ``form_post`` provider's ``user`` field fills the profile's name (see
+            :mod:`keyturn.callback_user`; never identity).
+        :param fetch_profile: read the user's profile (userinfo, or the ID token's claims).
         :raises CallbackError: the callback is forged, stale or carries an error; or
             (:class:`IdTokenError`) the ID token fails a check, or the profile's ``sub`` is
             not the ID token's (OpenID Connect Core §5.3.2).
