@@ -79,4 +79,5 @@ def keyturn_client_secret(
     provider: ProviderSpec, credentials: ClientCredentials, now: int
 ) -> str | None:
     secret = credentials.client_secret
-    return None if secret is None else secret.get_secret_value()
+    # An empty configured secret is no secret (and the hook may not return "").
+    return None if secret is None else (secret.get_secret_value() or None)
