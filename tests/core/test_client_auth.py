@@ -870,6 +870,7 @@ async def test_the_apple_example_mints_a_secret_apple_would_accept(
         "KEYTURN_APPLE_CLIENT_ID": "com.example.app.signin",
         "KEYTURN_APPLE_PRIVATE_KEY_FILE": str(path),
         "KEYTURN_APPLE_PRIVATE_KEY_ID": "ABC123DEFG",
+        "KEYTURN_APPLE_TEAM_ID": "ABCDE12345",
     }
     apple = ProviderSpec(
         id="apple",
@@ -877,6 +878,7 @@ async def test_the_apple_example_mints_a_secret_apple_would_accept(
         authorization_endpoint="https://appleid.apple.com/auth/authorize",
         token_endpoint="https://appleid.apple.com/auth/token",
         revocation_endpoint="https://appleid.apple.com/auth/revoke",
+        settings=(keyturn.DeploymentSetting(name="team_id", kind="text", description="team"),),
     )
     pm = keyturn.get_plugin_manager(plugins=[apple_example()], environ={})
     transport = httpx.MockTransport(http)

@@ -67,6 +67,7 @@ def test_extra_plugins_register_providers() -> None:
         "auth0",
         "keycloak",
         "discord",
+        "apple",
         "other",
     }
 

@@ -64,6 +64,7 @@ WORKSPACE_PLUGINS = frozenset(
         "keyturn-auth0",
         "keyturn-keycloak",
         "keyturn-discord",
+        "keyturn-apple",
     }
 )
 
@@ -223,6 +224,7 @@ def test_each_provider_has_a_page_citing_https_sources_in_every_section(
 
 def test_the_workspace_registers_the_providers_documented_here() -> None:
     assert workspace_provider_ids() == [
+        "apple",
         "auth0",
         "discord",
         "github",

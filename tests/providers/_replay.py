@@ -58,7 +58,10 @@ class Replay:
     code: str
     access_lifetime: int
     authorize: Mapping[str, Any] = field(default_factory=dict)
+    #: The provider's deployment settings (``Keyturn(settings={provider: ...})``).
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: The default credentials of ``connect()``: ``(CLIENT_ID, CLIENT_SECRET)`` when ``None``.
+    credentials: Any = None
 
 
 class Driver:
@@ -183,7 +186,7 @@ class Connect(Protocol):
 
     def __call__(
         self,
-        credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
+        credentials: Credentials | None = None,
         providers: Sequence[keyturn.ProviderSpec] = (),
         settings: Mapping[str, str] | None = None,
     ) -> Driver: ...
@@ -208,10 +211,12 @@ def replay_fixtures(replay: Replay) -> tuple[Any, Any]:
         closers: list[Callable[[], Any]] = []
 
         def make(
-            credentials: Credentials = (CLIENT_ID, CLIENT_SECRET),
+            credentials: Credentials | None = None,
             providers: Sequence[keyturn.ProviderSpec] = (),
             settings: Mapping[str, str] | None = None,
         ) -> Driver:
+            if credentials is None:
+                credentials = replay.credentials or (CLIENT_ID, CLIENT_SECRET)
             creds = {replay.provider: credentials}
             options: dict[str, Any] = {
                 "clock": clock,

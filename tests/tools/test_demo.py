@@ -152,12 +152,12 @@ def test_json_in_process_for_every_provider_shows_no_token(
         "auth0",
         "keycloak",
         "discord",
+        "apple",
     ]
     assert document["settings"]["providers"] == every
     assert list(document["summary"]) == every
-    check_tour(document, "google", rotates=False)
-    for provider in every[1:]:
-        check_tour(document, provider, rotates=True)
+    for provider in every:
+        check_tour(document, provider, rotates=provider not in {"google", "apple"})
     # GitHub's old refresh token was really sent, and refused; strict's was not resent.
     github_check = one(document, "github", "rotation_check")
     assert (github_check["facts"]["error"], github_check["facts"]["sent"]) == (
@@ -374,6 +374,24 @@ def test_discord_tours_its_plugin_with_rotating_refresh_tokens(
     assert one(document, "discord", "sign_in")["facts"]["id_token"] is False
     check = one(document, "discord", "rotation_check")
     assert (check["facts"]["error"], check["facts"]["sent"]) == ("invalid_grant", True)
+
+
+def test_apple_tours_a_form_post_sign_in_with_a_minted_client_secret(
+    issued: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["demo", "--fast", "--json", "--provider", "apple"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    document = json.loads(out)
+    assert document["ok"] is True and list(document["summary"]) == ["apple"]
+    check_tour(document, "apple", rotates=False)
+    authorize = events(document, "apple", "authorize")
+    assert authorize[0]["facts"]["params"]["response_mode"] == "form_post"
+    sign_in = one(document, "apple", "sign_in")
+    # The name came from the form's user field, on the first authorization only.
+    assert sign_in["facts"]["user"]["name"] == "Ada Example"
+    assert one(document, "apple", "sign_in_again")["facts"]["user"]["name"] is None
+    assert sign_in["facts"]["id_token"] is True and "userinfo" not in sign_in["requests"]
     for value in [*issued, DEFAULT_CLIENT_SECRET]:
         assert value not in out and value not in err
     assert TOKEN_SHAPE.search(out) is None
@@ -575,6 +593,7 @@ def test_demo_is_listed_first_and_providers_are_chosen_in_order(
         "auth0",
         "keycloak",
         "discord",
+        "apple",
     )
     assert chosen_providers(["oidc"]) == ("oidc",)
     assert chosen_providers(["slack"]) == ("slack",)

@@ -430,6 +430,9 @@ def test_userinfo_refuses_unknown_tokens(emu: Emulator) -> None:
                 {"ok": False, "error": "invalid_auth"},
             )
             continue
+        if profile == "apple":  # no userinfo endpoint: the profile is in the ID token
+            assert "userinfo_endpoint" not in emu.endpoints(profile)
+            continue
         assert userinfo_status(emu, profile, "not-a-token-example") == 401
 
 

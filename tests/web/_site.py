@@ -82,7 +82,7 @@ def start_world() -> Iterator[World]:
     with Emulator(
         access_token_lifetime=LIFETIME,
         clock=clock,
-        redirect_uris=[f"{PUBLIC}/auth/callback/github"],
+        redirect_uris=[f"{PUBLIC}/auth/callback/github", f"{PUBLIC}/auth/callback/google"],
     ) as emu:
         yield World(emu, clock)
 

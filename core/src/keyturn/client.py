@@ -36,6 +36,7 @@ from pydantic import SecretStr, ValidationError
 
 from . import callbacks, client_auth, defaults
 from . import pkce as pkce_module
+from .callback_user import USER_FIELD, asks_form_post, read_user_field, with_user_field
 from .effects import Operation, Shared, arun, run
 from .errors import (
     ConfigurationError,
@@ -1040,6 +1041,15 @@ class BaseKeyturn(Generic[H]):
                 # token's (the exchange has checked the ID token already).
                 claims = unverified_claims(tokens.id_token.get_secret_value())
                 check_same_subject(claims, userinfo_sub)
+        elif fetch_profile and tokens.id_token is not None:
+            # No userinfo endpoint (Apple): the profile comes from the ID token the exchange
+            # has just verified; keyturn's default keyturn_userinfo reads its claims.
+            profile = yield from self._userinfo_op(spec, tokens)
+        if profile is not None and asks_form_post(spec):
+            # The name a form_post provider (Apple) sends once, beside the code: display
+            # only, never identity (see keyturn.callback_user).
+            user = read_user_field(spec.id, query.get(USER_FIELD))
+            profile = with_user_field(profile, user)
         return self._call_jwt(None, "signIn", tokens=tokens, profile=profile)
 
     # -- the jwt callback ------------------------------------------------------------------
@@ -1263,6 +1273,13 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
     ) -> JWT:
         """Finish a sign-in: verify the callback, exchange the code, fetch the profile, run jwt.
 
+        :param request: the authorization request the sign-in started with.
+        :param query: the callback's parameters: its query string, or for a provider that
+            posts its callback (``response_mode=form_post``, Apple) the posted form fields.
+            A provider without a userinfo endpoint gets its profile from the verified ID
+            token; a ``form_post`` provider's ``user`` field fills the profile's name (see
+            :mod:`keyturn.callback_user`; never identity).
+        :param fetch_profile: read the user's profile (userinfo, or the ID token's claims).
         :raises CallbackError: the callback is forged, stale or carries an error; or
             (:class:`IdTokenError`) the ID token fails a check, or the profile's ``sub`` is
             not the ID token's (OpenID Connect Core §5.3.2).

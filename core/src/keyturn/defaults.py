@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from . import flows
 from .hookspecs import hookimpl
 from .http import Flow
+from .idtoken import IdTokenError, unverified_claims
 from .models import ClientCredentials, Profile, ProviderSpec, TokenSet
 
 
@@ -45,7 +46,20 @@ def keyturn_refresh(
 
 @hookimpl
 def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile]:
+    if provider.userinfo_endpoint is None and tokens.id_token is not None:
+        return _id_token_profile(tokens)
     return flows.userinfo_flow(provider, tokens)
+
+
+def _id_token_profile(tokens: TokenSet) -> Flow[Profile]:
+    """The profile in the ID token's claims, for a provider without a userinfo endpoint
+    (Apple): no request. keyturn verified the ID token when it arrived."""
+    assert tokens.id_token is not None
+    claims = unverified_claims(tokens.id_token.get_secret_value())
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise IdTokenError("the ID token has no sub")
+    return flows.profile_from_oidc(claims)
+    yield  # a flow that sends no request
 
 
 @hookimpl
@@ -65,4 +79,5 @@ def keyturn_client_secret(
     provider: ProviderSpec, credentials: ClientCredentials, now: int
 ) -> str | None:
     secret = credentials.client_secret
-    return None if secret is None else secret.get_secret_value()
+    # An empty configured secret is no secret (and the hook may not return "").
+    return None if secret is None else (secret.get_secret_value() or None)

@@ -171,7 +171,9 @@ def keyturn_userinfo(provider: ProviderSpec, tokens: TokenSet) -> Flow[Profile] 
     """Fetch the signed-in user's profile and normalise it. First result wins.
 
     The default GETs ``userinfo_endpoint`` with the access token and reads the OpenID
-    Connect claims (``sub``, ``name``, ``email``, ``email_verified``, ``picture``). A
+    Connect claims (``sub``, ``name``, ``email``, ``email_verified``, ``picture``); for a
+    spec without a ``userinfo_endpoint`` (Apple) it reads the same claims from the ID token
+    keyturn verified when it arrived, and sends no request. A
     provider with its own user API returns a flow that fills a :class:`~keyturn.Profile`
     (``id``, ``name``, ``email``, ``email_verified``, ``image``, and the whole answer in
     ``raw``). At sign-in, when ``raw`` holds a ``sub`` and the tokens an ID token, a ``sub``
@@ -220,18 +222,16 @@ def keyturn_client_secret(
     lifetime of at most six months
     (https://developer.apple.com/documentation/signinwithapplerestapi/generate-and-validate-tokens)::
 
-        TEAM_ID = "ABCDE12345"  # the Apple developer team that owns the key
-
-
         @keyturn.hookimpl
         @keyturn.for_provider("apple")
         def keyturn_client_secret(provider, credentials, now):
             # credentials.signing_key: the .p8 key from KEYTURN_APPLE_PRIVATE_KEY_FILE,
-            # with KEYTURN_APPLE_PRIVATE_KEY_ID as its kid; ES256 for its P-256 curve.
+            # with KEYTURN_APPLE_PRIVATE_KEY_ID as its kid; ES256 for its P-256 curve. The
+            # team id is a deployment setting of the spec (KEYTURN_APPLE_TEAM_ID).
             return keyturn.sign_jwt(
                 credentials.signing_key,
                 {
-                    "iss": TEAM_ID,
+                    "iss": provider.deployment["team_id"],
                     "sub": credentials.client_id,
                     "aud": "https://appleid.apple.com",
                     "iat": now,
@@ -239,7 +239,9 @@ def keyturn_client_secret(
                 },
             )
 
-    The key is parsed once, however often it signs. Return a plain ``str`` from a plain
+    keyturn-apple (``plugins/apple``) is this hook in full, with the checks and messages a
+    missing key, key id or team id gets. The key is parsed once, however often it signs.
+    Return a plain ``str`` from a plain
     function: a coroutine (an ``async def`` implementation) or an empty string is refused
     with :class:`~keyturn.PluginError`.
 

@@ -51,7 +51,8 @@ class CookiePolicy:
         ``Domain`` or a ``Path`` other than ``/`` is set); browsers take both from HTTPS only.
     :ivar path: the cookies' ``Path``.
     :ivar domain: the cookies' ``Domain``; ``None`` keeps them to the exact host.
-    :ivar same_site: ``lax`` (default) or ``strict``.
+    :ivar same_site: ``lax`` (default) or ``strict``; ``none`` only for the flow cookie of a
+        provider that posts its callback (``form_post``), and always with ``Secure``.
     """
 
     secure: bool
@@ -89,7 +90,7 @@ class CookiePolicy:
         if self.domain:
             parts.append(f"Domain={self.domain}")
         parts += ["HttpOnly", f"SameSite={self.same_site.capitalize()}"]
-        if self.secure:
+        if self.secure or self.same_site == "none":  # browsers refuse SameSite=None without it
             parts.append("Secure")
         return "; ".join(parts)
 

@@ -35,6 +35,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from keyturn.callback_user import asks_form_post
 from keyturn.effects import Operation
 from keyturn.errors import (
     AuthorizationDenied,
@@ -49,7 +50,7 @@ from keyturn.errors import (
 from keyturn.models import JWT, REVEAL, AuthorizationRequest, Session
 
 from .messages import WebRequest, WebResponse
-from .redirects import same_origin_target
+from .redirects import same_origin, same_origin_target
 from .settings import WebSettings, end_session_problem
 from .strategies import Current, SessionTooLargeError
 
@@ -110,6 +111,10 @@ class Routes:
         parts = [] if rest is None else rest.strip("/").split("/")
         name = parts[0] if parts else ""
         if name in ("signin", "callback") and len(parts) == 2 and parts[1]:
+            if name == "callback" and self._posts_callback(parts[1]):
+                if request.method != "POST":
+                    return _method_not_allowed("POST")
+                return (yield from self.callback(request, parts[1]))
             if request.method != "GET":
                 return _method_not_allowed("GET")
             if name == "signin":
@@ -158,7 +163,7 @@ class Routes:
         # cookie (it repeats the state and nonce, and grows with the scopes).
         started = auth.model_dump(mode="json", context=REVEAL, exclude={"url"})
         sealed = self.s.flow_sealer.seal({"request": started, "callbackUrl": target}, FLOW_MAX_AGE)
-        policy = self.s.policy(request)
+        policy = self.s.flow_policy(request, self._posts_callback(provider))
         cookie = policy.set(policy.name(self.s.flow_cookie), sealed, FLOW_MAX_AGE)
         if len(cookie) > MAX_COOKIE:  # browsers would drop it, and the callback would fail
             log.error(
@@ -171,10 +176,55 @@ class Routes:
             return self._refused(f"Sign-in with {provider} is not configured on this site.", 500)
         return WebResponse.redirect(auth.url, 302).add_cookies([cookie])
 
+    def _posts_callback(self, provider: str) -> bool:
+        """Whether ``provider``'s spec asks for ``response_mode=form_post``: its callback is
+        then a ``POST`` (and only a ``POST``), and its flow cookie ``SameSite=None``."""
+        try:
+            return asks_form_post(self.s.client.provider(provider, deployed=False))
+        except KeyturnError:
+            return False
+
+    def _posted_params(self, request: WebRequest, provider: str) -> dict[str, str] | None:
+        """The parameters of a ``form_post`` callback, or ``None`` when the POST is refused.
+
+        The body must be a form; an ``Origin`` header, when the browser sends one that is not
+        ``null``, must be this site's or the provider's authorization endpoint's. That the
+        sign-in was started in this browser is checked as for a ``GET``: the form's ``state``
+        against the flow cookie's.
+        """
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            log.warning("a %s callback POST that is not a form was refused", provider)
+            return None
+        sent_from = request.headers.get("origin")
+        if sent_from is not None and sent_from != "null":
+            try:
+                endpoint = urlsplit(
+                    self.s.client.provider(provider, deployed=False).authorization_endpoint
+                )
+                provider_origin = f"{endpoint.scheme}://{endpoint.netloc}"
+            except (KeyturnError, ValueError):
+                provider_origin = ""
+            allowed = (self.s.origin(request), provider_origin)
+            if not any(same_origin(sent_from, url) for url in allowed if url):
+                log.warning("a %s callback POST from another site was refused", provider)
+                return None
+        return request.form
+
     def callback(self, request: WebRequest, provider: str) -> Operation[WebResponse]:
-        policy = self.s.policy(request)
+        posted = request.method == "POST"
+        policy = self.s.flow_policy(request, posted)
         flow_name = policy.name(self.s.flow_cookie)
         clear_flow = [policy.expire(flow_name)] if flow_name in request.cookies else []
+        params = request.query
+        if posted:
+            form = self._posted_params(request, provider)
+            if form is None:
+                message = (
+                    "This sign-in response did not come from the provider. Please sign in again."
+                )
+                return self._failed(provider, message, 403).add_cookies(clear_flow)
+            params = form
         state = self.s.flow_sealer.unseal(request.cookies.get(flow_name, ""))
         started: AuthorizationRequest | None = None
         if state is not None and isinstance(state.get("request"), dict):
@@ -193,7 +243,7 @@ class Routes:
         assert state is not None
         try:
             jwt = yield from self.s.client.sign_in_op(
-                started, request.query, fetch_profile=self.s.fetch_profile
+                started, params, fetch_profile=self.s.fetch_profile
             )
         except CallbackError as exc:
             return self._failed(provider, _callback_message(provider, exc), 400).add_cookies(

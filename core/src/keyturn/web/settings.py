@@ -166,9 +166,25 @@ class WebSettings:
             secure = self.origin(request).startswith("https://")
         return _POLICIES[secure]
 
+    def flow_policy(self, request: WebRequest, posted: bool) -> CookiePolicy:
+        """How to write the flow cookie: as :meth:`policy`, or, for a provider whose
+        callback is a cross-site ``POST`` (``form_post``), ``SameSite=None; Secure``, which
+        the browser sends with that ``POST`` (a ``Lax`` cookie it would hold back).
+
+        Browsers keep a ``Secure`` cookie from HTTPS, and from ``http://localhost`` for
+        development; such a provider cannot sign in over plain HTTP elsewhere.
+        """
+        secure = self.policy(request).secure
+        return _POST_POLICIES[secure] if posted else _POLICIES[secure]
+
 
 #: The two policies :meth:`WebSettings.policy` answers with (they are immutable).
 _POLICIES = {True: CookiePolicy(secure=True), False: CookiePolicy(secure=False)}
+#: The flow cookie's policies for a provider that posts its callback (``form_post``).
+_POST_POLICIES = {
+    True: CookiePolicy(secure=True, same_site="none"),
+    False: CookiePolicy(secure=False, same_site="none"),
+}
 
 
 def _cookie_keeps(value: Sequence[str]) -> tuple[CookiePart, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 import time
@@ -32,10 +33,12 @@ DEFAULT_CLIENT_ID = "keyturn-emulator-client"
 DEFAULT_CLIENT_SECRET = "emulator-secret-example"
 
 #: Spec fields a profile may lack; :meth:`Emulator.point` clears those it does not serve.
-_OPTIONAL_ENDPOINTS = ("jwks_uri", "discovery_url", "end_session_endpoint")
+_OPTIONAL_ENDPOINTS = ("jwks_uri", "discovery_url", "end_session_endpoint", "userinfo_endpoint")
 
 _TICKET = re.compile(r"name='ticket' value='([^']+)'")
 _ERROR = re.compile(r"data-error='([^']+)'")
+_POSTED_FORM = re.compile(r"<form method='post' action='[^']*'><input type='hidden'")
+_HIDDEN_FIELD = re.compile(r"<input type='hidden' name='([^']*)' value='([^']*)'>")
 
 
 class AuthorizeRefused(KeyturnError):
@@ -526,7 +529,8 @@ class Emulator:
         :param url: the authorize URL, e.g. ``kt.authorize_url(...).url``.
         :param deny: press Deny: the query then carries ``error=access_denied``.
         :return: the callback's query parameters (``code``, ``state``, ``iss``... or
-            ``error``...).
+            ``error``...), or for ``response_mode=form_post`` the fields the provider's page
+            would post (``code``, ``state``, and Apple's ``user``).
         :raises AuthorizeRefused: an error page instead of a redirect (bad client id or
             redirect URI).
         """
@@ -544,5 +548,11 @@ class Emulator:
         location = response.headers.get("location")
         if response.status_code in (301, 302, 303, 307) and location:
             return dict(parse_qsl(urlsplit(location).query, keep_blank_values=True))
+        if response.status_code == 200 and _POSTED_FORM.search(response.text):
+            # response_mode=form_post: the fields the page would post to the redirect URI.
+            return {
+                html.unescape(name): html.unescape(value)
+                for name, value in _HIDDEN_FIELD.findall(response.text)
+            }
         error = _ERROR.search(response.text)
         raise AuthorizeRefused(response.status_code, error[1] if error else None)

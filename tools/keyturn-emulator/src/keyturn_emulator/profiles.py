@@ -197,6 +197,15 @@ class Behaviour:
         ``client_secret_post``, and for JWT assertions ``private_key_jwt`` and
         ``client_secret_jwt`` (RFC 7523 §2.2, https://www.rfc-editor.org/rfc/rfc7523, and
         OpenID Connect Core §9).
+    :ivar form_post: ``response_mode=form_post`` is honoured: the authorize endpoint answers
+        with a page whose form posts the response to the redirect URI (OAuth 2.0 Form Post
+        Response Mode, https://openid.net/specs/oauth-v2-form-post-response-mode-1_0.html).
+    :ivar user_field: with ``form_post``, the first authorization of a user for the client
+        also posts ``user``, the JSON of the user's name and email, as Apple does.
+    :ivar secret_jwt_audience: the client secret is a JWT the client signs (Apple): ES256
+        with a registered key (its ``kid``), ``sub`` the client id, ``iss`` a team id,
+        ``aud`` this value or the profile's issuer, ``exp`` in the future and at most
+        :data:`keyturn_emulator.routes.clients.SECRET_JWT_MAX_LIFETIME` after ``iat``.
     :ivar sessions: the provider keeps a session per user: ID tokens carry ``sid`` and
         ``auth_time``, ``prompt=none`` without a session answers ``login_required``
         (OpenID Connect Core §3.1.2.6), and logging out at ``end_session`` ends it.
@@ -271,6 +280,9 @@ class Behaviour:
     offline_token_scope: str | None = None
     user_api: Literal["oidc", "discord"] = "oidc"
     fault_answer: Literal["unavailable", "rate_limit"] = "unavailable"
+    form_post: bool = False
+    user_field: bool = False
+    secret_jwt_audience: str | None = None
 
     @property
     def jwt_client_auth(self) -> bool:

@@ -131,6 +131,7 @@ class Pending:
     force_login: bool = False
     sid: str | None = None
     auth_time: int | None = None
+    response_mode: str | None = None
 
 
 @dataclass
@@ -235,6 +236,7 @@ class Store:
         self._consented: set[tuple[str, str, str]] = set()
         self._counters: dict[str, Counter[str]] = {}
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._introduced: set[tuple[str, str, str]] = set()
         self._next_grant = 1
 
     # -- counters -----------------------------------------------------------------------
@@ -309,6 +311,15 @@ class Store:
             return False
 
     # -- codes --------------------------------------------------------------------------
+
+    def first_authorization(self, profile: str, client_id: str, user: str) -> bool:
+        """Whether this is ``user``'s first approved authorization of ``client_id`` at
+        ``profile`` (Apple sends the user's name then only); records it."""
+        key = (profile, client_id, user)
+        with self._lock:
+            first = key not in self._introduced
+            self._introduced.add(key)
+            return first
 
     def issue_code(self, behaviour: Behaviour, request: Pending, lifetime: float) -> str:
         """A fresh authorization code for an approved request."""

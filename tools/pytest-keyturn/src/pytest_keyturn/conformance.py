@@ -363,7 +363,7 @@ def _drive(
     """
     options: dict[str, Any] = {"clock": clock, "plugin_manager": pm, "environ": {}}
     if settings:
-        options["settings"] = settings
+        options["settings"] = dict(settings)
     if mode == "sync":
         with httpx.Client(trust_env=False) as http:
             return action(Keyturn(dict(credentials), http_client=http, **options))
@@ -523,6 +523,8 @@ class ProviderConformance:
         ``Keyturn(settings={provider: settings})`` does. A ``rotation`` or
         ``refresh_reuse_grace`` setting left out takes its default, else the template's own
         ``rotation`` or ``refresh_reuse_grace``; the rotation check tries every value.
+    :cvar private_key: a PEM private key the clients' credentials carry instead of a
+        secret, with ``private_key_id``: for a plugin that mints its client secret.
     """
 
     provider: ClassVar[str]
@@ -533,6 +535,10 @@ class ProviderConformance:
     client_id: ClassVar[str] = "example-client-id"
     redirect_uri: ClassVar[str] = "https://app.example.com/auth/callback"
     settings: ClassVar[Mapping[str, str]] = {}
+    #: A private key (PEM) for the clients' credentials instead of a client secret, for a
+    #: provider whose secret the plugin mints (``keyturn_client_secret``), and its key id.
+    private_key: ClassVar[str | None] = None
+    private_key_id: ClassVar[str | None] = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -813,6 +819,13 @@ class ProviderConformance:
         ):
             secret = None
         client_id = fields.get("client_id") or self.client_id
+        if self.private_key is not None:
+            keyed = ClientCredentials(
+                client_id=client_id,
+                private_key=self.private_key,
+                private_key_id=self.private_key_id,
+            )
+            return {spec.id: keyed}
         return {spec.id: ClientCredentials(client_id=client_id, client_secret=secret)}
 
     def _play(

@@ -32,6 +32,7 @@ _PROVIDERS = (
     "auth0",
     "keycloak",
     "discord",
+    "apple",
 )
 _CHOICES = (*_PROVIDERS, "all")
 #: The most concurrent callers the demo sends (each is a task holding a connection).
@@ -52,7 +53,7 @@ def add_parser(commands: Any) -> None:
         "--provider",
         action="append",
         choices=_CHOICES,
-        metavar="{google,github,strict,oidc,gitlab,microsoft,slack,okta,auth0,keycloak,discord,all}",
+        metavar="{" + ",".join(_CHOICES) + "}",
         help="provider to tour (repeatable; default: google then github; oidc: any OpenID "
         "Provider through keyturn-oidc, from its issuer alone; the others: their "
         "keyturn-<id> plugin against the emulator's profile of that name; "

@@ -28,6 +28,7 @@ PROVIDERS = (
     "auth0",
     "keycloak",
     "discord",
+    "apple",
 )
 #: Providers run when none is chosen.
 DEFAULT_PROVIDERS = ("google", "github")

@@ -14,10 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from keyturn.client import Keyturn
 from keyturn.errors import KeyturnError
 from keyturn.models import JWT, ClientCredentials, ProviderSpec
 from keyturn_emulator import Emulator
+from keyturn_emulator.profiles import PROFILES
 
 from .failure import DemoFailure
 from .meter import RequestMeter
@@ -40,6 +44,48 @@ class Stopwatch:
     def elapsed(self) -> float:
         """Seconds since the stopwatch was made, to the millisecond."""
         return round(time.monotonic() - self.start, 3)
+
+
+#: The key id the demo registers for a provider whose client secret is a signed JWT (Apple).
+DEMO_KEY_ID = "keyturn-demo-key"
+
+
+def client_setup(
+    emu: Emulator, provider: str, spec: ProviderSpec
+) -> tuple[ClientCredentials, dict[str, dict[str, str]]]:
+    """The tour's credentials and deployment settings for ``provider``.
+
+    The emulator's client id and secret, as a registered app has them; for a profile whose
+    client secret is a JWT the app signs (Apple), a new P-256 key instead, its public half
+    registered with the emulator as the provider's console would hold it. Every ``text``
+    setting without a default (Apple's ``team_id``) gets a demo value.
+    """
+    settings = {
+        setting.name: f"demo-{setting.name}".replace("_", "-")
+        for setting in spec.settings
+        if setting.kind == "text" and setting.default is None
+    }
+    deployment = {provider: settings} if settings else {}
+    behaviour = PROFILES.get(provider)
+    if behaviour is None or behaviour.secret_jwt_audience is None:
+        return emu.credentials, deployment
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    credentials = ClientCredentials(
+        client_id=emu.credentials.client_id, private_key=pem, private_key_id=DEMO_KEY_ID
+    )
+    assert credentials.signing_key is not None
+    emu.register_client_keys(
+        {"keys": [{**credentials.signing_key.public_jwk(), "kid": DEMO_KEY_ID}]}
+    )
+    return credentials, deployment
 
 
 class Tour:
@@ -71,13 +117,14 @@ class Tour:
         self.observer = observer
         self.report = report
         self.stopwatch = stopwatch
-        self.credentials: ClientCredentials = emu.credentials
+        self.credentials, self.deployment = client_setup(emu, provider, spec)
         self.meter = RequestMeter(emu, provider)
         self.kt = Keyturn(
             {provider: self.credentials},
             providers=[spec],
             environ={},
             leeway=settings.leeway,
+            settings=self.deployment,
         )
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ __all__ = ["behaviours"]
 
 def behaviours() -> tuple[Behaviour, ...]:
     """The profile of every provider module here."""
-    from . import auth0, discord, gitlab, keycloak, microsoft, okta, slack
+    from . import apple, auth0, discord, gitlab, keycloak, microsoft, okta, slack
 
     return (
         gitlab.behaviour(),
@@ -27,4 +27,5 @@ def behaviours() -> tuple[Behaviour, ...]:
         auth0.behaviour(),
         keycloak.behaviour(),
         discord.behaviour(),
+        apple.behaviour(),
     )

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hmac
 import html
+import json
 import re
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from keyturn_emulator.pkce import valid_challenge
@@ -97,6 +98,7 @@ def _authorize_request(site: Site, b: Behaviour, request: Request) -> Response:
         offline=query.get("access_type") == "offline",
         force_consent="consent" in prompts,
         force_login="login" in prompts,
+        response_mode=query.get("response_mode"),
     )
     problem = _authorize_problem(b, query.get("response_type"), scopes, challenge, method)
     if problem is None and b.sessions and "none" in prompts:
@@ -175,8 +177,10 @@ def _callback(site: Site, b: Behaviour, pending: Pending, query: dict[str, str])
     if pending.state is not None:
         query["state"] = pending.state
     issuer = site.issuer(b)
-    if issuer is not None:
+    if issuer is not None and not b.form_post:
         query["iss"] = issuer  # RFC 9207
+    if b.form_post and pending.response_mode == "form_post":
+        return _form_post(pending.redirect_uri, query)
     return Response(
         status_code=302,
         headers={"Location": _with_query(pending.redirect_uri, query), **NO_STORE},
@@ -188,7 +192,34 @@ def _approve(site: Site, b: Behaviour, pending: Pending) -> Response:
         session = site.store.sign_in(b.name, pending.user, pending.force_login)
         pending.sid, pending.auth_time = session.sid, session.auth_time
     code = site.store.issue_code(b, pending, site.knobs().code_lifetime)
-    return _callback(site, b, pending, {"code": code})
+    answer = {"code": code}
+    if (
+        b.user_field
+        and pending.response_mode == "form_post"
+        and site.store.first_authorization(b.name, pending.client_id, pending.user.key)
+    ):
+        # Apple posts the user's name on the first authorization only:
+        # https://developer.apple.com/documentation/signinwithapple/incorporating-sign-in-with-apple-into-other-platforms
+        first, _, last = pending.user.name.partition(" ")
+        user = {"name": {"firstName": first, "lastName": last}, "email": pending.user.email}
+        answer["user"] = json.dumps(user)
+    return _callback(site, b, pending, answer)
+
+
+def _form_post(redirect_uri: str, fields: Mapping[str, str]) -> Response:
+    """A page whose form posts ``fields`` to ``redirect_uri`` as soon as it loads (Form Post
+    Response Mode §2: "The form is submitted with the HTTP POST method")."""
+    inputs = "".join(
+        f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
+        for k, v in fields.items()
+    )
+    body = (
+        "<!doctype html><html><head><title>Submit This Form</title></head>"
+        "<body onload='document.forms[0].submit()'>"
+        f"<form method='post' action='{html.escape(redirect_uri)}'>{inputs}"
+        "<noscript><button type='submit'>Continue</button></noscript></form></body></html>"
+    )
+    return HTMLResponse(body, 200, headers=dict(NO_STORE))
 
 
 def _deny(site: Site, b: Behaviour, pending: Pending) -> Response:

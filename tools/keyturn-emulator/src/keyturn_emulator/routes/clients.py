@@ -55,9 +55,14 @@ __all__ = [
     "ASSERTION_TYPE",
     "PRIVATE_KEY_JWT_ALGS",
     "SECRET_JWT_ALGS",
+    "SECRET_JWT_MAX_LIFETIME",
     "authenticate",
     "basic",
 ]
+
+#: The longest lifetime (``exp`` - ``iat``) of a client secret JWT: Apple's six months,
+#: https://developer.apple.com/documentation/signinwithapplerestapi/generate-and-validate-tokens
+SECRET_JWT_MAX_LIFETIME = 15_777_000
 
 #: ``client_assertion_type`` of a JWT assertion (RFC 7523 §2.2).
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -142,7 +147,9 @@ def _authenticate(
         raise Refusal("unknown_client")
     if not secret:
         raise Refusal("missing_secret")
-    if not hmac.compare_digest(secret.encode(), site.client_secret.encode()):
+    if b.secret_jwt_audience is not None:
+        _check_secret_jwt(site, b, client_id, secret)
+    elif not hmac.compare_digest(secret.encode(), site.client_secret.encode()):
         raise Refusal("bad_secret")
     return ("client_secret_basic" if credentials is not None else "client_secret_post"), client_id
 
@@ -254,3 +261,47 @@ def _check_claims(
     if not isinstance(jti, str) or not jti:
         raise _bad("jti is missing")
     return iss
+
+
+def _bad_secret(detail: str) -> Refusal:
+    return Refusal("bad_secret", f"The client secret JWT was refused: {detail}.")
+
+
+def _check_secret_jwt(site: Site, b: Behaviour, client_id: str, secret: str) -> None:
+    """A client secret that is a JWT the client signed, as Apple checks it: ES256 with the
+    registered key its ``kid`` names; ``sub`` the client id; ``iss`` a team id; ``aud`` the
+    profile's audience or issuer; ``iat`` not in the future; ``exp`` after now and at most
+    :data:`SECRET_JWT_MAX_LIFETIME` after ``iat``. Each failure is the profile's
+    ``bad_secret`` answer, its description naming the check (never the secret).
+    """
+    try:
+        header = jws.extract_compact(secret.encode("utf-8")).headers()
+    except (JoseError, ValueError, TypeError):
+        raise _bad_secret("it is not a JWT") from None
+    if header.get("alg") != "ES256":
+        raise _bad_secret("it must be signed with ES256")
+    kid = header.get("kid")
+    registered = site.registration.keys()
+    keys = [key for key in registered if kid is not None and key.kid == kid]
+    if not keys:
+        raise _bad_secret("no registered key has its kid")
+    claims = _verified(secret, keys, "ES256")
+    if claims is None:
+        raise _bad_secret("the signature does not verify")
+    if claims.get("sub") != client_id:
+        raise _bad_secret("sub must be the client id")
+    if not isinstance(claims.get("iss"), str) or not claims["iss"]:
+        raise _bad_secret("iss must be the team id")
+    audiences = {b.secret_jwt_audience, site.issuer(b)}
+    if claims.get("aud") not in audiences:
+        raise _bad_secret(f"aud must be {b.secret_jwt_audience}")
+    now = site.store.clock()
+    iat, exp = _number(claims.get("iat")), _number(claims.get("exp"))
+    if iat is None or exp is None:
+        raise _bad_secret("iat and exp must be numbers")
+    if iat > now + 60:
+        raise _bad_secret("iat is in the future")
+    if exp <= now:
+        raise _bad_secret("it has expired")
+    if exp - iat > SECRET_JWT_MAX_LIFETIME:
+        raise _bad_secret(f"exp is more than {SECRET_JWT_MAX_LIFETIME} seconds after iat")

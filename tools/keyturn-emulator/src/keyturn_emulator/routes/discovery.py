@@ -89,9 +89,10 @@ def document(site: Site, b: Behaviour) -> dict[str, Any]:
         "issuer": site.issuer(b),
         "authorization_endpoint": endpoints["authorization_endpoint"],
         "token_endpoint": endpoints["token_endpoint"],
-        "userinfo_endpoint": endpoints["userinfo_endpoint"],
         "revocation_endpoint": endpoints["revocation_endpoint"],
     }
+    if "userinfo_endpoint" in endpoints:
+        data["userinfo_endpoint"] = endpoints["userinfo_endpoint"]
     if "jwks_uri" in endpoints:
         data["jwks_uri"] = endpoints["jwks_uri"]
     if "end_session_endpoint" in endpoints:

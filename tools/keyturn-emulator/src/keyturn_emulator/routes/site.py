@@ -70,10 +70,10 @@ class Site:
     def endpoints(self, behaviour: Behaviour) -> dict[str, str]:
         """The profile's endpoint URLs under their ``ProviderSpec`` field names.
 
-        Always ``authorization_endpoint``, ``token_endpoint``, ``userinfo_endpoint`` and
-        ``revocation_endpoint``; ``jwks_uri`` for profiles that issue ID tokens,
-        ``discovery_url`` for those with an issuer, ``end_session_endpoint`` for those with
-        RP-Initiated Logout.
+        Always ``authorization_endpoint``, ``token_endpoint`` and ``revocation_endpoint``;
+        ``userinfo_endpoint`` for profiles that have one (all but Apple); ``jwks_uri`` for
+        profiles that issue ID tokens, ``discovery_url`` for those with an issuer,
+        ``end_session_endpoint`` for those with RP-Initiated Logout.
 
         :param behaviour: the profile.
         """
@@ -81,9 +81,10 @@ class Site:
         found = {
             "authorization_endpoint": root + behaviour.paths["authorize"],
             "token_endpoint": root + behaviour.paths["token"],
-            "userinfo_endpoint": root + behaviour.paths["userinfo"],
             "revocation_endpoint": root + behaviour.paths["revoke"],
         }
+        if "userinfo" in behaviour.paths:  # Apple has none
+            found["userinfo_endpoint"] = root + behaviour.paths["userinfo"]
         if "jwks" in behaviour.paths:
             found["jwks_uri"] = root + behaviour.paths["jwks"]
         if "end_session" in behaviour.paths:

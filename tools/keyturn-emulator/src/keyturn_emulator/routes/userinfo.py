@@ -47,6 +47,8 @@ def routes(site: Site, b: Behaviour) -> list[Route]:
     :param b: the profile.
     """
     root = f"/{b.name}"
+    if "userinfo" not in b.paths:  # Apple: the profile is in the ID token
+        return []
     found = [Route(root + b.paths["userinfo"], _userinfo(site, b), methods=["GET"])]
     if "emails" in b.paths:
         found.append(Route(root + b.paths["emails"], _emails(site, b), methods=["GET"]))

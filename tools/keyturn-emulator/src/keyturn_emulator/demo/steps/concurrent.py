@@ -83,6 +83,7 @@ async def _callers(tour: Tour, token: JWT) -> tuple[list[JWT], int]:
         providers=[tour.spec],
         environ={},
         leeway=tour.settings.leeway,
+        settings=tour.deployment,
     ) as akt:
 
         async def one() -> JWT:

@@ -149,6 +149,7 @@ def _check_old_refresh_token(tour: Tour, old: JWT, shown: str | None) -> None:
         providers=[tour.spec],
         environ={},
         leeway=tour.settings.leeway,
+        settings=tour.deployment,
     )
     try:
         probe.refresh(old.tokens)

@@ -17,7 +17,7 @@ __all__ = ["REDIRECT_URI", "sign_in"]
 REDIRECT_URI = "http://127.0.0.1:8000/auth/callback"
 
 #: Authorize parameters shown by value; the rest are shown by name only.
-_SHOWN_PARAMS = ("scope", "access_type", "prompt", "code_challenge_method")
+_SHOWN_PARAMS = ("scope", "response_mode", "access_type", "prompt", "code_challenge_method")
 #: Authorize parameters that change on every sign-in; named, never shown.
 _UNSHOWN_PARAMS = ("state", "nonce", "code_challenge")
 
@@ -74,9 +74,10 @@ def sign_in(tour: Tour, *, again: bool = False) -> JWT:
     lead = "signed in again with a new grant" if again else "signed in"
     kid = verified_kid(tour, tokens)
     verified = f", ID token verified with key {kid}" if kid is not None else ""
+    pkce = " with PKCE" if "code_challenge" in facts["hidden"] else ""
     tour.record(
         step,
-        f"{who} {lead}: state checked, code exchanged with PKCE{verified}, profile fetched; "
+        f"{who} {lead}: state checked, code exchanged{pkce}{verified}, profile read; "
         f"session: access token {access}, expires in {expires_in} s; refresh token {refresh}",
         user={"id": user.id, "name": user.name, "email": user.email},
         access_token=access,
