@@ -60,6 +60,60 @@ def test_providers_shows_the_hooks_each_plugin_overrides(
     assert hooks["spotify"] == []
 
 
+#: The first-party provider plugins of this repository.
+SHIPPED = {
+    "apple",
+    "auth0",
+    "discord",
+    "github",
+    "gitlab",
+    "google",
+    "keycloak",
+    "microsoft",
+    "okta",
+    "slack",
+}
+
+
+def test_providers_lists_the_ten_shipped_providers_with_their_rotation_and_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "providers", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 0
+    assert set(rows) >= SHIPPED
+    shipped = {pid: rows[pid] for pid in SHIPPED}
+    assert all(row["distribution"] == f"keyturn-{pid}" for pid, row in shipped.items())
+    kinds = {pid: row["rotation"] for pid, row in shipped.items()}
+    assert kinds == {
+        "apple": "none",
+        "google": "none",
+        "github": "rotate",
+        "gitlab": "rotate",
+        "slack": "rotate",
+        "discord": "rotate",
+        "microsoft": "keep_old",
+        "keycloak": "keep_old",
+        "okta": "detect_reuse",
+        "auth0": "detect_reuse",
+    }
+    settings = {pid: [s["name"] for s in row["settings"]] for pid, row in shipped.items()}
+    assert "domain" in settings["okta"] and "rotation" in settings["okta"]
+    assert settings["keycloak"][:2] == ["server_url", "realm"]
+    assert settings["google"] == [] and settings["github"] == []
+    okta_domain = next(s for s in rows["okta"]["settings"] if s["name"] == "domain")
+    assert okta_domain == {
+        "name": "domain",
+        "kind": "host",
+        "default": None,
+        "variable": "KEYTURN_OKTA_DOMAIN",
+    }
+    code, text, _ = run(capsys, "providers")
+    assert "  setting       domain (KEYTURN_OKTA_DOMAIN, required)" in text
+    assert "rotates refresh tokens (the old one stays valid)" in text  # microsoft, keycloak
+    assert "with reuse detection after a 30 s grace, unless the deployment says" in text
+
+
 def test_providers_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "providers", "--json")
     rows = {row["id"]: row for row in json.loads(out)}
@@ -740,7 +794,7 @@ def test_providers_piped_into_head_prints_one_line_and_no_traceback() -> None:
     )
     assert result.stderr == ""
     assert len(result.stdout.splitlines()) == 1
-    assert result.stdout.startswith("github: ")
+    assert result.stdout.startswith("apple: ")  # the first id in order
 
 
 def test_an_argument_that_is_not_utf8_text_is_a_usage_error(

@@ -82,6 +82,17 @@ def rows(*, discover: bool = False) -> list[dict[str, Any]]:
                 spec.discovery_url is None or "rotates_refresh_tokens" in spec.model_fields_set
             )
             row["rotates_refresh_tokens"] = spec.rotates_refresh_tokens if declared else None
+            row["rotation"] = spec.rotation if declared else None
+            row["refresh_reuse_grace"] = spec.refresh_reuse_grace if declared else None
+            row["settings"] = [
+                {
+                    "name": setting.name,
+                    "kind": setting.kind,
+                    "default": setting.default,
+                    "variable": spec.env_prefix + setting.name.upper(),
+                }
+                for setting in spec.settings
+            ]
             row["pkce"] = spec.pkce_method
             row["hooks"] = list(reg.hooks)
             if discover and spec.discovery_url is not None:
@@ -90,6 +101,28 @@ def rows(*, discover: bool = False) -> list[dict[str, Any]]:
                 row["error"] = error
             result.append(row)
     return result
+
+
+#: How each rotation kind reads in the listing.
+_ROTATION_TEXT = {
+    "none": "keeps refresh tokens",
+    "rotate": "rotates refresh tokens (the old one dies)",
+    "keep_old": "rotates refresh tokens (the old one stays valid)",
+    "detect_reuse": "rotates refresh tokens with reuse detection",
+}
+
+
+def _rotation(row: dict[str, Any]) -> str:
+    """The refresh-token behaviour of a listed provider, in words."""
+    kind = row["rotation"]
+    if kind is None:
+        return "refresh tokens kept or rotated, as each answer says"
+    text = _ROTATION_TEXT[kind]
+    if kind == "detect_reuse" and row["refresh_reuse_grace"]:
+        text += f" after a {row['refresh_reuse_grace']:g} s grace"
+    if any(setting["name"] == "rotation" for setting in row["settings"]):
+        text += ", unless the deployment says otherwise"
+    return text
 
 
 def _show(key: str) -> str:
@@ -122,12 +155,10 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {_show(key):<13} {row[key]}")
             if row.get("discovered"):
                 print(f"  {'signatures':<13} {', '.join(row['id_token_signing_algs'])}")
-        rotation = {
-            True: "rotates refresh tokens",
-            False: "keeps refresh tokens",
-            None: "refresh tokens kept or rotated, as each answer says",
-        }[row["rotates_refresh_tokens"]]
-        print(f"  {'behaviour':<13} PKCE {row['pkce'] or 'off'}, {rotation}")
+        print(f"  {'behaviour':<13} PKCE {row['pkce'] or 'off'}, {_rotation(row)}")
+        for setting in row["settings"]:
+            given = "required" if setting["default"] is None else f"default {setting['default']!r}"
+            print(f"  {'setting':<13} {setting['name']} ({setting['variable']}, {given})")
         overrides = ", ".join(row["hooks"]) or "none (keyturn's RFC 6749 defaults)"
         print(f"  {'overrides':<13} {overrides}")
     for message in failed:
