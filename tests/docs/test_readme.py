@@ -84,7 +84,10 @@ def test_scripts_are_executable_bash(script: Path) -> None:
 
 def test_script_test_bootstraps_then_hands_its_arguments_to_pytest() -> None:
     text = TEST_SCRIPT.read_text()
-    assert text.index("script/bootstrap") < text.index('python3 -m uv run pytest "$@"')
+    run = 'python3 -m uv run pytest "${workers[@]}" "$@"'
+    assert text.index("script/bootstrap") < text.index(run)
+    # One worker per CPU unless told otherwise (pytest-xdist, a dev dependency).
+    assert '-n "${KEYTURN_TEST_WORKERS:-auto}"' in text
 
 
 def bootstrap_packages() -> set[str]:
