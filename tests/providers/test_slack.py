@@ -61,8 +61,8 @@ SECOND_REFRESH_TOKEN = "REDACTED-152264f1"
 TEAM = "T0123ABC456"
 USER = "U0123ABC456"
 #: What the app holds before a refresh; the body matcher only needs the fields present.
-OLD_ACCESS_TOKEN = "xoxe.xoxp-access-token-from-sign-in"
-OLD_REFRESH_TOKEN = "xoxe-1-refresh-token-from-sign-in"
+OLD_ACCESS_TOKEN = "access-token-from-sign-in"
+OLD_REFRESH_TOKEN = "refresh-token-from-sign-in"
 
 connect, driver = replay_fixtures(
     Replay(
