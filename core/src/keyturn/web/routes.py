@@ -199,9 +199,7 @@ class Routes:
         sent_from = request.headers.get("origin")
         if sent_from is not None and sent_from != "null":
             try:
-                endpoint = urlsplit(
-                    self.s.client.provider(provider, deployed=False).authorization_endpoint
-                )
+                endpoint = urlsplit(self.s.client.provider(provider).authorization_endpoint)
                 provider_origin = f"{endpoint.scheme}://{endpoint.netloc}"
             except (KeyturnError, ValueError):
                 provider_origin = ""
