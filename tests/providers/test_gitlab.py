@@ -47,6 +47,9 @@ def test_gitlab_com_is_the_default_instance() -> None:
     assert spec.userinfo_endpoint == "https://gitlab.com/oauth/userinfo"
     assert spec.revocation_endpoint == "https://gitlab.com/oauth/revoke"
     assert spec.issuer == "https://gitlab.com"
+    # GitLab.com's discovery document (cassettes/gitlab/discovery.yaml): ID tokens are verified.
+    assert spec.jwks_uri == "https://gitlab.com/oauth/discovery/keys"
+    assert spec.id_token_signing_algs == frozenset({"RS256"})
 
 
 @pytest.mark.parametrize(
@@ -73,6 +76,7 @@ def test_a_self_managed_instance_moves_every_endpoint_and_the_issuer(
     assert spec.userinfo_endpoint == f"{base}/oauth/userinfo"
     assert spec.revocation_endpoint == f"{base}/oauth/revoke"
     assert spec.issuer == base
+    assert spec.jwks_uri == f"{base}/oauth/discovery/keys"
     assert spec.rotation == "rotate"
 
 

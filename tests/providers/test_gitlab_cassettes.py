@@ -9,16 +9,31 @@ What keyturn-gitlab adds to keyturn's defaults is checked here through the clien
 instance as a deployment setting (``exchange_self_managed``), the expiry derived from
 ``created_at`` when ``expires_in`` is absent (``exchange_no_expires_in``,
 ``refresh_no_expires_in``), and rotation (``refresh_ok``, ``refresh_rotated``).
+
+The spec has GitLab's ``jwks_uri``, so keyturn reads the key set before each exchange and
+refresh and verifies every ID token against it: each token cassette holds that GET, answered
+with a key made for the cassettes (``kid`` ``keyturn-cassette-gitlab-1``, private half thrown
+away), which signs ``exchange_code``'s ID token.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
+
 import pytest
+import yaml
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
 from pydantic import SecretStr
 
 import keyturn
 from keyturn import flows
+from keyturn.idtoken import unverified_claims
 from keyturn_gitlab import DEFAULT_LIFETIME, GITLAB
+from pytest_keyturn.cassettes import make_vcr
+from pytest_keyturn.signing import token_header
 from tests.conftest import CLIENT_SECRET, FakeClock
 
 from ._replay import Connect, Driver, Failure, Replay, refresh_failure_test, replay_fixtures
@@ -34,6 +49,8 @@ FIRST_ACCESS_TOKEN = "REDACTED-d857c4f5"
 FIRST_REFRESH_TOKEN = "REDACTED-7046a692"
 SECOND_ACCESS_TOKEN = "REDACTED-a7152671"
 SECOND_REFRESH_TOKEN = "REDACTED-98237ca8"
+#: The key id of the key made for the cassettes, which their key sets serve.
+CASSETTE_KID = "keyturn-cassette-gitlab-1"
 
 connect, _ = replay_fixtures(
     Replay(
@@ -86,6 +103,61 @@ async def test_exchange_code_reads_gitlabs_token_response(driver: Driver, clock:
     assert tokens.token_type == "Bearer"
     assert tokens.scope == ("openid", "profile", "email")
     assert tokens.extra["created_at"] == 1800000000
+    assert tokens.id_token is not None
+    id_token = tokens.id_token.get_secret_value()
+    assert token_header(id_token) == {"alg": "RS256", "kid": CASSETTE_KID, "typ": "JWT"}
+    claims = unverified_claims(id_token)
+    assert (claims["iss"], claims["aud"], claims["nonce"]) == (
+        "https://gitlab.com",
+        GITLAB_CLIENT_ID,
+        NONCE,
+    )
+
+
+async def test_an_exchange_reads_the_key_set_at_gitlabs_jwks_uri(driver: Driver) -> None:
+    request = driver.authorize_url(nonce=NONCE)
+    with driver.play("exchange_code") as cassette:  # each of its interactions must play
+        await driver.exchange_code(request, CODE)
+    assert {(held.method, held.uri) for held in cassette.requests} == {
+        ("GET", "https://gitlab.com/oauth/discovery/keys"),
+        ("POST", "https://gitlab.com/oauth/token"),
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signed_by_a_stranger(folder: Path) -> None:
+    """``exchange_code.yaml`` copied into ``folder``, its ID token's header and claims kept and
+    signed again with a new RSA key the cassette's key set does not hold."""
+    source = GITLAB_CASSETTES / "exchange_code.yaml"
+    cassette = yaml.safe_load(source.read_text("utf-8"))
+    token_answer = next(
+        i["response"] for i in cassette["interactions"] if i["request"]["method"] == "POST"
+    )
+    body = json.loads(token_answer["body"]["string"])
+    header, claims, _ = body["id_token"].split(".")
+    stranger = RSAKey.generate_key(2048, private=True)
+    signature = JWSRegistry.algorithms["RS256"].sign(f"{header}.{claims}".encode(), stranger)
+    body["id_token"] = f"{header}.{claims}.{_b64(signature)}"
+    token_answer["body"]["string"] = json.dumps(body)
+    (folder / "exchange_code.yaml").write_text(yaml.safe_dump(cassette), "utf-8")
+
+
+async def test_an_id_token_signed_with_another_key_is_refused(
+    driver: Driver, tmp_path: Path
+) -> None:
+    # Same kid, same claims, same nonce: only the signature is not the key set's key's.
+    _signed_by_a_stranger(tmp_path)
+    request = driver.authorize_url(nonce=NONCE)
+    with (
+        make_vcr(tmp_path).use_cassette("exchange_code.yaml") as cassette,
+        pytest.raises(keyturn.IdTokenError, match="signature") as caught,
+    ):
+        await driver.exchange_code(request, CODE)
+    assert cassette.all_played
+    assert EXCHANGED_REFRESH_TOKEN not in str(caught.value)
 
 
 async def test_an_exchange_without_expires_in_expires_two_hours_after_created_at(

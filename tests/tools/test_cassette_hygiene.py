@@ -579,6 +579,49 @@ def test_google_token_cassettes_serve_a_cassette_key_set_that_verifies_their_id_
         assert any(tokens), "exchange_code answers an ID token"
 
 
+GITLAB_TOKEN_CASSETTES = sorted(
+    path
+    for path in (CASSETTES / "gitlab").glob("*.yaml")
+    if path.stem.startswith(("exchange_", "refresh_"))
+)
+
+
+@pytest.mark.parametrize("path", GITLAB_TOKEN_CASSETTES, ids=_ids(GITLAB_TOKEN_CASSETTES))
+def test_gitlab_token_cassettes_serve_a_cassette_key_set_that_verifies_their_id_tokens(
+    path: Path,
+) -> None:
+    """keyturn reads the instance's key set (``{base_url}/oauth/discovery/keys``) before each
+    exchange and refresh: each such cassette holds it last, the public half of the cassettes'
+    key only, and every ID token it answers verifies against it with RS256."""
+    from joserfc import jws
+    from joserfc.jwk import KeySet
+
+    interactions = yaml.safe_load(path.read_text("utf-8"))["interactions"]
+    token_request = interactions[0]["request"]
+    assert token_request["method"] == "POST" and token_request["uri"].endswith("/oauth/token")
+    key_set_uri = token_request["uri"].removesuffix("/oauth/token") + "/oauth/discovery/keys"
+    key_sets = [i for i in interactions if i["request"]["uri"] == key_set_uri]
+    assert len(key_sets) == 1 and interactions[-1] is key_sets[0]
+    assert key_sets[0]["request"]["method"] == "GET"
+    jwks = json.loads(key_sets[0]["response"]["body"]["string"])
+    assert [key["kid"] for key in jwks["keys"]] == ["keyturn-cassette-gitlab-1"]
+    for key in jwks["keys"]:
+        assert key["kty"] == "RSA" and key["alg"] == "RS256"
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key), "a private key member"
+    keys = KeySet.import_key_set(jwks)
+    tokens = [
+        json.loads(i["response"]["body"]["string"]).get("id_token")
+        for i in interactions
+        if i["request"]["method"] == "POST"
+        and "json" in i["response"]["headers"]["content-type"][0]
+    ]
+    for token in filter(None, tokens):
+        verified = jws.deserialize_compact(token, keys, algorithms=["RS256"])
+        assert verified.headers()["kid"] == "keyturn-cassette-gitlab-1"
+    if path.stem == "exchange_code":
+        assert any(tokens), "exchange_code answers an ID token"
+
+
 #: A client assertion as RFC 7523 sends one: a signed JWT (this one is made up).
 ASSERTION = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJhY21lIn0.c2lnbmF0dXJlLW5vdC1yZWFs"
 

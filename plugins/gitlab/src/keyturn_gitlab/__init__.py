@@ -21,6 +21,12 @@ What the spec encodes, and where it comes from:
   The discovery document at ``{base_url}/.well-known/openid-configuration`` is not read: the
   paths are the same on every instance, so typing them costs nothing, and a sign-in then
   needs no extra request and cannot fail on the document.
+* Key set ``{base_url}/oauth/discovery/keys`` and ID tokens signed ``RS256`` only: the
+  ``jwks_uri`` and ``id_token_signing_alg_values_supported`` of GitLab.com's discovery
+  document, as captured by panva/wellknown
+  (https://github.com/panva/wellknown/blob/545129cf1c103df8b5cee924ce8f727cc3bdc181/issuers/gitlab/gitlab.mjs;
+  ``cassettes/gitlab/discovery.yaml``). keyturn reads the key set before each code exchange
+  and refresh and refuses an ID token no key of it verifies.
 * PKCE ``S256``: the API page's "Authorization code with PKCE" flow sends
   ``code_challenge_method=S256``.
 * Client authentication in the form body (``client_secret_post``): the page's token and
@@ -84,6 +90,8 @@ GITLAB = ProviderSpec(
     userinfo_endpoint="{base_url}/oauth/userinfo",
     revocation_endpoint="{base_url}/oauth/revoke",
     issuer="{base_url}",
+    jwks_uri="{base_url}/oauth/discovery/keys",
+    id_token_signing_algs=frozenset({"RS256"}),
     settings=(
         DeploymentSetting(
             name="base_url",
