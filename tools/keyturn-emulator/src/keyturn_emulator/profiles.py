@@ -465,9 +465,41 @@ def _github() -> Behaviour:
     )
 
 
-def _strict() -> Behaviour:
+def _standard_failures(reuse_detected: Failure) -> dict[str, Failure]:
+    """The refusals of a provider that follows the standards and nothing else (``strict``,
+    ``oidc``): RFC 6749 §5.2's statuses and codes, with ``reuse_detected`` as given."""
     # RFC 6749 §5.2: invalid_client is 401; everything about the grant is invalid_grant.
     invalid_client = Failure(401, "invalid_client", "Client authentication failed.")
+    return {
+        "missing_client": invalid_client,
+        "missing_secret": invalid_client,
+        "unknown_client": invalid_client,
+        "bad_secret": invalid_client,
+        "two_auth_methods": Failure(
+            400, "invalid_request", "Use one client authentication method per request."
+        ),
+        "unsupported_grant_type": Failure(
+            400, "unsupported_grant_type", "Only authorization_code and refresh_token."
+        ),
+        "invalid_request": Failure(400, "invalid_request", "A required parameter is missing."),
+        "bad_code": Failure(
+            400, "invalid_grant", "The authorization code is invalid, used or expired."
+        ),
+        "redirect_mismatch": Failure(
+            400, "invalid_grant", "redirect_uri differs from the authorization request's."
+        ),
+        "bad_verifier": Failure(400, "invalid_grant", "PKCE verification failed."),
+        "unknown_refresh": Failure(400, "invalid_grant", "Unknown refresh token."),
+        "dead_refresh": Failure(400, "invalid_grant", "The refresh token is expired or revoked."),
+        "rotated_refresh": Failure(400, "invalid_grant", "The refresh token was already used."),
+        "reuse_detected": reuse_detected,
+        "invalid_scope": Failure(400, "invalid_scope", "The requested scope is not allowed."),
+        # RFC 7523 §3.2 and OpenID Connect Core §9: a bad assertion is invalid_client.
+        "bad_assertion": invalid_client,
+    }
+
+
+def _strict() -> Behaviour:
     return Behaviour(
         name="strict",
         display_name="Strict OAuth 2.0",
@@ -492,39 +524,13 @@ def _strict() -> Behaviour:
         grant_type_optional=False,
         scope_required=False,
         login_param="login_hint",
-        failures={
-            "missing_client": invalid_client,
-            "missing_secret": invalid_client,
-            "unknown_client": invalid_client,
-            "bad_secret": invalid_client,
-            "two_auth_methods": Failure(
-                400, "invalid_request", "Use one client authentication method per request."
-            ),
-            "unsupported_grant_type": Failure(
-                400, "unsupported_grant_type", "Only authorization_code and refresh_token."
-            ),
-            "invalid_request": Failure(400, "invalid_request", "A required parameter is missing."),
-            "bad_code": Failure(
-                400, "invalid_grant", "The authorization code is invalid, used or expired."
-            ),
-            "redirect_mismatch": Failure(
-                400, "invalid_grant", "redirect_uri differs from the authorization request's."
-            ),
-            "bad_verifier": Failure(400, "invalid_grant", "PKCE verification failed."),
-            "unknown_refresh": Failure(400, "invalid_grant", "Unknown refresh token."),
-            "dead_refresh": Failure(
-                400, "invalid_grant", "The refresh token is expired or revoked."
-            ),
-            "rotated_refresh": Failure(400, "invalid_grant", "The refresh token was already used."),
-            "reuse_detected": Failure(
+        failures=_standard_failures(
+            Failure(
                 400,
                 "invalid_grant",
                 "Refresh token reuse detected; every token of this grant is revoked.",
-            ),
-            "invalid_scope": Failure(400, "invalid_scope", "The requested scope is not allowed."),
-            # RFC 7523 §3.2 and OpenID Connect Core §9: a bad assertion is invalid_client.
-            "bad_assertion": invalid_client,
-        },
+            )
+        ),
         single_auth_method=True,  # RFC 6749 §2.3: "MUST NOT use more than one"
         scopes=frozenset({"openid", "email", "profile", "offline_access", "read", "write"}),
         id_token_algs=("ES256", "RS256"),
@@ -533,8 +539,6 @@ def _strict() -> Behaviour:
 
 
 def _oidc() -> Behaviour:
-    # RFC 6749 §5.2 for the statuses; OpenID Connect Core §9 and RFC 7523 §3.2 for assertions.
-    invalid_client = Failure(401, "invalid_client", "Client authentication failed.")
     return Behaviour(
         name="oidc",
         display_name="OpenID Provider",
@@ -560,34 +564,10 @@ def _oidc() -> Behaviour:
         grant_type_optional=False,
         scope_required=True,
         login_param="login_hint",
-        failures={
-            "missing_client": invalid_client,
-            "missing_secret": invalid_client,
-            "unknown_client": invalid_client,
-            "bad_secret": invalid_client,
-            "two_auth_methods": Failure(
-                400, "invalid_request", "Use one client authentication method per request."
-            ),
-            "unsupported_grant_type": Failure(
-                400, "unsupported_grant_type", "Only authorization_code and refresh_token."
-            ),
-            "invalid_request": Failure(400, "invalid_request", "A required parameter is missing."),
-            "bad_code": Failure(
-                400, "invalid_grant", "The authorization code is invalid, used or expired."
-            ),
-            "redirect_mismatch": Failure(
-                400, "invalid_grant", "redirect_uri differs from the authorization request's."
-            ),
-            "bad_verifier": Failure(400, "invalid_grant", "PKCE verification failed."),
-            "unknown_refresh": Failure(400, "invalid_grant", "Unknown refresh token."),
-            "dead_refresh": Failure(
-                400, "invalid_grant", "The refresh token is expired or revoked."
-            ),
-            "rotated_refresh": Failure(400, "invalid_grant", "The refresh token was already used."),
-            "reuse_detected": Failure(400, "invalid_grant", "The refresh token was already used."),
-            "invalid_scope": Failure(400, "invalid_scope", "The requested scope is not allowed."),
-            "bad_assertion": invalid_client,
-        },
+        # No reuse detection: a rotated token is refused like any used one.
+        failures=_standard_failures(
+            Failure(400, "invalid_grant", "The refresh token was already used.")
+        ),
         single_auth_method=True,
         scopes=frozenset({"openid", "email", "profile", "offline_access"}),
         id_token_algs=("RS256", "ES256"),
