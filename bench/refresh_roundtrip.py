@@ -5,9 +5,11 @@ Both send the same form (``grant_type=refresh_token``, the refresh token, ``clie
 ``google`` profile, which does not rotate refresh tokens, so one token serves every call of
 both sides and neither is favoured. The baseline also parses the JSON answer; keyturn
 additionally runs its plugin hook and flow, builds a :class:`~keyturn.TokenSet` and goes
-through single-flight. The ratio is the price of all that on a loopback round trip, which
-(with the emulator serving from this process) is close to the cheapest a round trip gets;
-over a real network the same absolute overhead is a far smaller fraction.
+through single-flight. The ratio is the price of all that on a loopback round trip, which is
+close to the cheapest a round trip gets; over a real network the same absolute overhead is a
+far smaller fraction. The emulator serves from a process of its own (see
+:mod:`bench._emulator_process`): from a thread of this one, each round trip would mostly wait
+for the interpreter lock, whichever side sent it.
 
 keyturn is built with ``refresh_reuse_window=0``: by default it would answer repeated
 refreshes of one token from its 30 s reuse window without any request, which is the point in
@@ -25,25 +27,24 @@ from typing import Any
 import httpx
 
 import keyturn
-from keyturn_emulator import Emulator
 
-from ._emulated import emulated_spec, sign_in
+from ._emulator_process import Provider, emulator_process
 from ._report import Result, aper_call_pair, parse_args, per_call_pair, print_ratio
 
 PROFILE = "google"
 TIMEOUT = 10.0
 
 
-def refresh_form(emu: Emulator, tokens: keyturn.TokenSet) -> dict[str, str]:
+def refresh_form(provider: Provider, tokens: keyturn.TokenSet) -> dict[str, str]:
     """What keyturn's Google plugin sends (client credentials in the body)."""
-    secret = emu.credentials.client_secret
+    secret = provider.credentials.client_secret
     refresh = tokens.refresh_token
     if secret is None or refresh is None:
         raise RuntimeError("the emulator's sign-in returned no refresh token")
     return {
         "grant_type": "refresh_token",
         "refresh_token": refresh.get_secret_value(),
-        "client_id": emu.credentials.client_id,
+        "client_id": provider.credentials.client_id,
         "client_secret": secret.get_secret_value(),
     }
 
@@ -57,15 +58,16 @@ def check(response: httpx.Response) -> dict[str, Any]:
 
 
 def sync_pair(
-    emu: Emulator, spec: keyturn.ProviderSpec, tokens: keyturn.TokenSet, number: int, rounds: int
+    provider: Provider, tokens: keyturn.TokenSet, number: int, rounds: int
 ) -> tuple[Result, Result]:
     """``Keyturn.refresh`` against ``httpx.Client.post``."""
-    form = refresh_form(emu, tokens)
+    spec = provider.spec
+    form = refresh_form(provider, tokens)
     headers = dict(spec.token_request_headers)
     with (
         httpx.Client(timeout=TIMEOUT) as http,
         keyturn.Keyturn(
-            {spec.id: emu.credentials}, providers=[spec], environ={}, refresh_reuse_window=0
+            {spec.id: provider.credentials}, providers=[spec], environ={}, refresh_reuse_window=0
         ) as kt,
     ):
         by_hand, through_keyturn = per_call_pair(
@@ -81,15 +83,16 @@ def sync_pair(
 
 
 async def async_pair(
-    emu: Emulator, spec: keyturn.ProviderSpec, tokens: keyturn.TokenSet, number: int, rounds: int
+    provider: Provider, tokens: keyturn.TokenSet, number: int, rounds: int
 ) -> tuple[Result, Result]:
     """``AsyncKeyturn.refresh`` against ``httpx.AsyncClient.post``."""
-    form = refresh_form(emu, tokens)
+    spec = provider.spec
+    form = refresh_form(provider, tokens)
     headers = dict(spec.token_request_headers)
     async with (
         httpx.AsyncClient(timeout=TIMEOUT) as http,
         keyturn.AsyncKeyturn(
-            {spec.id: emu.credentials}, providers=[spec], environ={}, refresh_reuse_window=0
+            {spec.id: provider.credentials}, providers=[spec], environ={}, refresh_reuse_window=0
         ) as kt,
     ):
 
@@ -112,10 +115,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Time both pairs and print the ratios; returns ``refresh_roundtrip.sync`` / ``.async``."""
     quick = parse_args(__doc__, argv).quick
     number, rounds = (20, 3) if quick else (300, 7)
-    with Emulator() as emu:
-        spec = emulated_spec(emu, PROFILE)
-        tokens = sign_in(emu, spec).tokens
-        subject, baseline = sync_pair(emu, spec, tokens, number, rounds)
+    with emulator_process(PROFILE) as provider:
+        tokens = provider.sign_in()
+        provider.ask("reset")
+        subject, baseline = sync_pair(provider, tokens, number, rounds)
         sync_ratio = print_ratio(
             "refresh round trip, sync (median per call)",
             subject,
@@ -123,9 +126,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             key="refresh_roundtrip.sync",
             target=1.10,
         )
-        subject, baseline = asyncio.run(async_pair(emu, spec, tokens, number, rounds))
+        subject, baseline = asyncio.run(async_pair(provider, tokens, number, rounds))
         async_ratio = print_ratio("refresh round trip, async (median per call)", subject, baseline)
-        refreshed = emu.counters(PROFILE)["refresh_token"]
+        refreshed = provider.counters()["refresh_token"]
     expected = 2 * 2 * (number * rounds + 1)  # two pairs, two sides, one warm-up call each
     if refreshed != expected:
         raise RuntimeError(f"expected {expected} refreshes at the emulator, counted {refreshed}")

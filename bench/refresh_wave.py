@@ -12,10 +12,14 @@ and presenting one already rotated away revokes the whole token family (reuse de
   cookie). Within ``refresh_reuse_window`` it must get the new tokens from the client's reuse
   cache: a request would be reuse, and the family would be revoked. So the cache holds one
   outcome per token of the wave at the end: every one of them, whatever their number.
-* **Rate.** Refreshes per second of the wave against a raw ``httpx.AsyncClient.post`` loop:
-  one POST per token with a fresh refresh token, the same form, the same concurrency, the
-  same connection pool, the same emulator. Also this process's CPU time per refresh, which a
-  busy machine disturbs less than the wall time.
+* **Rate.** Refreshes per second of the wave against a raw ``AsyncClient.post`` loop: one
+  POST per token with a fresh refresh token, the same form, the same concurrency, the same
+  connection pool, the same emulator. Also this process's CPU time per refresh, which a busy
+  machine disturbs less than the wall time. Both sides use the same HTTP library: httpx by
+  default, httpx2 with ``--http httpx2``. httpcore 1.0's pool looks at every connection,
+  and for each idle one counts them all again, each time it hands out a connection, so at
+  hundreds in flight most of either side's CPU goes there (about 10 ms per request at 200
+  on a small machine); httpcore2's pool does not, and a full wave takes half as long.
 * **Memory.** The wave is run a second time on fresh tokens with :mod:`tracemalloc` on (it slows
   every allocation about fourfold, so the timed wave runs without it). Tracing starts after a
   warm-up, so what it counts is what the wave allocated and left behind, measured with the
@@ -47,29 +51,29 @@ import argparse
 import asyncio
 import ctypes
 import gc
-import multiprocessing
-import os
+import importlib
 import time
 import tracemalloc
 from array import array
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
+from types import ModuleType
 
 import httpx
 
 import keyturn
 from keyturn.flows import basic_auth
-from keyturn_emulator import Emulator
+
+from ._emulator_process import Provider, emulator_process, rss
 
 PROFILE = "strict"
 FULL_TOKENS = 100_000
 QUICK_TOKENS = 10_000
 #: Tokens being refreshed at once (each with three callers), and POSTs in flight in the raw
-#: loop; also the size of each side's connection pool.
-CONCURRENCY = 200
+#: loop; also the size of each side's connection pool (httpx's default pool size).
+CONCURRENCY = 100
+#: The HTTP libraries either side may use (``--http``); both sides always use the same one.
+HTTP_LIBRARIES = ("httpx", "httpx2")
 #: Concurrent callers per token in the wave.
 CALLERS = 3
 #: Tokens run through both sides first, outside any measurement (imports, connections).
@@ -88,96 +92,7 @@ CACHE_ENTRY = 2_970
 MB = 1e6
 
 
-# -- the emulator, in a process of its own ---------------------------------------------------
-
-
-def serve_emulator(conn: Connection) -> None:
-    """The child process: run an emulator and answer the parent's requests on ``conn``.
-
-    Requests are tuples: ``("grants", n)`` answers ``n`` new grants of the strict profile as
-    ``(access_token, refresh_token, scope)``; ``("counters",)`` the profile's counters;
-    ``("reset",)`` zeroes them; ``("rss",)`` the child's resident size in bytes;
-    ``("stop",)`` ends the process.
-    """
-    # The emulator's clock stands still too, at a moment no later than the client's, so the
-    # ID tokens of a wave that outlasts the client's leeway (a loaded machine) are never
-    # "issued in the future" on the client's clock.
-    started = float(int(time.time()))
-    with Emulator(access_token_lifetime=3600, clock=lambda: started) as emu:
-        conn.send((emu.spec(PROFILE), emu.credentials))
-        while True:
-            try:
-                request = conn.recv()
-            except EOFError:  # the benchmark ended without saying stop
-                return
-            if request[0] == "grants":
-                answers = (emu.grant(PROFILE) for _ in range(request[1]))
-                conn.send([(a["access_token"], a["refresh_token"], a["scope"]) for a in answers])
-            elif request[0] == "counters":
-                conn.send(emu.counters(PROFILE))
-            elif request[0] == "reset":
-                emu.reset_counters()
-                conn.send(None)
-            elif request[0] == "rss":
-                conn.send(rss())
-            else:
-                conn.send(None)
-                return
-
-
-class Provider:
-    """The parent's handle on the emulator in its child process."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        spec, credentials = conn.recv()
-        self.spec: keyturn.ProviderSpec = spec
-        self.credentials: keyturn.ClientCredentials = credentials
-
-    def ask(self, *request: Any) -> Any:
-        self._conn.send(request)
-        return self._conn.recv()
-
-    def grants(self, count: int) -> list[tuple[str, str, str]]:
-        """``count`` fresh grants: access token, refresh token, scope."""
-        found: list[tuple[str, str, str]] = self.ask("grants", count)
-        return found
-
-    def counters(self) -> dict[str, int]:
-        found: dict[str, int] = self.ask("counters")
-        return found
-
-
-@contextmanager
-def emulator_process() -> Iterator[Provider]:
-    """Start the emulator in a child process; stop it however the benchmark ends."""
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=serve_emulator, args=(child,), daemon=True)
-    process.start()
-    child.close()
-    try:
-        yield Provider(parent)
-        parent.send(("stop",))
-        parent.recv()
-    finally:
-        parent.close()
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-            process.join()
-
-
 # -- measuring -------------------------------------------------------------------------------
-
-
-def rss() -> int:
-    """This process's resident set size in bytes (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -229,9 +144,12 @@ class WaveClock:
         self.now += seconds
 
 
-def limits(concurrency: int) -> httpx.Limits:
-    """A pool with a connection for every request in flight."""
-    return httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+def limits(http: ModuleType, concurrency: int) -> httpx.Limits:
+    """A pool of library ``http`` with a connection for every request in flight."""
+    found: httpx.Limits = http.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency
+    )
+    return found
 
 
 async def bounded(count: int, one: Callable[[int], Awaitable[None]], concurrency: int) -> float:
@@ -309,6 +227,7 @@ async def keyturn_wave(
     starts: list[keyturn.JWT],
     concurrency: int,
     trace: bool,
+    http_library: ModuleType = httpx,
 ) -> tuple[Wave, dict[str, int]]:
     """The wave and its late callers through one ``AsyncKeyturn``, and what the emulator
     counted (from the end of the warm-up). With ``trace``, :mod:`tracemalloc` runs from the
@@ -320,7 +239,7 @@ async def keyturn_wave(
     issued = array("q", bytes(8 * max(len(starts), len(warm))))
 
     async with (
-        httpx.AsyncClient(timeout=TIMEOUT, limits=limits(concurrency)) as http,
+        http_library.AsyncClient(timeout=TIMEOUT, limits=limits(http_library, concurrency)) as http,
         keyturn.AsyncKeyturn(
             {provider.spec.id: provider.credentials},
             providers=[provider.spec],
@@ -390,7 +309,11 @@ async def keyturn_wave(
 
 
 async def raw_loop(
-    provider: Provider, warm: list[str], refresh_tokens: list[str], concurrency: int
+    provider: Provider,
+    warm: list[str],
+    refresh_tokens: list[str],
+    concurrency: int,
+    http_library: ModuleType = httpx,
 ) -> tuple[Timing, int, dict[str, int]]:
     """One POST per token, by hand, after a warm-up on the same pool: seconds taken, answers
     that were not a new token, and what the emulator counted (without the warm-up)."""
@@ -398,7 +321,8 @@ async def raw_loop(
     headers = {"Authorization": basic_auth(credentials), "Accept": "application/json"}
     endpoint = provider.spec.token_endpoint
     failed = 0
-    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits(concurrency)) as http:
+    client = http_library.AsyncClient(timeout=TIMEOUT, limits=limits(http_library, concurrency))
+    async with client as http:
 
         def post(tokens: list[str]) -> Callable[[int], Awaitable[None]]:
             async def one(index: int) -> None:
@@ -406,7 +330,7 @@ async def raw_loop(
                 form = {"grant_type": "refresh_token", "refresh_token": tokens[index]}
                 try:
                     response = await http.post(endpoint, data=form, headers=headers)
-                except httpx.HTTPError:
+                except http_library.HTTPError:
                     failed += 1
                     return
                 if response.status_code != 200 or "access_token" not in response.json():
@@ -464,11 +388,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument(
         "--concurrency", type=int, default=CONCURRENCY, help=f"tokens in flight ({CONCURRENCY})"
     )
+    parser.add_argument(
+        "--http",
+        choices=HTTP_LIBRARIES,
+        default="httpx",
+        help="the HTTP library of both sides (httpx)",
+    )
     options = parser.parse_args(argv)
+    http_library = importlib.import_module(options.http)
     count: int = options.tokens or (QUICK_TOKENS if options.quick else FULL_TOKENS)
     concurrency: int = options.concurrency
 
-    with emulator_process() as provider:
+    with emulator_process(PROFILE, still_clock=True) as provider:
         now = WaveClock().now
 
         def sessions(number: int) -> list[keyturn.JWT]:
@@ -485,15 +416,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
         print(f"refresh wave of {count:,} tokens, in three passes", flush=True)
         rated, rated_counters = asyncio.run(
-            keyturn_wave(provider, sessions(WARM_TOKENS), sessions(count), concurrency, trace=False)
+            keyturn_wave(
+                provider,
+                sessions(WARM_TOKENS),
+                sessions(count),
+                concurrency,
+                trace=False,
+                http_library=http_library,
+            )
         )
         done("the timed keyturn wave")
         raw, raw_failed, raw_counters = asyncio.run(
-            raw_loop(provider, refresh_tokens(WARM_TOKENS), refresh_tokens(count), concurrency)
+            raw_loop(
+                provider,
+                refresh_tokens(WARM_TOKENS),
+                refresh_tokens(count),
+                concurrency,
+                http_library,
+            )
         )
         done("the raw loop")
         traced, traced_counters = asyncio.run(
-            keyturn_wave(provider, sessions(WARM_TOKENS), sessions(count), concurrency, trace=True)
+            keyturn_wave(
+                provider,
+                sessions(WARM_TOKENS),
+                sessions(count),
+                concurrency,
+                trace=True,
+                http_library=http_library,
+            )
         )
         done("the keyturn wave under tracemalloc")
         took = time.perf_counter() - began
@@ -510,13 +461,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
     print(
         f"refresh wave: {count:,} expired tokens, {CALLERS} callers each at once, then one late "
-        f"caller each; {PROFILE} profile, {concurrency} tokens in flight ({took:.0f} s in all)"
+        f"caller each; {PROFILE} profile, {concurrency} tokens in flight, {options.http} "
+        f"({took:.0f} s in all)"
     )
     print_counts("the timed wave", count, rated, rated_counters)
     print_counts("the wave under tracemalloc", count, traced, traced_counters)
     print("rate, and this process's CPU time per refresh (the emulator's is not in it)")
     print(
-        f"  raw httpx.AsyncClient.post loop            {raw_rate:>7,.0f} refreshes/s   1.00x"
+        f"  raw {options.http + '.AsyncClient.post loop':<39}{raw_rate:>7,.0f} refreshes/s   1.00x"
         f"   {raw_cpu * 1e3:6.2f} ms   1.00x"
     )
     print(
