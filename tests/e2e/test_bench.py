@@ -76,6 +76,8 @@ def test_every_benchmark_reports_a_finite_positive_ratio(results: dict[str, floa
         "hot_path",
         "refresh_roundtrip.sync",
         "refresh_roundtrip.async",
+        "refresh_roundtrip.offline",
+        "refresh_roundtrip.id_token_checks",
         "web_session",
         "token_store.sqlite",
         "token_store.sqlite.uncached",
