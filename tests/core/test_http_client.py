@@ -2,8 +2,10 @@
 
 ``Keyturn()`` and ``AsyncKeyturn()`` make no HTTP client: building one loads httpcore and a
 TLS context with the system's certificates, which an app that only reads tokens never needs.
-The client is made by the first operation that is run (or the first read of ``http_client``),
-once even when several threads or tasks get there together. ``close()`` / ``aclose()`` before
+The client is made by the first request an operation sends (or the first read of
+``http_client``), once even when several threads or tasks get there together; a session read
+through the web routes or a stored token read through a token manager sends none and makes
+none. ``close()`` / ``aclose()`` before
 that makes none, and requests sent after closing fail as they do on a closed httpx client,
 whether or not a client had been made. A client the app passes in is used as it is.
 """
@@ -284,3 +286,98 @@ async def test_the_apps_client_is_used_as_is_and_never_closed(
         given.close()
     else:
         await given.aclose()
+
+
+# -- code built on the client takes it only to send ------------------------------------------
+
+
+def _session_request(clock: FakeClock) -> Any:
+    """A request for the session, and a valid session to write into its cookie."""
+    from keyturn.web import WebRequest
+
+    blank = WebRequest("GET", "http://127.0.0.1/auth/session")
+    jwt = keyturn.JWT(
+        tokens=keyturn.TokenSet(
+            provider="google", access_token="fake-at-0", expires_at=int(clock()) + 3600
+        ),
+        user=keyturn.Profile(id="1", name="Ada"),
+    )
+    return blank, jwt
+
+
+def test_a_web_session_read_makes_no_client(
+    made: dict[str, Factory], pm: KeyturnPluginManager, clock: FakeClock
+) -> None:
+    from keyturn.effects import run
+    from keyturn.web import WebAuth, WebRequest
+    from tests.web._site import SECRET, SESSION
+
+    kt = new_sync(pm, clock)
+    web = WebAuth(kt, secret=SECRET)
+    blank, jwt = _session_request(clock)
+    [cookie] = run(web.settings.strategy.create(blank, web.settings.policy(blank), jwt), kt.sender)
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    request = WebRequest("GET", blank.url, cookies={SESSION: value})
+
+    answer = web.handle(request)
+    assert answer.status == 200 and b'"Ada"' in answer.body
+    assert web.current(request).session is not None
+    assert made["sync"].made == []
+
+
+async def test_an_async_web_session_read_makes_no_client(
+    made: dict[str, Factory], pm: KeyturnPluginManager, clock: FakeClock
+) -> None:
+    from keyturn.effects import arun
+    from keyturn.web import AsyncWebAuth, WebRequest
+    from tests.web._site import SECRET, SESSION
+
+    akt = new_async(pm, clock)
+    web = AsyncWebAuth(akt, secret=SECRET)
+    blank, jwt = _session_request(clock)
+    [cookie] = await arun(
+        web.settings.strategy.create(blank, web.settings.policy(blank), jwt), akt.sender
+    )
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    request = WebRequest("GET", blank.url, cookies={SESSION: value})
+
+    answer = await web.handle(request)
+    assert answer.status == 200 and b'"Ada"' in answer.body
+    assert (await web.current(request)).session is not None
+    assert made["async"].made == []
+
+
+async def test_a_stored_token_read_makes_no_client_and_its_refresh_makes_one(
+    made: dict[str, Factory], http: Recorder, pm: KeyturnPluginManager, clock: FakeClock
+) -> None:
+    from keyturn.stores import AsyncTokenManager, MemoryTokenStore, TokenManager
+
+    kt, akt = new_sync(pm, clock), new_async(pm, clock)
+    manager = TokenManager(kt, MemoryTokenStore())
+    amanager = AsyncTokenManager(akt, MemoryTokenStore())
+    manager.save("ada", valid_jwt().tokens)
+    await amanager.save("ada", valid_jwt().tokens)
+    assert manager.get_access_token("ada") == "fake-at-0"
+    assert await amanager.get_access_token("ada") == "fake-at-0"
+    assert made["sync"].made == [] and made["async"].made == []
+
+    manager.save("bob", due_tokens())
+    await amanager.save("bob", due_tokens("fake-rt-other"))
+    http.queue(200, REFRESHED)
+    assert manager.get_access_token("bob") == "fake-at-1"
+    http.queue(200, REFRESHED)
+    assert await amanager.get_access_token("bob") == "fake-at-1"
+    assert len(made["sync"].made) == 1 and len(made["async"].made) == 1
+    assert len(http.requests) == 2
+    kt.close()
+    await akt.aclose()
+
+
+def test_the_stand_in_says_whose_client_it_takes(
+    pm: KeyturnPluginManager, clock: FakeClock
+) -> None:
+    kt = new_sync(pm, clock)
+    assert repr(kt.sender) == "<the HTTP client of Keyturn, taken on demand>"
+    kt.close()
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        kt.sender.request("POST", "https://oauth2.googleapis.com/token")

@@ -252,6 +252,22 @@ def _local_providers(
     return local
 
 
+class _OnDemand:
+    """Stands for a client's HTTP client and takes it (making keyturn's own the first time)
+    only when a request is sent."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: BaseKeyturn[Any]) -> None:
+        self._owner = owner
+
+    def request(self, method: str, url: str, **options: Any) -> Any:
+        return self._owner.http_client.request(method, url, **options)
+
+    def __repr__(self) -> str:
+        return f"<the HTTP client of {type(self._owner).__name__}, taken on demand>"
+
+
 class BaseKeyturn(Generic[H]):
     """What both clients share: providers, credentials, and every operation, written once.
 
@@ -320,6 +336,7 @@ class BaseKeyturn(Generic[H]):
         # importing keyturn, and a client that only reads tokens never needs it.
         self._http_client: H | None = http_client
         self._http_client_lock = threading.Lock()
+        self._sender = cast(H, _OnDemand(self))
         self._document_cache = options.get("document_cache")
         # Made on first use (keyturn.documents, keyturn.jwks): a client of providers without
         # discovery or keys never loads them.
@@ -350,6 +367,18 @@ class BaseKeyturn(Generic[H]):
     def _new_http_client(self) -> H:
         """The HTTP client keyturn makes (and closes) when the app passes none."""
         raise NotImplementedError
+
+    @property
+    def sender(self) -> H:
+        """What operations of this client are driven with: :attr:`http_client`, taken only
+        when a request is sent.
+
+        An operation that sends nothing (a valid session read, a refresh answered from the
+        reuse window) then never makes keyturn's own HTTP client. For the drivers of code
+        built on the client (:mod:`keyturn.web`, :mod:`keyturn.stores`):
+        ``run(operation, client.sender)``.
+        """
+        return self._sender
 
     @property
     def documents(self) -> Documents:
@@ -1149,7 +1178,7 @@ class Keyturn(BaseKeyturn[SyncHttpClient]):
         self.close()
 
     def _run(self, operation: Operation[T]) -> T:
-        return run(operation, self.http_client)
+        return run(operation, self._sender)
 
     def authorize_url(
         self,
@@ -1314,7 +1343,7 @@ class AsyncKeyturn(BaseKeyturn[AsyncHttpClient]):
         await self.aclose()
 
     async def _run(self, operation: Operation[T]) -> T:
-        return await arun(operation, self.http_client)
+        return await arun(operation, self._sender)
 
     async def discover(self, provider: str | ProviderSpec) -> ProviderSpec:
         """See :meth:`Keyturn.discover`. Afterwards :meth:`authorize_url` (which cannot await)

@@ -576,7 +576,7 @@ class TokenManager(BaseTokenManager[Keyturn]):
     """
 
     def _run(self, operation: Operation[T]) -> T:
-        return run(operation, self.client.http_client)
+        return run(operation, self.client.sender)
 
     def save(
         self,
@@ -645,7 +645,7 @@ class AsyncTokenManager(BaseTokenManager[AsyncKeyturn]):
     """
 
     async def _run(self, operation: Operation[T]) -> T:
-        return await arun(operation, self.client.http_client)
+        return await arun(operation, self.client.sender)
 
     async def save(
         self,

@@ -117,11 +117,11 @@ class WebAuth(BaseWebAuth):
 
     def handle(self, request: WebRequest) -> WebResponse:
         """Answer a request to one of the routes (a 404 for any other path)."""
-        return run(self.routes.handle(request), self.client.http_client)
+        return run(self.routes.handle(request), self.client.sender)
 
     def current(self, request: WebRequest) -> CurrentSession:
         """The request's session, refreshed first when due (see :class:`CurrentSession`)."""
-        return CurrentSession(*run(self.routes.current(request), self.client.http_client))
+        return CurrentSession(*run(self.routes.current(request), self.client.sender))
 
 
 class AsyncWebAuth(BaseWebAuth):
@@ -142,8 +142,8 @@ class AsyncWebAuth(BaseWebAuth):
 
     async def handle(self, request: WebRequest) -> WebResponse:
         """Answer a request to one of the routes (a 404 for any other path)."""
-        return await arun(self.routes.handle(request), self.client.http_client)
+        return await arun(self.routes.handle(request), self.client.sender)
 
     async def current(self, request: WebRequest) -> CurrentSession:
         """The request's session, refreshed first when due (see :class:`CurrentSession`)."""
-        return CurrentSession(*await arun(self.routes.current(request), self.client.http_client))
+        return CurrentSession(*await arun(self.routes.current(request), self.client.sender))
