@@ -287,6 +287,7 @@ async def keyturn_wave(
             raise RuntimeError(f"{failed} callers failed while warming up")
         provider.ask("reset")
 
+        trim_malloc()  # the resident size before, as after the window: what is in use
         if trace:
             tracemalloc.start()
         try:
@@ -300,7 +301,7 @@ async def keyturn_wave(
             after = await settle()
         finally:
             tracemalloc.stop()
-        trimmed = rss() if trace and trim_malloc() else 0
+        trimmed = rss() if trim_malloc() else 0
     wave = Wave(timing, late_timing, failed, cached, before, held, after, trimmed)
     return wave, provider.counters()
 
@@ -394,8 +395,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         default="httpx",
         help="the HTTP library of both sides (httpx)",
     )
+    parser.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="skip the pass under tracemalloc (about four times the timed one); memory is then "
+        "bounded by the resident size after malloc_trim(0)",
+    )
     options = parser.parse_args(argv)
     http_library = importlib.import_module(options.http)
+    trace = not options.no_trace
     count: int = options.tokens or (QUICK_TOKENS if options.quick else FULL_TOKENS)
     concurrency: int = options.concurrency
 
@@ -414,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         def done(what: str) -> None:  # progress: the full run takes minutes
             print(f"  {what}: done at {time.perf_counter() - began:.0f} s", flush=True)
 
-        print(f"refresh wave of {count:,} tokens, in three passes", flush=True)
+        passes = "three passes" if trace else "two passes (no tracemalloc)"
+        print(f"refresh wave of {count:,} tokens, in {passes}", flush=True)
         rated, rated_counters = asyncio.run(
             keyturn_wave(
                 provider,
@@ -436,24 +445,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             )
         )
         done("the raw loop")
-        traced, traced_counters = asyncio.run(
-            keyturn_wave(
-                provider,
-                sessions(WARM_TOKENS),
-                sessions(count),
-                concurrency,
-                trace=True,
-                http_library=http_library,
+        traced: Wave | None = None
+        traced_counters: dict[str, int] = {}
+        if trace:
+            traced, traced_counters = asyncio.run(
+                keyturn_wave(
+                    provider,
+                    sessions(WARM_TOKENS),
+                    sessions(count),
+                    concurrency,
+                    trace=True,
+                    http_library=http_library,
+                )
             )
-        )
-        done("the keyturn wave under tracemalloc")
+            done("the keyturn wave under tracemalloc")
         took = time.perf_counter() - began
         emulator_after = provider.ask("rss")
 
     held_bound = POOL_ALLOWANCE + count * (SLACK_PER_TOKEN + CACHE_ENTRY)
     after_bound = POOL_ALLOWANCE + count * SLACK_PER_TOKEN
-    held_growth = traced.held.traced - traced.before.traced
-    growth = traced.after.traced - traced.before.traced
+    measured = traced or rated  # the wave whose memory is reported
+    held_growth = measured.held.traced - measured.before.traced
+    growth = measured.after.traced - measured.before.traced
+    trimmed_growth = measured.trimmed - measured.before.rss if measured.trimmed else 0
     keyturn_rate = count / rated.timing.wall
     raw_rate = count / raw.wall
     keyturn_cpu = rated.timing.cpu / count
@@ -465,7 +479,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         f"({took:.0f} s in all)"
     )
     print_counts("the timed wave", count, rated, rated_counters)
-    print_counts("the wave under tracemalloc", count, traced, traced_counters)
+    if traced is not None:
+        print_counts("the wave under tracemalloc", count, traced, traced_counters)
     print("rate, and this process's CPU time per refresh (the emulator's is not in it)")
     print(
         f"  raw {options.http + '.AsyncClient.post loop':<39}{raw_rate:>7,.0f} refreshes/s   1.00x"
@@ -480,60 +495,86 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         f"  late callers served from the cache         {count / rated.late.wall:>7,.0f} callers/s"
         f"           {rated.late.cpu / count * 1e3:6.2f} ms"
     )
-    print("memory of the client process, wave under tracemalloc (the emulator runs in its own)")
+    which = "wave under tracemalloc" if traced is not None else "timed wave, resident size only"
+    print(f"memory of the client process, {which} (the emulator runs in its own)")
     print(f"  {'':<28} {'heap growth':>14} {'resident (RSS)':>16}")
     for label, memory in (
-        ("before the wave", traced.before),
-        ("after it, cache full", traced.held),
-        ("after the reuse window", traced.after),
+        ("before the wave", measured.before),
+        ("after it, cache full", measured.held),
+        ("after the reuse window", measured.after),
     ):
-        print(
-            f"  {label:<28} {(memory.traced - traced.before.traced) / MB:>+11.1f} MB "
-            f"{memory.rss / MB:>13.1f} MB"
+        heap = (
+            f"{(memory.traced - measured.before.traced) / MB:>+11.1f} MB"
+            if traced is not None
+            else f"{'-':>14}"
         )
-    if traced.trimmed:
-        print(f"  {'after malloc_trim(0)':<28} {'':>14} {traced.trimmed / MB:>13.1f} MB")
-    print(
-        f"  with the cache full: {held_growth / MB:.1f} MB, {held_growth / count:,.0f} B per "
-        f"token (bound {held_bound / MB:.1f} MB)"
-    )
-    print(
-        f"  after the window: {growth / MB:.2f} MB, {growth / count:,.1f} B per token (bound "
+        print(f"  {label:<28} {heap} {memory.rss / MB:>13.1f} MB")
+    if measured.trimmed:
+        print(f"  {'after malloc_trim(0)':<28} {'':>14} {measured.trimmed / MB:>13.1f} MB")
+    bound_text = (
         f"{after_bound / MB:.1f} MB: {POOL_ALLOWANCE / MB:.0f} MB for the connection pool "
-        f"+ {SLACK_PER_TOKEN} B per token)"
+        f"+ {SLACK_PER_TOKEN} B per token"
     )
+    if traced is not None:
+        print(
+            f"  with the cache full: {held_growth / MB:.1f} MB, {held_growth / count:,.0f} B per "
+            f"token (bound {held_bound / MB:.1f} MB)"
+        )
+        print(
+            f"  after the window: {growth / MB:.2f} MB, {growth / count:,.1f} B per token "
+            f"(bound {bound_text})"
+        )
+    elif measured.trimmed:
+        print(
+            f"  after the window and malloc_trim(0): {trimmed_growth / MB:+.2f} MB resident "
+            f"against before the wave (bound {bound_text})"
+        )
+    else:
+        print("  no malloc_trim here: the resident size is printed, not bounded")
     print(
         f"  emulator process: {emulator_before / MB:.0f} MB before, {emulator_after / MB:.0f} MB "
-        f"after ({3 * (count + WARM_TOKENS):,} token families, the provider's state)"
+        f"after ({(3 if trace else 2) * (count + WARM_TOKENS):,} token families, the provider's state)"
     )
 
     problems: list[str] = []
     count_problems("timed wave", count, rated, rated_counters, problems)
-    count_problems("traced wave", count, traced, traced_counters, problems)
+    if traced is not None:
+        count_problems("traced wave", count, traced, traced_counters, problems)
     check(raw_failed == 0, f"{raw_failed} raw POSTs failed", problems)
     check(raw_counters["refresh_token"] == count, "the raw loop's refreshes", problems)
-    check(held_growth <= held_bound, "the heap with the cache full exceeds its bound", problems)
-    check(growth <= after_bound, "the heap after the window exceeds its bound", problems)
+    if traced is not None:
+        check(held_growth <= held_bound, "the heap with the cache full exceeds its bound", problems)
+        check(growth <= after_bound, "the heap after the window exceeds its bound", problems)
+    else:
+        check(
+            trimmed_growth <= after_bound,
+            "the resident size after the window and malloc_trim(0) exceeds its bound",
+            problems,
+        )
     if problems:
         raise RuntimeError("refresh wave: " + "; ".join(problems))
 
     return {
         "refresh_wave.tokens": float(count),
         "refresh_wave.requests": float(rated_counters["token_requests"]),
-        "refresh_wave.traced_requests": float(traced_counters["token_requests"]),
-        "refresh_wave.failed": float(rated.failed + traced.failed),
+        "refresh_wave.traced_requests": float(traced_counters.get("token_requests", 0)),
+        "refresh_wave.failed": float(rated.failed + (traced.failed if traced else 0)),
         "refresh_wave.reuse_detected": float(
-            rated_counters["reuse_detected"] + traced_counters["reuse_detected"]
+            rated_counters["reuse_detected"] + traced_counters.get("reuse_detected", 0)
         ),
-        "refresh_wave.cached": float(traced.cached),
-        "refresh_wave.memory_held_mb": held_growth / MB,
-        "refresh_wave.memory_held_bound_mb": held_bound / MB,
-        "refresh_wave.memory_growth_mb": growth / MB,
+        "refresh_wave.cached": float(measured.cached),
+        **(
+            {
+                "refresh_wave.memory_held_mb": held_growth / MB,
+                "refresh_wave.memory_held_bound_mb": held_bound / MB,
+                "refresh_wave.memory_growth_mb": growth / MB,
+            }
+            if traced is not None
+            else {}
+        ),
         "refresh_wave.memory_bound_mb": after_bound / MB,
-        "refresh_wave.rss_growth_mb": (traced.after.rss - traced.before.rss) / MB,
-        "refresh_wave.rss_trimmed_growth_mb": (traced.trimmed - traced.before.rss) / MB
-        if traced.trimmed
-        else 0.0,
+        "refresh_wave.rss_growth_mb": (measured.after.rss - measured.before.rss) / MB,
+        "refresh_wave.rss_trimmed_growth_mb": trimmed_growth / MB,
         "refresh_wave.keyturn_per_s": keyturn_rate,
         "refresh_wave.raw_per_s": raw_rate,
         "refresh_wave.rate_ratio": keyturn_rate / raw_rate,
