@@ -533,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         print("  no malloc_trim here: the resident size is printed, not bounded")
     print(
         f"  emulator process: {emulator_before / MB:.0f} MB before, {emulator_after / MB:.0f} MB "
-        f"after ({(3 if trace else 2) * (count + WARM_TOKENS):,} token families, the provider's state)"
+        f"after ({(3 if trace else 2) * (count + WARM_TOKENS):,} token families, the "
+        "provider's state)"
     )
 
     problems: list[str] = []
