@@ -214,3 +214,24 @@ def test_no_secret_or_token_reaches_the_output(quick_run: tuple[dict[str, float]
     assert DEFAULT_CLIENT_SECRET not in text
     # the emulator's tokens: a profile prefix, then 43 URL-safe random characters
     assert TOKEN_SHAPE.search(text) is None
+
+
+def test_a_wave_without_tracemalloc_bounds_the_resident_size_instead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The full 100,000-token wave is run this way: two passes, over httpx2.
+    tokens = 200
+    results = refresh_wave.main(
+        ["--tokens", str(tokens), "--no-trace", "--http", "httpx2", "--concurrency", "50"]
+    )
+    tables = capsys.readouterr().out
+    assert "two passes (no tracemalloc)" in tables
+    assert "raw httpx2.AsyncClient.post loop" in tables
+    assert "after the window and malloc_trim(0)" in tables
+    for key in ("tokens", "requests", "cached"):
+        assert results[f"refresh_wave.{key}"] == tokens, key
+    assert results["refresh_wave.traced_requests"] == 0
+    assert results["refresh_wave.failed"] == 0
+    assert results["refresh_wave.reuse_detected"] == 0
+    assert "refresh_wave.memory_held_mb" not in results  # no heap figures without tracing
+    assert results["refresh_wave.rss_trimmed_growth_mb"] <= results["refresh_wave.memory_bound_mb"]
