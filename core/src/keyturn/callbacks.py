@@ -9,6 +9,7 @@ sign in again. The session never carries the refresh token.
 
 from __future__ import annotations
 
+from .dispatch import Passthrough
 from .errors import ConfigurationError, ProviderError
 from .hookspecs import JwtTrigger, hookimpl
 from .models import (
@@ -37,7 +38,7 @@ def keyturn_jwt(
     if token is None:
         raise ConfigurationError(f"keyturn_jwt: {trigger} needs the current token")
     # On "read" the token comes back as it is; the client relies on this and skips the call
-    # when this is the only implementation.
+    # (see PASSTHROUGH below).
     if trigger == "refresh" and tokens is not None:
         return token.model_copy(update={"tokens": tokens, "error": None, "refresh_failure": None})
     if trigger == "refreshError" and error is not None:
@@ -59,3 +60,9 @@ def keyturn_jwt(
 @hookimpl
 def keyturn_session(token: JWT) -> Session:
     return Session.from_jwt(token)
+
+
+#: What keyturn may skip calling: on a ``read``, :func:`keyturn_jwt` returns the token it
+#: was given and does nothing else, so a planned call hands the token straight on (to an
+#: app's wrapper, say) instead of calling it (see :mod:`keyturn.dispatch`).
+PASSTHROUGH = {keyturn_jwt: Passthrough(when="trigger", equals="read", returns="token")}

@@ -29,9 +29,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
+import pluggy
 from pydantic import SecretStr, ValidationError
 
 from . import callbacks, client_auth, defaults
@@ -268,6 +269,22 @@ class _OnDemand:
         return f"<the HTTP client of {type(self._owner).__name__}, taken on demand>"
 
 
+class _Hooks(Protocol):
+    """Hook name -> how to call it."""
+
+    def __getitem__(self, name: str, /) -> Callable[..., Any]: ...
+
+
+class _PluggyHooks:
+    """A plain pluggy manager's hook callers by name (it keeps no plans)."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._relay = pm.hook
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        return cast(Callable[..., Any], getattr(self._relay, name))
+
+
 class BaseKeyturn(Generic[H]):
     """What both clients share: providers, credentials, and every operation, written once.
 
@@ -316,11 +333,7 @@ class BaseKeyturn(Generic[H]):
         pm = self.plugin_manager
         #: hook name -> how to call it (see keyturn.dispatch); pluggy's caller for a plain
         #: pluggy manager, which keeps no plans.
-        self._hook: Callable[[str], Callable[..., Any]] = (
-            pm.caller
-            if isinstance(pm, KeyturnPluginManager)
-            else lambda name: cast(Callable[..., Any], getattr(pm.hook, name))
-        )
+        self._hooks: _Hooks = pm.plans if isinstance(pm, KeyturnPluginManager) else _PluggyHooks(pm)
         self._environ = os.environ if environ is None else environ
         self._registered = collect_providers(self.plugin_manager, self._environ)
         self._registered.update(_local_providers(options.get("providers", ()), self._registered))
@@ -465,7 +478,7 @@ class BaseKeyturn(Generic[H]):
         from .deployment import setting_values
 
         values = setting_values(spec, self._settings.get(spec.id), self._environ)
-        deployed = self._hook("keyturn_deploy")(provider=spec, settings=values)
+        deployed = self._hooks["keyturn_deploy"](provider=spec, settings=values)
         if not isinstance(deployed, ProviderSpec) or deployed.id != spec.id:
             raise PluginError(
                 f"keyturn_deploy for {spec.id!r} must return a ProviderSpec with the same id"
@@ -524,7 +537,7 @@ class BaseKeyturn(Generic[H]):
         credentials = self.credentials(spec)
         if spec.client_auth == "none":
             return credentials
-        secret_hook = self._hook("keyturn_client_secret")
+        secret_hook = self._hooks["keyturn_client_secret"]
         return client_auth.request_credentials(
             spec,
             credentials,
@@ -657,7 +670,7 @@ class BaseKeyturn(Generic[H]):
             query["nonce"] = nonce_value
         query.update(spec.authorize_params)
         query.update(params)
-        url = self._hook("keyturn_authorize_url")(
+        url = self._hooks["keyturn_authorize_url"](
             provider=spec, credentials=credentials, params=dict(query)
         )
         return AuthorizationRequest.model_validate(
@@ -680,7 +693,7 @@ class BaseKeyturn(Generic[H]):
     # -- operations: everything that does I/O, written once ---------------------------------
 
     def _hook_flow(self, hook: str, spec: ProviderSpec, operation: str, **kwargs: Any) -> Flow[Any]:
-        flow = self._hook(hook)(provider=spec, **kwargs)
+        flow = self._hooks[hook](provider=spec, **kwargs)
         if not inspect.isgenerator(flow):
             close = getattr(flow, "close", None)
             if callable(close):  # a coroutine from an async def hook: silence "never awaited"
@@ -1092,7 +1105,7 @@ class BaseKeyturn(Generic[H]):
         profile: Profile | None = None,
         error: ProviderError | None = None,
     ) -> JWT:
-        result: JWT = self._hook("keyturn_jwt")(
+        result: JWT = self._hooks["keyturn_jwt"](
             token=token,
             trigger=trigger,
             tokens=tokens,
@@ -1125,7 +1138,7 @@ class BaseKeyturn(Generic[H]):
         expires_at = token.tokens.expires_at  # TokenSet.expires_within, inlined: every request
         due = expires_at is not None and expires_at - self.leeway <= now
         if not due or token.error == REFRESH_ACCESS_TOKEN_ERROR:
-            call = self._hook("keyturn_jwt")
+            call = self._hooks["keyturn_jwt"]
             if call is callbacks.keyturn_jwt:
                 return token  # what keyturn's default returns on a read, without the call
             result: JWT = call(
@@ -1138,7 +1151,7 @@ class BaseKeyturn(Generic[H]):
 
     def session(self, token: JWT) -> Session:
         """What the app shows: runs the ``keyturn_session`` callback. No I/O."""
-        call = self._hook("keyturn_session")
+        call = self._hooks["keyturn_session"]
         if call is callbacks.keyturn_session:
             return Session.from_jwt(token)  # keyturn's default, one call shorter
         session: Session = call(token=token)

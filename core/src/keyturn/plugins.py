@@ -15,6 +15,7 @@ import functools
 import importlib.metadata
 import inspect
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -47,13 +48,30 @@ BUILTIN_PLUGINS = ("keyturn.defaults", "keyturn.callbacks")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Plans(dict[str, HookCall]):
+    """Hook name -> how to call it now; a name not planned yet is planned when first asked for.
+
+    Read it with ``plans[name]`` (a plain dictionary lookup on every call after the first);
+    :class:`KeyturnPluginManager` empties it whenever what a hook call does could change.
+    """
+
+    __slots__ = ("_plan",)
+
+    def __init__(self, plan: Callable[[str], HookCall]) -> None:
+        super().__init__()
+        self._plan = plan
+
+    def __missing__(self, name: str) -> HookCall:
+        return self._plan(name)
+
+
 class KeyturnPluginManager(pluggy.PluginManager):
     """A pluggy manager that remembers where each plugin came from, and calls hooks cheaply.
 
-    :meth:`call` is what keyturn calls hooks with: the same outcome as ``pm.hook.<name>(...)``
-    without pluggy's per-call overhead when nothing needs it (see :mod:`keyturn.dispatch`).
-    :attr:`generation` changes whenever what a hook call does could change; the plans
-    :meth:`call` keeps are valid for one generation only.
+    :meth:`caller` (or :attr:`plans`) is what keyturn calls hooks with: the same outcome as
+    ``pm.hook.<name>(...)`` without pluggy's per-call overhead when nothing needs it (see
+    :mod:`keyturn.dispatch`). :attr:`generation` changes whenever what a hook call does could
+    change, and :attr:`plans` is emptied then.
     """
 
     def __init__(self) -> None:
@@ -63,7 +81,11 @@ class KeyturnPluginManager(pluggy.PluginManager):
         #: Bumped by every change to plugins, specs, blocks or call monitoring.
         self.generation = 0
         self._monitors = 0
-        self._plans: dict[str, tuple[int, HookCall]] = {}
+        # Held while a change empties the plans and while a plan is stored, so that a plan
+        # made from what was there before a change is never kept after it.
+        self._plans_lock = threading.Lock()
+        #: hook name -> how to call it in this generation (see :meth:`caller`).
+        self.plans = Plans(self._plan)
 
     def caller(self, name: str) -> HookCall:
         """How to call hook ``name`` now: call the result with every argument as a keyword.
@@ -71,17 +93,21 @@ class KeyturnPluginManager(pluggy.PluginManager):
         While call monitoring is installed this is pluggy's ``HookCaller``, so monitors see
         every call.
         """
-        generation = self.generation  # read first: a change while planning shows next time
-        known = self._plans.get(name)
-        if known is not None and known[0] == generation:
-            return known[1]
+        return self.plans[name]
+
+    def _plan(self, name: str) -> HookCall:
+        generation = self.generation  # read first: a change while planning is not kept
         hook_caller: pluggy.HookCaller = getattr(self.hook, name)
-        found = hook_caller if self._monitors else plan(hook_caller)
-        self._plans[name] = (generation, found)
+        found = hook_caller if self._monitors else plan(hook_caller, callbacks.PASSTHROUGH)
+        with self._plans_lock:
+            if generation == self.generation:
+                self.plans[name] = found
         return found
 
     def _changed(self) -> None:
-        self.generation += 1
+        with self._plans_lock:
+            self.generation += 1
+            self.plans.clear()
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         try:
