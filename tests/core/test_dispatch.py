@@ -275,6 +275,16 @@ SHAPES = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def frozen_heap() -> Iterator[None]:
+    """Everything alive before these tests is frozen (``gc.freeze``), so the collection each
+    :func:`outcome` makes walks only what the call made, not the whole test session's heap."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 def outcome(call: Callable[..., Any]) -> tuple[str, Any, list[str]]:
     """What a call gives: its result or exception, and the log of what ran, garbage included.
 
