@@ -24,6 +24,8 @@ from typing import Any
 import keyturn
 from keyturn_emulator import Emulator
 
+from ._emulated import emulated_spec, sign_in
+
 __all__ = ["Provider", "emulator_process", "rss"]
 
 
@@ -34,21 +36,6 @@ def rss() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return 0
-
-
-def _spec(emu: Emulator, profile: str) -> keyturn.ProviderSpec:
-    """The spec for ``profile``: the installed plugin's, pointed at the emulator, or for a
-    profile without a plugin (``strict``) the emulator's own."""
-    if profile == "strict":
-        return emu.spec(profile)
-    return emu.point(keyturn.Keyturn(environ={}).provider(profile, deployed=False))
-
-
-def _sign_in(emu: Emulator, spec: keyturn.ProviderSpec) -> keyturn.TokenSet:
-    """A fresh grant through a full sign-in (authorize, then the code exchanged)."""
-    with keyturn.Keyturn({spec.id: emu.credentials}, providers=[spec], environ={}) as kt:
-        request = kt.authorize_url(spec.id, "http://127.0.0.1:8765/callback")
-        return kt.sign_in(request, emu.authorize(request.url), fetch_profile=False).tokens
 
 
 def _serve(conn: Connection, profile: str, still: bool) -> None:
@@ -65,7 +52,7 @@ def _serve(conn: Connection, profile: str, still: bool) -> None:
     started = float(int(time.time()))
     clock = (lambda: started) if still else time.time
     with Emulator(access_token_lifetime=3600, clock=clock) as emu:
-        spec = _spec(emu, profile)
+        spec = emulated_spec(emu, profile)
         conn.send((spec, emu.credentials))
         while True:
             try:
@@ -76,7 +63,7 @@ def _serve(conn: Connection, profile: str, still: bool) -> None:
                 answers = (emu.grant(profile) for _ in range(request[1]))
                 conn.send([(a["access_token"], a["refresh_token"], a["scope"]) for a in answers])
             elif request[0] == "sign_in":
-                conn.send(_sign_in(emu, spec))
+                conn.send(sign_in(emu, spec).tokens)
             elif request[0] == "counters":
                 conn.send(emu.counters(profile))
             elif request[0] == "reset":
